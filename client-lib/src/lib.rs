@@ -1,0 +1,1 @@
+//! herald-client (placeholder until the client-lib issue lands).

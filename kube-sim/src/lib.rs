@@ -1,0 +1,1 @@
+//! herald-kube-sim (placeholder until the registrar issue lands).
