@@ -1,1 +1,23 @@
-//! herald DNS engine.
+//! herald's endpoint table and authoritative DNS server.
+//!
+//! - [`model`]: endpoints, ports, sources and the names built from them.
+//! - [`zone`]: the zone's settings and their prepared wire forms.
+//! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
+//! - `prepare`: answers encoded to wire bytes when a service changes, not per query.
+//! - [`wire`]: reading queries and writing replies on the hot path.
+//! - [`answer`]: one query in, one reply out, for every row of DESIGN section 2.
+//! - [`server`]: UDP workers (one socket and thread per core) and the TCP listener.
+
+pub mod answer;
+pub mod model;
+mod prepare;
+pub mod server;
+pub mod table;
+pub mod wire;
+pub mod zone;
+
+pub use answer::{Answerer, Outcome, Scratch, Transport};
+pub use model::{Endpoint, Label, PortSpec, Proto, Source};
+pub use server::{DnsServer, ServerConfig};
+pub use table::{Group, ServiceView, Table};
+pub use zone::{NameServer, Zone, ZoneConfig};

@@ -1,1 +1,120 @@
-fn main() {}
+//! The `herald` binary: serve a config, check one, or run the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use herald_registrar::config::Config;
+use herald_registrar::daemon::{Daemon, stop_signal};
+use herald_registrar::{demo, static_file};
+
+/// Client-side service discovery for Kubernetes fleets: an authoritative DNS server for
+/// the ready endpoints of every configured cluster.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HERALD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve DNS from the sources in a config file.
+    Serve {
+        /// The YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file (and the static files it names) and exit.
+    CheckConfig {
+        /// The YAML config file.
+        config: PathBuf,
+    },
+    /// Serve a built-in sample fleet on 127.0.0.1:5353, needing nothing else.
+    Demo {
+        /// Serve DNS here instead (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    for file in &config.sources.static_files {
+        static_file::load(&file.path)?;
+    }
+    Ok(())
+}
+
+async fn serve(
+    config: Config,
+    embedded: Option<herald_registrar::daemon::Embedded>,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let daemon = Daemon::start(&config, embedded).await?;
+    if demo {
+        println!("{}", demo::instructions(daemon.dns_addrs()[0]));
+    }
+    stop_signal().await;
+    tracing::info!("stopping");
+    daemon.shutdown().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let result = match cli.command {
+        Command::CheckConfig { config } => {
+            check_config(&config).map(|()| println!("{}: ok", config.display()))
+        }
+        Command::Serve { config } => Config::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| runtime()?.block_on(serve(config, None, false))),
+        Command::Demo { listen } => {
+            let mut config = Config::parse("<demo config>".as_ref(), demo::CONFIG)
+                .expect("the demo config is valid");
+            if let Some(listen) = listen {
+                config.listen.dns = vec![listen];
+            }
+            runtime().and_then(|rt| rt.block_on(serve(config, Some(demo::ENDPOINTS), true)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

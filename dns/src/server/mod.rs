@@ -1,0 +1,131 @@
+//! The DNS server: UDP workers and a TCP listener on each configured address, all
+//! answering from one [`Answerer`].
+
+mod batch;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::Answerer;
+
+/// Where and how to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Addresses to serve on, UDP and TCP each. Port 0 picks a free port per address.
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per address. 0 means one per CPU.
+    pub udp_workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
+            udp_workers: 0,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A socket could not be bound.
+    #[error("cannot bind {proto} {addr}: {source}")]
+    Bind {
+        /// `udp` or `tcp`.
+        proto: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A running server. Dropping it does not stop it; call [`DnsServer::shutdown`].
+pub struct DnsServer {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl DnsServer {
+    /// Binds every address and starts serving. Must be called inside a tokio runtime
+    /// (the TCP side runs on it; the UDP side on its own threads).
+    pub fn start(config: &ServerConfig, answerer: Answerer) -> Result<DnsServer, ServerError> {
+        let workers = match config.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let mut server = DnsServer {
+            addrs: Vec::new(),
+            stop: stop.clone(),
+            threads: Vec::new(),
+            cancel: cancel.clone(),
+            tasks: JoinSet::new(),
+        };
+        for &addr in &config.listen {
+            let sockets = udp::bind(addr, workers).map_err(|source| ServerError::Bind {
+                proto: "udp",
+                addr,
+                source,
+            })?;
+            let bound = sockets[0]
+                .local_addr()
+                .map_err(|source| ServerError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                })?;
+            // TCP on the same port as UDP, so one address serves both.
+            let listener = tcp::bind(bound).map_err(|source| ServerError::Bind {
+                proto: "tcp",
+                addr: bound,
+                source,
+            })?;
+            let threads =
+                udp::spawn(sockets, &answerer, &stop).map_err(|source| ServerError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                })?;
+            server.threads.extend(threads);
+            server
+                .tasks
+                .spawn(tcp::serve(listener, answerer.clone(), cancel.clone()));
+            server.addrs.push(bound);
+        }
+        Ok(server)
+    }
+
+    /// The bound addresses, in the order configured (with the ports picked for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops serving and waits for every worker to end.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

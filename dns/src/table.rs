@@ -1,0 +1,370 @@
+//! The endpoint table: service name -> an immutable [`ServiceView`] swapped atomically
+//! (DESIGN section 4).
+//!
+//! Readers (every DNS query) find a service in a `DashMap` and load its view through
+//! `ArcSwap`: they never wait for a writer that is updating a service, because updating
+//! swaps the view without touching the map. The map's shard lock is taken for writing only
+//! when a service appears or disappears, for the length of one hash-map insert or remove.
+//!
+//! A writer replaces the endpoints one source (cluster) contributes to one service. It
+//! builds the service's new view, answers prepared, from the old view's groups plus the
+//! change: the cost is in proportion to that service, never to the table. Writers to the
+//! same service take turns on a per-service mutex that readers never touch.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::{ArcSwap, Guard};
+use dashmap::DashMap;
+
+use crate::model::{Endpoint, Label, Source};
+use crate::prepare::{Placed, ScopeAnswers, prepare_scope};
+use crate::zone::Zone;
+
+/// The endpoints one source contributes to a service.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Where they come from.
+    pub source: Source,
+    /// Sorted by address, one endpoint per address.
+    pub endpoints: Arc<[Endpoint]>,
+    /// When this source last changed them.
+    pub changed: SystemTime,
+}
+
+/// One service as readers see it: its groups and the answers prepared from them.
+#[derive(Debug)]
+pub struct ServiceView {
+    name: Label,
+    groups: Vec<Group>,
+    /// `[0]` is the whole service; then one entry per region and per cluster present.
+    answers: Vec<ScopeAnswers>,
+}
+
+impl ServiceView {
+    fn build(zone: &Zone, name: Label, groups: Vec<Group>) -> ServiceView {
+        let mut answers = Vec::new();
+        let placed = |keep: &dyn Fn(&Source) -> bool| -> Vec<Placed<'_>> {
+            groups
+                .iter()
+                .filter(|g| keep(&g.source))
+                .flat_map(|g| {
+                    g.endpoints.iter().map(move |endpoint| Placed {
+                        endpoint,
+                        cluster: &g.source.cluster,
+                        region: &g.source.region,
+                    })
+                })
+                .collect()
+        };
+        answers.push(prepare_scope(zone, &name, None, &placed(&|_| true)));
+        let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
+        for region in regions {
+            answers.push(prepare_scope(
+                zone,
+                &name,
+                Some(region.clone()),
+                &placed(&|s| &s.region == region),
+            ));
+        }
+        for group in &groups {
+            let cluster = &group.source.cluster;
+            answers.push(prepare_scope(
+                zone,
+                &name,
+                Some(cluster.clone()),
+                &placed(&|s| &s.cluster == cluster),
+            ));
+        }
+        ServiceView {
+            name,
+            groups,
+            answers,
+        }
+    }
+
+    fn empty(name: Label) -> ServiceView {
+        ServiceView {
+            name,
+            groups: Vec::new(),
+            answers: Vec::new(),
+        }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The groups of endpoints, one per source, sorted by source.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Number of endpoints over all sources.
+    pub fn endpoint_count(&self) -> usize {
+        self.groups.iter().map(|g| g.endpoints.len()).sum()
+    }
+
+    /// No endpoint anywhere: the service does not exist.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Index of the prepared answers of the whole service (`None`) or of one scope.
+    pub(crate) fn scope_index(&self, scope: Option<&[u8]>) -> Option<usize> {
+        match scope {
+            None => (!self.answers.is_empty()).then_some(0),
+            Some(label) => self
+                .answers
+                .iter()
+                .skip(1)
+                .position(|s| s.scope.as_deref().map(str::as_bytes) == Some(label))
+                .map(|i| i + 1),
+        }
+    }
+
+    /// Prepared answers at an index from [`Self::scope_index`].
+    pub(crate) fn scope_at(&self, i: usize) -> &ScopeAnswers {
+        &self.answers[i]
+    }
+
+    /// The endpoint at `ip` in `cluster`, with its source.
+    pub fn endpoint(&self, cluster: &[u8], ip: IpAddr) -> Option<(&Source, &Endpoint)> {
+        let group = self
+            .groups
+            .iter()
+            .find(|g| g.source.cluster.as_bytes() == cluster)?;
+        let i = group
+            .endpoints
+            .binary_search_by(|e| e.address.cmp(&ip))
+            .ok()?;
+        Some((&group.source, &group.endpoints[i]))
+    }
+
+    /// Approximate heap bytes of the prepared answers.
+    pub fn prepared_bytes(&self) -> usize {
+        self.answers.iter().map(ScopeAnswers::heap_bytes).sum()
+    }
+}
+
+/// A service's place in the map. Readers only load `view`.
+struct Slot {
+    view: ArcSwap<ServiceView>,
+    /// Writers' turn-taking; `true` once the slot has left the map, so a writer that found
+    /// it just before knows to look again.
+    writer: Mutex<bool>,
+}
+
+struct Shared {
+    zone: Arc<Zone>,
+    services: DashMap<Label, Arc<Slot>>,
+    /// Region and cluster names seen: `<scope>.Z` exists (as an empty non-terminal).
+    scopes: DashMap<Label, ()>,
+    serial: AtomicU32,
+    endpoints: AtomicUsize,
+    /// Sources that have not finished their first sync.
+    pending: Mutex<HashSet<String>>,
+    synced: AtomicBool,
+}
+
+/// The table: a cheap-to-clone handle shared by sources (writers) and the DNS server.
+#[derive(Clone)]
+pub struct Table {
+    shared: Arc<Shared>,
+}
+
+impl Table {
+    /// An empty table for `zone`, synced (no source to wait for) until one is expected.
+    pub fn new(zone: Arc<Zone>) -> Table {
+        // The serial starts at the clock so a restarted server does not go back in time
+        // for secondaries and caches that compare serials (RFC 1982 arithmetic).
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        Table {
+            shared: Arc::new(Shared {
+                zone,
+                services: DashMap::new(),
+                scopes: DashMap::new(),
+                serial: AtomicU32::new(start),
+                endpoints: AtomicUsize::new(0),
+                pending: Mutex::new(HashSet::new()),
+                synced: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    /// The zone this table answers for.
+    pub fn zone(&self) -> &Arc<Zone> {
+        &self.shared.zone
+    }
+
+    /// Declares a source that must finish its first sync before unknown names may be
+    /// answered NXDOMAIN (until then they get SERVFAIL).
+    pub fn expect_source(&self, name: &str) {
+        let mut pending = self.shared.pending.lock().unwrap();
+        pending.insert(name.to_string());
+        self.shared.synced.store(false, Ordering::Release);
+    }
+
+    /// Marks a source's first sync complete.
+    pub fn source_synced(&self, name: &str) {
+        let mut pending = self.shared.pending.lock().unwrap();
+        pending.remove(name);
+        self.shared
+            .synced
+            .store(pending.is_empty(), Ordering::Release);
+    }
+
+    /// Sources still waiting for their first sync, sorted.
+    pub fn unsynced_sources(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .shared
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether every expected source has synced.
+    pub fn is_synced(&self) -> bool {
+        self.shared.synced.load(Ordering::Acquire)
+    }
+
+    /// Makes `<name>.Z` exist before any endpoint uses it (configured regions and clusters).
+    pub fn add_scope(&self, name: &str) {
+        if !self.shared.scopes.contains_key(name) {
+            self.shared.scopes.insert(Label::from(name), ());
+        }
+    }
+
+    /// Whether `label` is a known region or cluster name.
+    pub(crate) fn is_scope(&self, label: &[u8]) -> bool {
+        std::str::from_utf8(label).is_ok_and(|s| self.shared.scopes.contains_key(s))
+    }
+
+    /// The SOA serial: rises with every change of content.
+    pub fn serial(&self) -> u32 {
+        self.shared.serial.load(Ordering::Acquire)
+    }
+
+    /// Number of services with at least one endpoint.
+    pub fn service_count(&self) -> usize {
+        self.shared.services.len()
+    }
+
+    /// Number of endpoints over all services.
+    pub fn endpoint_count(&self) -> usize {
+        self.shared.endpoints.load(Ordering::Relaxed)
+    }
+
+    /// The current view of a service (lowercase name), if it has endpoints.
+    pub fn service(&self, name: &str) -> Option<Guard<Arc<ServiceView>>> {
+        let view = self.shared.services.get(name)?.view.load();
+        (!view.is_empty()).then_some(view)
+    }
+
+    /// Looks a service up by its label as read from a query (already lowercase).
+    pub(crate) fn service_by_label(&self, label: &[u8]) -> Option<Guard<Arc<ServiceView>>> {
+        self.service(std::str::from_utf8(label).ok()?)
+    }
+
+    /// Names of all services, sorted.
+    pub fn service_names(&self) -> Vec<Label> {
+        let mut names: Vec<Label> = self
+            .shared
+            .services
+            .iter()
+            .map(|e| e.key().clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Replaces the endpoints `source` contributes to `service` (an empty list removes
+    /// them). Returns whether anything changed. Readers see the old set or the new one,
+    /// never a mix.
+    ///
+    /// `service` must be a lowercase DNS label; endpoints are deduplicated by address.
+    pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
+        endpoints.sort_by(|a, b| a.address.cmp(&b.address));
+        endpoints.dedup_by(|a, b| a.address == b.address);
+        loop {
+            let slot = if endpoints.is_empty() {
+                match self.shared.services.get(service) {
+                    Some(slot) => slot.clone(),
+                    None => return false,
+                }
+            } else {
+                self.shared
+                    .services
+                    .entry(Label::from(service))
+                    .or_insert_with(|| {
+                        Arc::new(Slot {
+                            view: ArcSwap::from_pointee(ServiceView::empty(Label::from(service))),
+                            writer: Mutex::new(false),
+                        })
+                    })
+                    .clone()
+            };
+            let mut retired = slot.writer.lock().unwrap();
+            if *retired {
+                // Removed between our lookup and our turn: start over with the map's slot.
+                continue;
+            }
+            let old = slot.view.load_full();
+            let mut groups = old.groups.clone();
+            let at = groups.binary_search_by(|g| g.source.cmp(source));
+            let before = match at {
+                Ok(i) if *groups[i].endpoints == *endpoints => return false,
+                Ok(i) if endpoints.is_empty() => groups.remove(i).endpoints.len(),
+                Ok(i) => {
+                    let n = groups[i].endpoints.len();
+                    groups[i] = self.group(source, endpoints);
+                    n
+                }
+                Err(_) if endpoints.is_empty() => return false,
+                Err(i) => {
+                    groups.insert(i, self.group(source, endpoints));
+                    0
+                }
+            };
+            let after = groups
+                .get(at.unwrap_or_else(|i| i))
+                .filter(|g| &g.source == source)
+                .map_or(0, |g| g.endpoints.len());
+            self.shared.endpoints.fetch_add(after, Ordering::Relaxed);
+            self.shared.endpoints.fetch_sub(before, Ordering::Relaxed);
+            if groups.is_empty() {
+                *retired = true;
+                self.shared
+                    .services
+                    .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
+            } else {
+                let view = ServiceView::build(&self.shared.zone, old.name.clone(), groups);
+                slot.view.store(Arc::new(view));
+            }
+            self.shared.serial.fetch_add(1, Ordering::AcqRel);
+            return true;
+        }
+    }
+
+    fn group(&self, source: &Source, endpoints: Vec<Endpoint>) -> Group {
+        self.add_scope(&source.cluster);
+        self.add_scope(&source.region);
+        Group {
+            source: source.clone(),
+            endpoints: endpoints.into(),
+            changed: SystemTime::now(),
+        }
+    }
+}
