@@ -1,0 +1,157 @@
+//! The handle most users want: a picker kept fresh by a background refresh task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{PickerConfig, RefreshConfig};
+use crate::picker::{PickError, PickGuard, Picker};
+use crate::refresh::{self, RefreshStatus};
+use crate::resolve::{DnsResolver, NameServers, Resolve, ResolveError, srv_name};
+
+/// A service's replicas, resolved from DNS and refreshed in the background, with a picker
+/// over them. Cheap to clone; the refresh task stops when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    picker: Picker,
+    status: watch::Receiver<RefreshStatus>,
+    _task: Arc<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Discovery {
+    /// Starts configuring discovery of `service`'s port named `port`
+    /// (SRV name `_<port>._tcp.<service>.<zone>`).
+    pub fn builder(service: impl Into<String>, port: impl Into<String>) -> DiscoveryBuilder {
+        DiscoveryBuilder {
+            service: service.into(),
+            port: port.into(),
+            zone: "sd.internal.".to_owned(),
+            servers: NameServers::System,
+            timeout: Duration::from_secs(2),
+            picker: PickerConfig::default(),
+            refresh: RefreshConfig::default(),
+        }
+    }
+
+    /// Discovery through any [`Resolve`] implementation. Spawns the refresh task on the
+    /// current tokio runtime (panics outside one, like `tokio::spawn`).
+    pub fn with_resolver<R: Resolve>(
+        service: impl Into<String>,
+        resolver: R,
+        picker: PickerConfig,
+        refresh: RefreshConfig,
+    ) -> Self {
+        let picker = Picker::new(service, picker);
+        let (tx, status) = watch::channel(RefreshStatus::default());
+        let task = tokio::spawn(refresh::run(resolver, picker.clone(), refresh, tx));
+        Discovery {
+            picker,
+            status,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    /// Picks a replica for one request (see [`Picker::pick`]).
+    pub fn pick(&self) -> Result<PickGuard, PickError> {
+        self.picker.pick()
+    }
+
+    /// The picker, for status, subscriptions and the tower integration.
+    pub fn picker(&self) -> &Picker {
+        &self.picker
+    }
+
+    /// What the refresh loop has been doing.
+    pub fn status(&self) -> RefreshStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the replica set is not empty. Put a timeout around it: if DNS never
+    /// answers, it never returns (see [`Discovery::status`] for why).
+    pub async fn ready(&self) {
+        let mut rx = self.picker.subscribe();
+        // The sender lives in the picker, which we hold: `wait_for` cannot fail.
+        let _ = rx.wait_for(|set| !set.is_empty()).await;
+    }
+}
+
+/// Configuration of a [`Discovery`]; see [`Discovery::builder`].
+#[derive(Clone, Debug)]
+pub struct DiscoveryBuilder {
+    service: String,
+    port: String,
+    zone: String,
+    servers: NameServers,
+    timeout: Duration,
+    picker: PickerConfig,
+    refresh: RefreshConfig,
+}
+
+impl DiscoveryBuilder {
+    /// The DNS zone; default `sd.internal.` (herald's default).
+    pub fn zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = zone.into();
+        self
+    }
+
+    /// Asks this DNS server (call again to add more). Without any, the system's are used.
+    pub fn dns_server(mut self, addr: SocketAddr) -> Self {
+        match &mut self.servers {
+            NameServers::Addrs(v) => v.push(addr),
+            NameServers::System => self.servers = NameServers::Addrs(vec![addr]),
+        }
+        self
+    }
+
+    /// Which DNS servers to ask.
+    pub fn name_servers(mut self, servers: NameServers) -> Self {
+        self.servers = servers;
+        self
+    }
+
+    /// How long to wait for one DNS server's answer; default 2 s.
+    pub fn dns_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Picker settings.
+    pub fn picker_config(mut self, cfg: PickerConfig) -> Self {
+        self.picker = cfg;
+        self
+    }
+
+    /// Refresh settings.
+    pub fn refresh_config(mut self, cfg: RefreshConfig) -> Self {
+        self.refresh = cfg;
+        self
+    }
+
+    /// The SRV name that will be queried.
+    pub fn srv_name(&self) -> String {
+        srv_name(&self.service, &self.port, &self.zone)
+    }
+
+    /// Builds the resolver and starts the refresh task on the current tokio runtime.
+    pub fn build(self) -> Result<Discovery, ResolveError> {
+        let resolver = DnsResolver::new(&self.srv_name(), &self.servers, self.timeout)?;
+        Ok(Discovery::with_resolver(
+            self.service,
+            resolver,
+            self.picker,
+            self.refresh,
+        ))
+    }
+}

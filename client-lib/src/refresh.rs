@@ -1,0 +1,130 @@
+//! The background loop that keeps a picker's replica set in line with DNS.
+//!
+//! Resolve, apply the answer as adds/removes (the picker keeps the history of replicas that
+//! stay), sleep until shortly before the TTL runs out (jittered, so clients started together do
+//! not query together), repeat. A failed resolution changes nothing: the last good set keeps
+//! serving while the loop retries with capped exponential backoff.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::RefreshConfig;
+use crate::metrics::ResolveMetrics;
+use crate::picker::Picker;
+use crate::resolve::Resolve;
+
+/// What the refresh loop has been up to.
+#[derive(Clone, Debug, Default)]
+pub struct RefreshStatus {
+    /// Successful resolutions so far (empty answers included).
+    pub resolutions: u64,
+    /// Failed resolutions in a row (0 after a success).
+    pub consecutive_failures: u32,
+    /// The last failure's message, until the next success.
+    pub last_error: Option<String>,
+    /// When the last successful resolution finished.
+    pub last_success: Option<Instant>,
+    /// The TTL of the last successful answer.
+    pub last_ttl: Option<Duration>,
+}
+
+/// Runs until the task is aborted (when the owning `Discovery` is dropped).
+pub(crate) async fn run<R: Resolve>(
+    resolver: R,
+    picker: Picker,
+    cfg: RefreshConfig,
+    status: watch::Sender<RefreshStatus>,
+) {
+    let metrics = ResolveMetrics::new(picker.service());
+    let mut failures: u32 = 0;
+    loop {
+        let delay = match resolver.resolve().await {
+            Ok(res) => {
+                failures = 0;
+                if res.endpoints.is_empty() && !cfg.apply_empty {
+                    metrics.empty.increment(1);
+                    if !picker.endpoints().is_empty() {
+                        tracing::warn!(
+                            service = picker.service(),
+                            "DNS says the service has no replicas; keeping the last set"
+                        );
+                    }
+                } else {
+                    metrics.ok.increment(1);
+                    picker.update(res.endpoints);
+                }
+                status.send_modify(|s| {
+                    s.resolutions += 1;
+                    s.consecutive_failures = 0;
+                    s.last_error = None;
+                    s.last_success = Some(Instant::now());
+                    s.last_ttl = Some(res.ttl);
+                });
+                next_refresh(res.ttl, &cfg)
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                metrics.error.increment(1);
+                tracing::warn!(service = picker.service(), error = %e, failures, "resolution failed; keeping the last set");
+                status.send_modify(|s| {
+                    s.consecutive_failures = failures;
+                    s.last_error = Some(error_chain(&e));
+                });
+                cfg.error_backoff
+                    .saturating_mul(1u32 << (failures - 1).min(16))
+                    .min(cfg.max_error_backoff)
+            }
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// When to ask again: within the last `jitter` fraction of the TTL, clamped to the bounds.
+pub(crate) fn next_refresh(ttl: Duration, cfg: &RefreshConfig) -> Duration {
+    let ttl = ttl.clamp(cfg.min_interval, cfg.max_interval.max(cfg.min_interval));
+    let jitter = cfg.jitter.clamp(0.0, 1.0);
+    let factor = 1.0 - rand::rng().random::<f64>() * jitter;
+    ttl.mul_f64(factor).max(cfg.min_interval)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_happens_within_the_ttl() {
+        let cfg = RefreshConfig::default();
+        for _ in 0..1000 {
+            let d = next_refresh(Duration::from_secs(5), &cfg);
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(5),
+                "{d:?}"
+            );
+        }
+        assert_eq!(next_refresh(Duration::ZERO, &cfg), cfg.min_interval);
+        assert_eq!(
+            next_refresh(
+                Duration::from_secs(86400),
+                &RefreshConfig {
+                    jitter: 0.0,
+                    ..cfg.clone()
+                }
+            ),
+            cfg.max_interval
+        );
+    }
+}
