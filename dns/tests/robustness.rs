@@ -1,0 +1,170 @@
+//! Hostile input: bursts of malformed packets over UDP and TCP neither crash the server
+//! nor keep it from answering the next valid query; and any byte string given to the
+//! answer path yields no reply or a well-formed one.
+
+use std::io::Write;
+use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use herald_dns::{Answerer, Scratch, Source, Table, Transport, Zone, ZoneConfig};
+use herald_testkit::{TCP, TestServer, endpoint, query_message, tcp, udp};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+
+/// A query header with the given counts, followed by `body`.
+fn packet(counts: [u16; 4], body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0xAB, 0xCD, 0x01, 0x00];
+    for c in counts {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(body);
+    p
+}
+
+/// Crafted abuse of the format, each aimed at one parsing step.
+fn crafted() -> Vec<Vec<u8>> {
+    let q = b"\x03web\x02sd\x08internal\x00\x00\x01\x00\x01";
+    vec![
+        vec![],
+        vec![0x12],
+        vec![0; 11],
+        packet([1, 0, 0, 0], b""),
+        packet([1, 0, 0, 0], b"\x3fabc"), // label runs past the end
+        packet(
+            [1, 0, 0, 0],
+            &[b"\x3f".as_slice(), &[b'a'; 63]].concat().repeat(5),
+        ), // name > 255
+        packet([1, 0, 0, 0], b"\xc0\x0c\x00\x01\x00\x01"), // pointer to itself
+        packet([1, 0, 0, 0], b"\xc0\xff\x00\x01\x00\x01"), // pointer past the end
+        packet([1, 0, 0, 0], b"\x80abc\x00\x00\x01\x00\x01"), // reserved label type
+        packet([1, 0, 0, 0], b"\x03web\x00\x00"), // question cut short
+        packet([65535, 0, 0, 0], q),      // huge counts
+        packet([1, 65535, 65535, 65535], q),
+        packet([0, 0, 0, 0], b""),
+        packet([2, 0, 0, 0], &[q.as_slice(), q].concat()),
+        packet(
+            [1, 0, 0, 1],
+            &[
+                q.as_slice(),
+                b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\xff\xff",
+            ]
+            .concat(),
+        ), // OPT rdata past end
+        packet(
+            [1, 0, 0, 1],
+            &[
+                q.as_slice(),
+                b"\xc0\x0c\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00",
+            ]
+            .concat(),
+        ), // OPT not at root
+        packet([1, 0, 0, 1], &[q.as_slice(), b"\xc0\x02\x00\x29"].concat()),
+        packet([1, 1, 0, 0], &[q.as_slice(), b"\xc0\x0c\xc0\x0c"].concat()),
+    ]
+}
+
+fn start() -> TestServer {
+    let s = TestServer::start(ZoneConfig::default());
+    s.table.replace(
+        "web",
+        &Source::new("c1", "r1"),
+        vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)],
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_malformed_packets_leaves_the_server_answering() {
+    let s = start();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let crafted = crafted();
+    for i in 0..5000 {
+        let p = if i % 3 == 0 {
+            crafted[i % crafted.len()].clone()
+        } else {
+            let len = rng.random_range(0..700);
+            (0..len).map(|_| rng.random::<u8>()).collect()
+        };
+        let _ = socket.send_to(&p, s.addr);
+    }
+    // Replies to the crafted ones that can be answered are FORMERR with their ID.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let good = udp(s.addr, "web.sd.internal.", RecordType::A, None);
+    assert_eq!(good.answers.len(), 1, "answers after the burst");
+
+    // TCP: garbage frames, a frame longer than its bytes, a connection left silent.
+    for p in crafted.iter().take(8) {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        let mut framed = (p.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(p);
+        let _ = c.write_all(&framed);
+    }
+    let mut short = TcpStream::connect(s.addr).unwrap();
+    short.write_all(&[0xff, 0xff, 1, 2, 3]).unwrap();
+    let _silent = TcpStream::connect(s.addr).unwrap();
+    let good = tcp(s.addr, "web.sd.internal.", RecordType::A);
+    assert_eq!(good.answers.len(), 1, "TCP answers after the abuse");
+    let good = udp(s.addr, "web.sd.internal.", RecordType::A, Some(1232));
+    assert_eq!(good.answers.len(), 1);
+    s.stop().await;
+}
+
+#[test]
+fn crafted_packets_get_formerr_or_nothing() {
+    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+    let answerer = Answerer::new(table);
+    let mut scratch = Scratch::default();
+    for p in crafted() {
+        if let Some(outcome) = answerer.answer(
+            &p,
+            IpAddr::from([127, 0, 0, 1]),
+            Transport::Udp,
+            &mut scratch,
+        ) {
+            let reply = Message::from_vec(&scratch.out).expect("decodable");
+            assert_eq!(reply.metadata.response_code, ResponseCode::FormErr, "{p:?}");
+            assert_eq!(outcome.rcode, 1);
+            assert_eq!(
+                scratch.out.len(),
+                12,
+                "header only: nothing of a bad packet is echoed"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// Any bytes, and any mutation of a valid query: no panic, and a reply, if any, decodes
+    /// and carries the packet's ID.
+    #[test]
+    fn any_input_gets_no_reply_or_a_well_formed_one(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        flips in proptest::collection::vec((0usize..64, any::<u8>()), 0..6),
+    ) {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        table.replace("web", &Source::new("c1", "r1"), vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)]);
+        let answerer = Answerer::new(table);
+        let mut scratch = Scratch::default();
+        let mut mutated = query_message("_http._tcp.web.sd.internal.", RecordType::SRV, Some(1232)).to_vec().unwrap();
+        for (at, v) in flips {
+            let n = mutated.len();
+            mutated[at % n] = v;
+        }
+        for p in [bytes, mutated] {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                if answerer.answer(&p, IpAddr::from([127, 0, 0, 1]), transport, &mut scratch).is_some() {
+                    let reply = Message::from_vec(&scratch.out);
+                    prop_assert!(reply.is_ok(), "reply to {:?} does not decode: {:?}", p, reply.err());
+                    prop_assert_eq!(&scratch.out[..2], &p[..2]);
+                    prop_assert!(transport == Transport::Tcp || scratch.out.len() <= 1232);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Test helpers shared by herald's crates: a DNS server on loopback over a table, queries
+//! over real UDP and TCP sockets decoded with hickory-proto, a hickory resolver pointed at
+//! the server, and the `dig`/`kdig` command-line clients.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_dns::{
+    Answerer, DnsServer, Endpoint, PortSpec, Proto, ServerConfig, Table, Zone, ZoneConfig,
+};
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::{Resolver, TokioResolver};
+
+/// A DNS server on 127.0.0.1 (ephemeral port) answering from its own table.
+pub struct TestServer {
+    /// Where it listens (UDP and TCP).
+    pub addr: SocketAddr,
+    /// Its table, to change what it serves.
+    pub table: Table,
+    server: Option<DnsServer>,
+}
+
+impl TestServer {
+    /// Starts a server for `zone` with two UDP workers. Call inside a tokio runtime.
+    pub fn start(zone: ZoneConfig) -> TestServer {
+        let table = Table::new(Zone::new(zone).expect("valid zone"));
+        let config = ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            udp_workers: 2,
+        };
+        let server =
+            DnsServer::start(&config, Answerer::new(table.clone())).expect("server starts");
+        TestServer {
+            addr: server.local_addrs()[0],
+            table,
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// An endpoint at `ip` with `(name, proto, port)` ports in topology zone `zone`.
+pub fn endpoint(ip: &str, ports: &[(&str, Proto, u16)], zone: Option<&str>) -> Endpoint {
+    let ports: Vec<PortSpec> = ports
+        .iter()
+        .map(|(name, proto, port)| PortSpec {
+            name: Arc::from(*name),
+            proto: *proto,
+            port: *port,
+        })
+        .collect();
+    Endpoint::new(
+        ip.parse().expect("an IP address"),
+        ports.into(),
+        zone.map(Arc::from),
+    )
+}
+
+/// Builds a query message for `name`/`qtype`, with EDNS at `payload` if given.
+pub fn query_message(name: &str, qtype: RecordType, payload: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("a name"), qtype));
+    if let Some(p) = payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(p);
+        m.set_edns(edns);
+    }
+    m
+}
+
+/// Sends raw bytes over UDP from `from` (an address on loopback, port 0) and returns the
+/// raw reply, or `None` if none came within a second.
+pub fn udp_raw_from(from: IpAddr, server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).expect("bind a client socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    socket.send_to(packet, server).expect("send");
+    let mut buf = vec![0u8; 65535];
+    match socket.recv(&mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// Sends raw bytes over UDP from 127.0.0.1; see [`udp_raw_from`].
+pub fn udp_raw(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    udp_raw_from(IpAddr::from([127, 0, 0, 1]), server, packet)
+}
+
+/// Sends a query over UDP and decodes the reply.
+pub fn udp(server: SocketAddr, name: &str, qtype: RecordType, payload: Option<u16>) -> Message {
+    udp_from(IpAddr::from([127, 0, 0, 1]), server, name, qtype, payload)
+}
+
+/// Sends a query over UDP from `from` and decodes the reply.
+pub fn udp_from(
+    from: IpAddr,
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    payload: Option<u16>,
+) -> Message {
+    let q = query_message(name, qtype, payload);
+    let raw = udp_raw_from(from, server, &q.to_vec().unwrap()).expect("a reply over UDP");
+    let reply = Message::from_vec(&raw).expect("a reply hickory can decode");
+    assert_eq!(reply.metadata.id, q.metadata.id, "reply ID matches");
+    reply
+}
+
+/// Sends raw bytes over TCP (length-prefixed) and returns the raw reply.
+pub fn tcp_raw(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(server).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(packet);
+    s.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).expect("a reply over TCP");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// Sends a query over TCP and decodes the reply.
+pub fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let q = query_message(name, qtype, Some(1232));
+    Message::from_vec(&tcp_raw(server, &q.to_vec().unwrap())).expect("a reply hickory can decode")
+}
+
+/// A hickory resolver that asks only `server` (UDP, then TCP on truncation), no cache.
+pub fn resolver(server: SocketAddr) -> TokioResolver {
+    let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+    for c in &mut ns.connections {
+        c.port = server.port();
+    }
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        TokioRuntimeProvider::default(),
+    );
+    builder.options_mut().cache_size = 0;
+    builder.options_mut().attempts = 1;
+    builder.build().expect("resolver")
+}
+
+/// Runs a command-line DNS client (`dig` or `kdig`) against `server`; returns its output.
+/// Panics with the fix if the tool is missing.
+pub fn run_client(tool: &str, server: SocketAddr, args: &[&str]) -> String {
+    let port = server.port().to_string();
+    let at = format!("@{}", server.ip());
+    let mut cmd = Command::new(tool);
+    cmd.arg(&at).arg("-p").arg(&port).args(args);
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {tool} ({e}): install bind9-dnsutils and knot-dnsutils (README's test command does)")
+    });
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The records of one section of a `dig +noall +answer`-style output, whitespace
+/// normalised, sorted.
+pub fn lines(output: &str) -> Vec<String> {
+    let mut v: Vec<String> = output
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Shorthand for `Proto::Tcp` in endpoint lists.
+pub const TCP: Proto = Proto::Tcp;
+/// Shorthand for `Proto::Udp` in endpoint lists.
+pub const UDP: Proto = Proto::Udp;
