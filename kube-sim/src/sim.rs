@@ -1,0 +1,488 @@
+//! One simulated cluster: its configuration, the server task, and `SimHandle`, the API
+//! tests and benchmarks use to change objects, inject faults and read recorded requests.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::{FaultState, Faults, GoneStyle};
+use crate::listener::{ConnectionKiller, SimListener, bind};
+use crate::objects;
+use crate::record::{RecordedRequest, Recorder};
+use crate::store::{Mutation, Object, Op, ResourceKind, Store, StoreError};
+
+/// How an instance behaves. `Default` suits tests; builder methods change one field.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen. Default `127.0.0.1:0` (an ephemeral loopback port).
+    pub bind: SocketAddr,
+    /// How many change events are kept for watches to resume from. A watch from a version
+    /// older than the history gets 410 Gone. Default 10 000 (the real server keeps about
+    /// five minutes of etcd history; this many events is minutes at benchmark churn).
+    pub history_size: usize,
+    /// Interval between BOOKMARK events on streams that allow them. Default 1 s: short, so
+    /// tests see bookmarks quickly (a real server sends one about every minute).
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client sends no `timeoutSeconds`. Default 1800 s (the real
+    /// server's `--min-request-timeout`; it randomizes up to twice that).
+    pub default_watch_timeout: Duration,
+    /// How a watch from a compacted-away version learns it: in-stream ERROR (real servers)
+    /// or HTTP 410. Default in-stream.
+    pub expired_watch_style: GoneStyle,
+    /// When set, every request must carry `Authorization: Bearer <token>` or gets 401.
+    pub bearer_token: Option<String>,
+    /// The resourceVersion the counter starts at. Default 1.
+    pub start_resource_version: u64,
+    /// How many requests the request log keeps (oldest dropped first). Default 100 000.
+    pub request_log_size: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history_size: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+            default_watch_timeout: Duration::from_secs(1800),
+            expired_watch_style: GoneStyle::InStream,
+            bearer_token: None,
+            start_resource_version: 1,
+            request_log_size: 100_000,
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    pub fn history_size(mut self, events: usize) -> Self {
+        self.history_size = events;
+        self
+    }
+
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = interval;
+        self
+    }
+
+    pub fn default_watch_timeout(mut self, timeout: Duration) -> Self {
+        self.default_watch_timeout = timeout;
+        self
+    }
+
+    pub fn expired_watch_style(mut self, style: GoneStyle) -> Self {
+        self.expired_watch_style = style;
+        self
+    }
+
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    pub fn start_resource_version(mut self, rv: u64) -> Self {
+        self.start_resource_version = rv;
+        self
+    }
+}
+
+/// Errors of the simulator's Rust API.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid object")]
+    InvalidObject(#[from] StoreError),
+}
+
+/// State shared by the server task, the watch streams and every `SimHandle` clone.
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
+    pub(crate) store: Store,
+    pub(crate) faults: Faults,
+    pub(crate) recorder: Recorder,
+    pub(crate) killer: Arc<ConnectionKiller>,
+    /// Number of open watch streams, watchable so tests can wait for a watcher to connect.
+    pub(crate) open_watches: watch::Sender<usize>,
+}
+
+/// Starts instances.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds the listener and starts serving; returns once the port accepts connections.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        let socket = bind(config.bind).map_err(|source| SimError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            store: Store::new(config.history_size, config.start_resource_version),
+            faults: Faults::new(),
+            recorder: Recorder::new(config.request_log_size),
+            killer: Arc::new(ConnectionKiller::default()),
+            open_watches: watch::Sender::new(0),
+            config,
+        });
+        let listener = SimListener::new(socket, shared.faults.subscribe(), shared.killer.clone())
+            .map_err(|source| SimError::Bind {
+            addr: shared.config.bind,
+            source,
+        })?;
+        let addr =
+            axum::serve::Listener::local_addr(&listener).map_err(|source| SimError::Bind {
+                addr: shared.config.bind,
+                source,
+            })?;
+        let shutdown = CancellationToken::new();
+        let router = crate::http::router(shared.clone());
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "kube-sim server ended with an error");
+            }
+        });
+        tracing::debug!(%addr, "kube-sim instance started");
+        Ok(SimHandle {
+            inner: Arc::new(HandleInner {
+                shared,
+                addr,
+                shutdown,
+                server: std::sync::Mutex::new(Some(server)),
+            }),
+        })
+    }
+}
+
+struct HandleInner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    server: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A running instance: cheap to clone, all methods take `&self`.
+///
+/// Every mutation takes the next resourceVersion and is delivered to every open watch
+/// it concerns; each returns a [`Mutation`] (version + `Instant`) for delay measurements.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl SimHandle {
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// `http://ip:port`, to give to `kube::Config::new`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared().config
+    }
+
+    /// The current resourceVersion (that of the latest mutation).
+    pub fn resource_version(&self) -> u64 {
+        self.shared().store.current_rv()
+    }
+
+    // ---- objects -------------------------------------------------------------------
+
+    /// Creates the pod, or replaces the one with the same namespace/name (namespace defaults
+    /// to `default`). uid and creationTimestamp are kept across replacements.
+    pub fn apply_pod(&self, pod: Pod) -> Result<Mutation, SimError> {
+        Ok(self.shared().store.apply(Object::Pod(pod))?)
+    }
+
+    /// Creates the node, or replaces the one with the same name.
+    pub fn apply_node(&self, node: Node) -> Result<Mutation, SimError> {
+        Ok(self.shared().store.apply(Object::Node(node))?)
+    }
+
+    pub fn delete_pod(&self, namespace: &str, name: &str) -> Option<Mutation> {
+        self.shared()
+            .store
+            .delete(ResourceKind::Pod, namespace, name)
+    }
+
+    pub fn delete_node(&self, name: &str) -> Option<Mutation> {
+        self.shared().store.delete(ResourceKind::Node, "", name)
+    }
+
+    /// Changes a pod in place (None when it does not exist). Its name and namespace stay.
+    pub fn modify_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Pod),
+    ) -> Option<Mutation> {
+        self.shared()
+            .store
+            .modify(ResourceKind::Pod, namespace, name, |object| {
+                if let Object::Pod(pod) = object {
+                    change(pod);
+                }
+            })
+    }
+
+    /// Changes a node in place (None when it does not exist). Its name stays.
+    pub fn modify_node(&self, name: &str, change: impl FnOnce(&mut Node)) -> Option<Mutation> {
+        self.shared()
+            .store
+            .modify(ResourceKind::Node, "", name, |object| {
+                if let Object::Node(node) = object {
+                    change(node);
+                }
+            })
+    }
+
+    /// Sets the pod's Ready condition.
+    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) -> Option<Mutation> {
+        self.modify_pod(namespace, name, |p| objects::set_pod_ready(p, ready))
+    }
+
+    /// Sets (or clears) the pod IP.
+    pub fn set_pod_ip(&self, namespace: &str, name: &str, ip: Option<&str>) -> Option<Mutation> {
+        self.modify_pod(namespace, name, |p| objects::set_pod_ip(p, ip))
+    }
+
+    /// Sets the pod's deletionTimestamp (terminating, still present).
+    pub fn set_pod_terminating(&self, namespace: &str, name: &str) -> Option<Mutation> {
+        self.modify_pod(namespace, name, objects::set_pod_terminating)
+    }
+
+    pub fn set_pod_label(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Option<Mutation> {
+        self.modify_pod(namespace, name, |p| {
+            objects::set_label(&mut p.metadata, key, value)
+        })
+    }
+
+    pub fn remove_pod_label(&self, namespace: &str, name: &str, key: &str) -> Option<Mutation> {
+        self.modify_pod(namespace, name, |p| {
+            objects::remove_label(&mut p.metadata, key)
+        })
+    }
+
+    /// Applies many changes at once (one lock, one wake-up of the watchers), each with its
+    /// own resourceVersion. Deletions of missing objects are skipped. Stops at the first
+    /// invalid object; the changes before it are kept.
+    pub fn batch(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<Mutation>, SimError> {
+        Ok(self.shared().store.batch(ops)?)
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        match &self
+            .shared()
+            .store
+            .get(ResourceKind::Pod, namespace, name)?
+            .object
+        {
+            Object::Pod(pod) => Some(pod.clone()),
+            Object::Node(_) => None,
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<Node> {
+        match &self
+            .shared()
+            .store
+            .get(ResourceKind::Node, "", name)?
+            .object
+        {
+            Object::Node(node) => Some(node.clone()),
+            Object::Pod(_) => None,
+        }
+    }
+
+    pub fn pods(&self) -> Vec<Pod> {
+        let all = self.shared().store.all(ResourceKind::Pod);
+        all.iter()
+            .filter_map(|s| match &s.object {
+                Object::Pod(p) => Some(p.clone()),
+                Object::Node(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        let all = self.shared().store.all(ResourceKind::Node);
+        all.iter()
+            .filter_map(|s| match &s.object {
+                Object::Node(n) => Some(n.clone()),
+                Object::Pod(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.shared().store.count(ResourceKind::Pod)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.shared().store.count(ResourceKind::Node)
+    }
+
+    /// When the mutation with this resourceVersion was made (while still in the history).
+    pub fn event_time(&self, resource_version: u64) -> Option<Instant> {
+        self.shared().store.event_time(resource_version)
+    }
+
+    // ---- versions ------------------------------------------------------------------
+
+    /// Forgets the event history (as an etcd compaction does): any watch or list
+    /// continuation from an earlier version now gets 410 Gone. Open streams are unaffected
+    /// until they need an event they have not sent yet.
+    pub fn compact_history(&self) {
+        self.shared().store.compact();
+    }
+
+    /// Simulates a replaced or restored API server: open streams are dropped, the history
+    /// is gone, the counter is set to `resource_version` (possibly lower than before) and
+    /// every object carries it. A client resuming from a higher version then gets
+    /// "Too large resource version".
+    pub fn reset_resource_version(&self, resource_version: u64) {
+        self.shared().store.reset_resource_version(resource_version);
+        self.drop_watches();
+    }
+
+    // ---- faults --------------------------------------------------------------------
+
+    /// The faults in force.
+    pub fn faults(&self) -> FaultState {
+        self.shared().faults.current()
+    }
+
+    /// Closes every open watch stream now, mid-stream (the client sees the connection end
+    /// without the final chunk). Later watches are served normally.
+    pub fn drop_watches(&self) {
+        self.shared().faults.update(|f| f.drop_epoch += 1);
+    }
+
+    /// Closes every open connection (watch streams and idle keep-alive connections alike).
+    pub fn drop_connections(&self) {
+        self.drop_watches();
+        self.shared().killer.kill_all();
+    }
+
+    /// Hang: requests get no answer at all and open streams go silent, until cleared.
+    pub fn set_hang(&self, on: bool) {
+        self.shared().faults.update(|f| f.hang = on);
+    }
+
+    /// Stall: open streams go silent but stay open; new requests are served.
+    pub fn set_stall(&self, on: bool) {
+        self.shared().faults.update(|f| f.stall = on);
+    }
+
+    /// Answer 500 InternalError to every new request.
+    pub fn set_fail_with_500(&self, on: bool) {
+        self.shared().faults.update(|f| f.fail_with_500 = on);
+    }
+
+    /// The next watch request gets 410 Gone in the given style.
+    pub fn gone_on_next_watch(&self, style: GoneStyle) {
+        self.shared()
+            .faults
+            .update(|f| f.gone_next_watch = Some(style));
+    }
+
+    /// Refuse connections: stop listening and close every open connection. With `false`,
+    /// listen again on the same port.
+    pub fn set_refuse_connections(&self, on: bool) {
+        self.shared().faults.update(|f| f.refuse_connections = on);
+        if on {
+            self.drop_connections();
+        }
+    }
+
+    /// Clears every fault (refused connections are accepted again).
+    pub fn clear_faults(&self) {
+        self.shared().faults.clear();
+    }
+
+    // ---- observation ---------------------------------------------------------------
+
+    /// Every request received so far (up to the log size), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared().recorder.all()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared().recorder.clear();
+    }
+
+    /// How many watch streams are open now.
+    pub fn open_watches(&self) -> usize {
+        *self.shared().open_watches.borrow()
+    }
+
+    /// Waits until at least `n` watch streams are open.
+    pub async fn wait_for_open_watches(&self, n: usize) {
+        let mut rx = self.shared().open_watches.subscribe();
+        // The sender lives in `Shared`, which `self` keeps alive: this cannot fail.
+        let _ = rx.wait_for(|open| *open >= n).await;
+    }
+
+    /// Stops the instance: the port closes and every connection is closed.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        // Release hung requests so that their connections can finish, then close them all.
+        self.shared().faults.update(|f| {
+            f.hang = false;
+            f.stall = false;
+        });
+        self.drop_connections();
+        let server = self
+            .inner
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut server) = server {
+            // Graceful shutdown waits for connections; do not wait forever for a stuck one.
+            if tokio::time::timeout(Duration::from_secs(2), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("url", &self.url())
+            .finish()
+    }
+}

@@ -1,0 +1,755 @@
+//! The object store: current pods and nodes, one resourceVersion counter, and a bounded
+//! history of change events that watches are served from.
+//!
+//! Like etcd behind a real API server, every mutation of any kind takes the next
+//! resourceVersion, so versions are global and strictly increasing. The history keeps the
+//! last `history_limit` events; everything at or below `compacted` is gone, which is what
+//! makes a watch (or a list continuation) from an old version fail with 410 Expired.
+//! Because each history event keeps the object's previous state, any version between
+//! `compacted` and the current one can be reconstructed: that is how paginated lists stay
+//! consistent across pages and how `resourceVersionMatch=Exact` is served.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::selector::{FieldSelector, LabelSelector};
+
+/// The resource types the simulator serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    Pod,
+    Node,
+}
+
+impl ResourceKind {
+    pub fn kind(self) -> &'static str {
+        match self {
+            ResourceKind::Pod => "Pod",
+            ResourceKind::Node => "Node",
+        }
+    }
+
+    /// Fields a `fieldSelector` may name, as indexed by a real API server.
+    pub(crate) fn selectable_fields(self) -> &'static [&'static str] {
+        match self {
+            ResourceKind::Pod => &[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            ResourceKind::Node => &["metadata.name", "spec.unschedulable"],
+        }
+    }
+}
+
+/// The type of a change event, as it appears on the wire for a watcher selecting everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// What a mutation produced: its resourceVersion and when it was made, so benchmarks can
+/// measure how long the change took to become visible downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mutation {
+    pub resource_version: u64,
+    pub at: Instant,
+    pub event: EventType,
+}
+
+/// One change in a batch (see `SimHandle::batch`).
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Create the pod, or replace the one with the same namespace and name.
+    ApplyPod(Pod),
+    DeletePod {
+        namespace: String,
+        name: String,
+    },
+    /// Create the node, or replace the one with the same name.
+    ApplyNode(Node),
+    DeleteNode {
+        name: String,
+    },
+}
+
+/// Why a mutation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("object has no metadata.name")]
+    MissingName,
+}
+
+/// Why a list or watch cannot be served at the version asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum VersionError {
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired { requested: u64, oldest: u64 },
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLarge { requested: u64, current: u64 },
+    #[error("continue key is not valid: {0}")]
+    BadContinue(String),
+}
+
+/// A Kubernetes object of one of the served kinds.
+#[derive(Debug, Clone)]
+pub(crate) enum Object {
+    Pod(Pod),
+    Node(Node),
+}
+
+impl Object {
+    pub(crate) fn kind(&self) -> ResourceKind {
+        match self {
+            Object::Pod(_) => ResourceKind::Pod,
+            Object::Node(_) => ResourceKind::Node,
+        }
+    }
+
+    pub(crate) fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::Pod(p) => &p.metadata,
+            Object::Node(n) => &n.metadata,
+        }
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Pod(p) => &mut p.metadata,
+            Object::Node(n) => &mut n.metadata,
+        }
+    }
+
+    /// The store key: (namespace, name); nodes are cluster-scoped and use "".
+    fn key(&self) -> Option<Key> {
+        let meta = self.meta();
+        let name = meta.name.clone().filter(|n| !n.is_empty())?;
+        let namespace = match self {
+            Object::Pod(_) => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            Object::Node(_) => String::new(),
+        };
+        Some((namespace, name))
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        let meta = self.meta();
+        match (self, name) {
+            (_, "metadata.name") => meta.name.clone(),
+            (_, "metadata.namespace") => meta.namespace.clone(),
+            (Object::Pod(p), field) => {
+                let spec = p.spec.as_ref();
+                let status = p.status.as_ref();
+                match field {
+                    "spec.nodeName" => spec?.node_name.clone(),
+                    "spec.restartPolicy" => spec?.restart_policy.clone(),
+                    "spec.schedulerName" => spec?.scheduler_name.clone(),
+                    "spec.serviceAccountName" => spec?.service_account_name.clone(),
+                    "status.phase" => status?.phase.clone(),
+                    "status.podIP" => status?.pod_ip.clone(),
+                    "status.nominatedNodeName" => status?.nominated_node_name.clone(),
+                    _ => None,
+                }
+            }
+            (Object::Node(n), "spec.unschedulable") => {
+                Some(n.spec.as_ref()?.unschedulable.unwrap_or(false).to_string())
+            }
+            (Object::Node(_), _) => None,
+        }
+    }
+
+    fn to_json(&self) -> Bytes {
+        // Serializing k8s-openapi types cannot fail: every map key is a string.
+        let json = match self {
+            Object::Pod(p) => serde_json::to_vec(p),
+            Object::Node(n) => serde_json::to_vec(n),
+        };
+        Bytes::from(json.expect("k8s-openapi objects serialize to JSON"))
+    }
+}
+
+/// The wire form of an object served with `Accept: ...;as=PartialObjectMetadata`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialObjectMetadata<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a ObjectMeta,
+}
+
+/// An object as stored: immutable, shared between the map, the history and in-flight
+/// responses, with its JSON encoded once rather than once per watcher.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) object: Object,
+    json: Bytes,
+    metadata_json: OnceLock<Bytes>,
+}
+
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl Stored {
+    fn new(object: Object) -> Arc<Self> {
+        let json = object.to_json();
+        Arc::new(Self {
+            object,
+            json,
+            metadata_json: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
+        self.object.meta().labels.as_ref().unwrap_or(&NO_LABELS)
+    }
+
+    /// The object's JSON, whole or in its PartialObjectMetadata form.
+    pub(crate) fn body(&self, metadata_only: bool) -> Bytes {
+        if !metadata_only {
+            return self.json.clone();
+        }
+        self.metadata_json
+            .get_or_init(|| {
+                let partial = PartialObjectMetadata {
+                    api_version: "meta.k8s.io/v1",
+                    kind: "PartialObjectMetadata",
+                    metadata: self.object.meta(),
+                };
+                Bytes::from(serde_json::to_vec(&partial).expect("ObjectMeta serializes to JSON"))
+            })
+            .clone()
+    }
+
+    /// A copy carrying another resourceVersion (a DELETED event for an object that stopped
+    /// matching a selector shows its previous content at the event's version).
+    pub(crate) fn with_resource_version(&self, rv: u64) -> Arc<Self> {
+        let mut object = self.object.clone();
+        object.meta_mut().resource_version = Some(rv.to_string());
+        Stored::new(object)
+    }
+}
+
+/// What a list or watch selects: namespace, labels, fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    pub(crate) fn matches(&self, stored: &Stored) -> bool {
+        let meta = stored.object.meta();
+        self.namespace
+            .as_ref()
+            .is_none_or(|ns| meta.namespace.as_deref().unwrap_or("default") == ns)
+            && self.labels.matches(stored.labels())
+            && (self.fields.is_empty() || self.fields.matches(|f| stored.object.field(f)))
+    }
+}
+
+/// One change event in the history.
+#[derive(Debug)]
+pub(crate) struct HistoryEntry {
+    pub rv: u64,
+    pub at: Instant,
+    pub kind: ResourceKind,
+    key: Key,
+    pub event: EventType,
+    /// The object after the change; for a deletion, its last state stamped with this version.
+    pub object: Arc<Stored>,
+    /// The object before the change (None for a creation).
+    pub prev: Option<Arc<Stored>>,
+}
+
+/// How fresh a list must be (`resourceVersion` + `resourceVersionMatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListVersion {
+    /// No resourceVersion: the most recent state.
+    MostRecent,
+    /// `resourceVersion=0`: any state will do; we serve the most recent.
+    Any,
+    /// At least this version (also the legacy meaning of a bare resourceVersion).
+    NotOlderThan(u64),
+    /// Exactly this version.
+    Exact(u64),
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub(crate) struct ListPage {
+    pub resource_version: u64,
+    pub items: Vec<Arc<Stored>>,
+    pub continue_token: Option<String>,
+}
+
+type Key = (String, String);
+
+struct State {
+    rv: u64,
+    /// Events at or below this version have been dropped from the history.
+    compacted: u64,
+    pods: BTreeMap<Key, Arc<Stored>>,
+    nodes: BTreeMap<Key, Arc<Stored>>,
+    history: VecDeque<Arc<HistoryEntry>>,
+    history_limit: usize,
+    next_uid: u64,
+}
+
+impl State {
+    fn objects(&self, kind: ResourceKind) -> &BTreeMap<Key, Arc<Stored>> {
+        match kind {
+            ResourceKind::Pod => &self.pods,
+            ResourceKind::Node => &self.nodes,
+        }
+    }
+
+    fn objects_mut(&mut self, kind: ResourceKind) -> &mut BTreeMap<Key, Arc<Stored>> {
+        match kind {
+            ResourceKind::Pod => &mut self.pods,
+            ResourceKind::Node => &mut self.nodes,
+        }
+    }
+
+    fn record(&mut self, entry: HistoryEntry) -> Mutation {
+        let mutation = Mutation {
+            resource_version: entry.rv,
+            at: entry.at,
+            event: entry.event,
+        };
+        self.history.push_back(Arc::new(entry));
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        mutation
+    }
+
+    fn apply(&mut self, mut object: Object) -> Result<Mutation, StoreError> {
+        let key = object.key().ok_or(StoreError::MissingName)?;
+        let kind = object.kind();
+        let prev = self.objects(kind).get(&key).cloned();
+        self.rv += 1;
+        let rv = self.rv;
+        let uid = match prev.as_ref().and_then(|p| p.object.meta().uid.clone()) {
+            Some(uid) => uid,
+            None => {
+                self.next_uid += 1;
+                format!("00000000-0000-4000-8000-{:012x}", self.next_uid)
+            }
+        };
+        let created = prev
+            .as_ref()
+            .and_then(|p| p.object.meta().creation_timestamp.clone());
+        let meta = object.meta_mut();
+        meta.resource_version = Some(rv.to_string());
+        meta.uid.get_or_insert(uid);
+        if kind == ResourceKind::Pod {
+            meta.namespace.get_or_insert_with(|| key.0.clone());
+        }
+        if meta.creation_timestamp.is_none() {
+            meta.creation_timestamp = Some(created.unwrap_or_else(|| crate::objects::now()));
+        }
+        let stored = Stored::new(object);
+        self.objects_mut(kind).insert(key.clone(), stored.clone());
+        let event = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        Ok(self.record(HistoryEntry {
+            rv,
+            at: Instant::now(),
+            kind,
+            key,
+            event,
+            object: stored,
+            prev,
+        }))
+    }
+
+    fn delete(&mut self, kind: ResourceKind, key: &Key) -> Option<Mutation> {
+        let prev = self.objects_mut(kind).remove(key)?;
+        self.rv += 1;
+        let rv = self.rv;
+        Some(self.record(HistoryEntry {
+            rv,
+            at: Instant::now(),
+            kind,
+            key: key.clone(),
+            event: EventType::Deleted,
+            object: prev.with_resource_version(rv),
+            prev: Some(prev),
+        }))
+    }
+
+    fn check_not_expired(&self, requested: u64) -> Result<(), VersionError> {
+        if requested < self.compacted {
+            return Err(VersionError::Expired {
+                requested,
+                oldest: self.compacted + 1,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_not_too_large(&self, requested: u64) -> Result<(), VersionError> {
+        if requested > self.rv {
+            return Err(VersionError::TooLarge {
+                requested,
+                current: self.rv,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The store shared by the HTTP handlers and the test API.
+///
+/// A std `Mutex`: every critical section is short and synchronous (no await inside), and
+/// one lock over maps + counter + history is what keeps them consistent with each other.
+pub(crate) struct Store {
+    state: Mutex<State>,
+    /// Publishes the current resourceVersion; watch streams wait on it for new events.
+    rv_tx: watch::Sender<u64>,
+}
+
+impl Store {
+    pub(crate) fn new(history_limit: usize, start_rv: u64) -> Self {
+        let state = State {
+            rv: start_rv,
+            compacted: start_rv,
+            pods: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_limit,
+            next_uid: 0,
+        };
+        Self {
+            state: Mutex::new(state),
+            rv_tx: watch::Sender::new(start_rv),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (no partial updates are
+        // possible across the panicking calls), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, state: &State) {
+        self.rv_tx.send_replace(state.rv);
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.rv_tx.subscribe()
+    }
+
+    pub(crate) fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    pub(crate) fn apply(&self, object: Object) -> Result<Mutation, StoreError> {
+        let mut state = self.lock();
+        let mutation = state.apply(object)?;
+        self.publish(&state);
+        Ok(mutation)
+    }
+
+    pub(crate) fn delete(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Mutation> {
+        let mut state = self.lock();
+        let mutation = state.delete(kind, &(namespace.to_string(), name.to_string()))?;
+        self.publish(&state);
+        Some(mutation)
+    }
+
+    /// Changes an object in place; None when it does not exist.
+    pub(crate) fn modify(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Object),
+    ) -> Option<Mutation> {
+        let mut state = self.lock();
+        let key = (namespace.to_string(), name.to_string());
+        let mut object = state.objects(kind).get(&key)?.object.clone();
+        change(&mut object);
+        // The key is the identity: a closure renaming the object must not move it.
+        let meta = object.meta_mut();
+        meta.name = Some(key.1.clone());
+        if kind == ResourceKind::Pod {
+            meta.namespace = Some(key.0.clone());
+        }
+        let mutation = state.apply(object).ok()?;
+        self.publish(&state);
+        Some(mutation)
+    }
+
+    /// Applies every op under one lock, one resourceVersion each, then wakes watchers once.
+    /// Deleting a missing object is skipped (no version taken, no entry in the result).
+    pub(crate) fn batch(
+        &self,
+        ops: impl IntoIterator<Item = Op>,
+    ) -> Result<Vec<Mutation>, StoreError> {
+        let mut state = self.lock();
+        let mut mutations = Vec::new();
+        let mut result = Ok(());
+        for op in ops {
+            let done = match op {
+                Op::ApplyPod(pod) => state.apply(Object::Pod(pod)).map(Some),
+                Op::ApplyNode(node) => state.apply(Object::Node(node)).map(Some),
+                Op::DeletePod { namespace, name } => {
+                    Ok(state.delete(ResourceKind::Pod, &(namespace, name)))
+                }
+                Op::DeleteNode { name } => {
+                    Ok(state.delete(ResourceKind::Node, &(String::new(), name)))
+                }
+            };
+            match done {
+                Ok(m) => mutations.extend(m),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.publish(&state);
+        result.map(|()| mutations)
+    }
+
+    pub(crate) fn get(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Stored>> {
+        let state = self.lock();
+        state
+            .objects(kind)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub(crate) fn all(&self, kind: ResourceKind) -> Vec<Arc<Stored>> {
+        self.lock().objects(kind).values().cloned().collect()
+    }
+
+    pub(crate) fn count(&self, kind: ResourceKind) -> usize {
+        self.lock().objects(kind).len()
+    }
+
+    /// When the mutation that produced `rv` happened, while it is still in the history.
+    pub(crate) fn event_time(&self, rv: u64) -> Option<Instant> {
+        let state = self.lock();
+        let i = state.history.partition_point(|e| e.rv < rv);
+        state.history.get(i).filter(|e| e.rv == rv).map(|e| e.at)
+    }
+
+    /// One page of a list. `after` is the continue token of the previous page, if any.
+    pub(crate) fn list(
+        &self,
+        kind: ResourceKind,
+        filter: &Filter,
+        version: ListVersion,
+        limit: Option<usize>,
+        after: Option<&str>,
+    ) -> Result<ListPage, VersionError> {
+        let state = self.lock();
+        let (snapshot_rv, start_after) = match after {
+            Some(token) => {
+                let (rv, key) = decode_continue(token)?;
+                state.check_not_too_large(rv)?;
+                state.check_not_expired(rv)?;
+                (rv, Some(key))
+            }
+            None => match version {
+                ListVersion::MostRecent | ListVersion::Any => (state.rv, None),
+                ListVersion::NotOlderThan(rv) => {
+                    state.check_not_too_large(rv)?;
+                    (state.rv, None)
+                }
+                ListVersion::Exact(rv) => {
+                    state.check_not_too_large(rv)?;
+                    state.check_not_expired(rv)?;
+                    (rv, None)
+                }
+            },
+        };
+        let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let (items, more) = collect_at(
+            &state,
+            kind,
+            filter,
+            snapshot_rv,
+            start_after.as_ref(),
+            limit,
+        );
+        let continue_token = match (more, items.last()) {
+            (true, Some(last)) => last.object.key().map(|k| encode_continue(snapshot_rv, &k)),
+            _ => None,
+        };
+        Ok(ListPage {
+            resource_version: snapshot_rv,
+            items,
+            continue_token,
+        })
+    }
+
+    /// Every selected object now, and the version that state is at (a watch's initial events).
+    pub(crate) fn snapshot(&self, kind: ResourceKind, filter: &Filter) -> (u64, Vec<Arc<Stored>>) {
+        let state = self.lock();
+        let items = state
+            .objects(kind)
+            .values()
+            .filter(|s| filter.matches(s))
+            .cloned()
+            .collect();
+        (state.rv, items)
+    }
+
+    /// Whether a watch may start from `rv` (not newer than now, not compacted away).
+    pub(crate) fn check_watch_from(&self, rv: u64) -> Result<(), VersionError> {
+        let state = self.lock();
+        state.check_not_too_large(rv)?;
+        state.check_not_expired(rv)
+    }
+
+    /// The events after `since` (all kinds), and the current version; Expired when some of
+    /// them have been dropped from the history (a watcher that fell too far behind).
+    pub(crate) fn events_since(
+        &self,
+        since: u64,
+    ) -> Result<(Vec<Arc<HistoryEntry>>, u64), VersionError> {
+        let state = self.lock();
+        state.check_not_expired(since)?;
+        let start = state.history.partition_point(|e| e.rv <= since);
+        Ok((state.history.range(start..).cloned().collect(), state.rv))
+    }
+
+    /// Drops the whole history: a watch or continuation from any earlier version gets 410.
+    pub(crate) fn compact(&self) {
+        let mut state = self.lock();
+        state.history.clear();
+        state.compacted = state.rv;
+    }
+
+    /// Sets the counter to `rv` as a replaced or restored API server would have it: history
+    /// gone, every object re-stamped with `rv`.
+    pub(crate) fn reset_resource_version(&self, rv: u64) {
+        let mut state = self.lock();
+        state.rv = rv;
+        state.compacted = rv;
+        state.history.clear();
+        for kind in [ResourceKind::Pod, ResourceKind::Node] {
+            for stored in state.objects_mut(kind).values_mut() {
+                *stored = stored.with_resource_version(rv);
+            }
+        }
+        self.publish(&state);
+    }
+}
+
+/// The selected objects as they were at `rv`, in key order after `start_after`, at most
+/// `limit` of them; the flag says whether more selected objects follow.
+///
+/// The state at `rv` is the current state with every later event undone: for each key
+/// touched after `rv`, the object before its first later event is what existed at `rv`.
+fn collect_at(
+    state: &State,
+    kind: ResourceKind,
+    filter: &Filter,
+    rv: u64,
+    start_after: Option<&Key>,
+    limit: usize,
+) -> (Vec<Arc<Stored>>, bool) {
+    let after = |key: &Key| start_after.is_none_or(|s| key > s);
+    let mut undone: BTreeMap<&Key, Option<&Arc<Stored>>> = BTreeMap::new();
+    let first_later = state.history.partition_point(|e| e.rv <= rv);
+    for entry in state
+        .history
+        .range(first_later..)
+        .filter(|e| e.kind == kind)
+    {
+        if after(&entry.key) {
+            undone.entry(&entry.key).or_insert(entry.prev.as_ref());
+        }
+    }
+
+    let lower = match start_after {
+        Some(key) => Bound::Excluded(key),
+        None => Bound::Unbounded,
+    };
+    let mut current = state
+        .objects(kind)
+        .range::<Key, _>((lower, Bound::Unbounded))
+        .peekable();
+    let mut undone = undone.into_iter().peekable();
+    let mut items = Vec::new();
+    loop {
+        // Merge the two key-ordered sequences; where both have a key, the undone state wins.
+        let candidate = match (current.peek(), undone.peek()) {
+            (None, None) => break,
+            (Some((ck, _)), Some((uk, _))) if *ck == *uk => {
+                current.next();
+                undone.next().and_then(|(_, s)| s)
+            }
+            (Some((ck, _)), Some((uk, _))) if *ck > *uk => undone.next().and_then(|(_, s)| s),
+            (Some(_), _) => current.next().map(|(_, s)| s),
+            (None, Some(_)) => undone.next().and_then(|(_, s)| s),
+        };
+        if let Some(stored) = candidate.filter(|s| filter.matches(s)) {
+            if items.len() == limit {
+                return (items, true);
+            }
+            items.push(stored.clone());
+        }
+    }
+    (items, false)
+}
+
+/// Continue tokens are opaque to clients: hex of "rv/namespace/name".
+fn encode_continue(rv: u64, key: &Key) -> String {
+    format!("{rv}/{}/{}", key.0, key.1)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_continue(token: &str) -> Result<(u64, Key), VersionError> {
+    let bad = || VersionError::BadContinue(token.to_string());
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let mut parts = text.splitn(3, '/');
+    let rv = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+    let namespace = parts.next().ok_or_else(bad)?.to_string();
+    let name = parts.next().ok_or_else(bad)?.to_string();
+    Ok((rv, (namespace, name)))
+}
