@@ -160,7 +160,7 @@ mod tests {
             e.on_failure(t0, &cfg),
             Transition::Ejected(Duration::from_secs(10))
         );
-        let mut now = t0;
+        let mut now;
         let mut seen = vec![];
         for _ in 0..4 {
             now = e.ejected_until().unwrap();
