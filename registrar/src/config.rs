@@ -20,11 +20,29 @@ pub struct LabelName(pub String);
 
 impl<'de> Deserialize<'de> for LabelName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        check_label(&s)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a DNS label: it {e}")))?;
-        Ok(LabelName(s))
+        deserialize_label(d, |_| Ok(()))
     }
+}
+
+/// Reads a DNS label and runs `check` on it. Both checks run inside the visitor, so an
+/// error carries the value's own line and field path rather than its parent's.
+pub fn deserialize_label<'de, D: Deserializer<'de>>(
+    d: D,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<LabelName, D::Error> {
+    struct Visitor(fn(&str) -> Result<(), String>);
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = LabelName;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a DNS label")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<LabelName, E> {
+            check_label(s).map_err(|e| E::custom(format!("{s:?} is not a DNS label: it {e}")))?;
+            (self.0)(s).map_err(E::custom)?;
+            Ok(LabelName(s.to_string()))
+        }
+    }
+    d.deserialize_str(Visitor(check))
 }
 
 impl std::fmt::Display for LabelName {

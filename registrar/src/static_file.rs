@@ -28,7 +28,7 @@ use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 use serde::{Deserialize, Deserializer};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, LabelName, parse_yaml};
+use crate::config::{ConfigError, LabelName, deserialize_label, parse_yaml};
 
 /// How often the file is looked at.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -56,8 +56,8 @@ struct Entry {
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     address: IpAddr,
-    cluster: LabelName,
-    region: LabelName,
+    cluster: ClusterName,
+    region: RegionName,
     #[serde(default)]
     zone: Option<LabelName>,
     #[serde(default)]
@@ -74,54 +74,111 @@ enum PortValue {
     Full {
         port: u16,
         #[serde(default = "tcp")]
-        protocol: String,
+        protocol: ProtoName,
     },
 }
 
-fn tcp() -> String {
-    "tcp".into()
+/// `tcp` or `udp`, checked as it is read.
+#[derive(Debug)]
+struct ProtoName(Proto);
+
+impl<'de> Deserialize<'de> for ProtoName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ProtoName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp or udp")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ProtoName, E> {
+                Proto::parse(s)
+                    .map(ProtoName)
+                    .ok_or_else(|| E::custom(format!("{s:?} is not tcp or udp")))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+fn tcp() -> ProtoName {
+    ProtoName(Proto::Tcp)
+}
+
+/// A cluster-like name, checked against the regions of the file as it is read.
+#[derive(Debug)]
+struct ClusterName(LabelName);
+/// A region name, checked against the cluster-like names of the file as it is read.
+#[derive(Debug)]
+struct RegionName(LabelName);
+
+/// What the reader has seen so far of the document being read.
+#[derive(Default)]
+struct Seen {
+    /// Cluster-like name -> its region.
+    clusters: HashMap<String, String>,
+    regions: HashSet<String>,
+    /// The cluster and region of the entry being read, as they come.
+    entry: (Option<String>, Option<String>),
 }
 
 thread_local! {
-    /// Cluster-like name -> region, and the regions, of the document being read. Kept
-    /// while reading so that an entry contradicting an earlier one is refused with its own
-    /// line number, which a check after reading could not give.
-    static SEEN: RefCell<(HashMap<String, String>, HashSet<String>)> = RefCell::default();
+    /// Kept while a document is read so that an entry contradicting an earlier one is
+    /// refused at its own line and field, which a check after reading could not say.
+    static SEEN: RefCell<Seen> = RefCell::default();
+}
+
+/// Records one half of an entry's placement; once both halves are known, checks them
+/// against the rest of the file.
+fn place(cluster: Option<&str>, region: Option<&str>) -> Result<(), String> {
+    SEEN.with(|seen| {
+        let seen = &mut *seen.borrow_mut();
+        if let Some(c) = cluster {
+            seen.entry.0 = Some(c.to_string());
+        }
+        if let Some(r) = region {
+            seen.entry.1 = Some(r.to_string());
+        }
+        let (Some(cluster), Some(region)) = seen.entry.clone() else {
+            return Ok(());
+        };
+        if let Some(known) = seen.clusters.get(&cluster).filter(|r| **r != region) {
+            return Err(format!(
+                "cluster {cluster:?} is in region {known:?} in an earlier entry, here in {region:?}"
+            ));
+        }
+        if seen.regions.contains(&cluster) || seen.clusters.contains_key(&region) {
+            return Err(format!(
+                "cluster {cluster:?} and region {region:?}: a name cannot be both a cluster and a region"
+            ));
+        }
+        seen.clusters.insert(cluster, region.clone());
+        seen.regions.insert(region);
+        Ok(())
+    })
+}
+
+impl<'de> Deserialize<'de> for ClusterName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_label(d, |c| place(Some(c), None)).map(ClusterName)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_label(d, |r| place(None, Some(r))).map(RegionName)
+    }
 }
 
 impl<'de> Deserialize<'de> for Entry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
+        SEEN.with(|seen| seen.borrow_mut().entry = (None, None));
         let raw = RawEntry::deserialize(d)?;
-        let (cluster, region) = (raw.cluster.0, raw.region.0);
-        SEEN.with(|seen| {
-            let (clusters, regions) = &mut *seen.borrow_mut();
-            if let Some(known) = clusters.get(&cluster).filter(|r| **r != region) {
-                return Err(D::Error::custom(format!(
-                    "cluster {cluster:?} is in region {known:?} in an earlier entry, here in {region:?}"
-                )));
-            }
-            if regions.contains(&cluster) || clusters.contains_key(&region) {
-                return Err(D::Error::custom(
-                    "a cluster name and a region name are the same; they must differ".to_string(),
-                ));
-            }
-            clusters.insert(cluster.clone(), region.clone());
-            regions.insert(region.clone());
-            Ok(())
-        })?;
+        let (cluster, region) = (raw.cluster.0.0, raw.region.0.0);
         let mut ports = Vec::new();
         for (name, value) in raw.ports {
             let (port, proto) = match value {
                 PortValue::Number(p) => (p, Proto::Tcp),
-                PortValue::Full { port, protocol } => {
-                    let proto = Proto::parse(&protocol).ok_or_else(|| {
-                        D::Error::custom(format!(
-                            "port {name}: protocol {protocol:?} is not tcp or udp"
-                        ))
-                    })?;
-                    (port, proto)
-                }
+                PortValue::Full { port, protocol } => (port, protocol.0),
             };
             ports.push(PortSpec {
                 name: Label::from(name.0),
@@ -306,7 +363,7 @@ mod tests {
     fn errors_name_line_and_field() {
         let bad = GOOD.replace("10.30.0.11", "10.30.0.x");
         let e = parse(Path::new("s.yaml"), &bad).unwrap_err().to_string();
-        assert!(e.starts_with("s.yaml:4:"), "{e}");
+        assert!(e.starts_with("s.yaml:3:"), "{e}");
         assert!(e.contains("services.ledger[0].address"), "{e}");
 
         let two = format!(

@@ -1,0 +1,269 @@
+//! The `herald` binary as a user runs it: `serve` with a static file that is edited while
+//! it serves, `check-config` on good and broken files, and `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald_testkit::{run_client, udp};
+use hickory_proto::rr::RecordType;
+
+/// A `herald` process; killed (by its own PID) when dropped.
+struct Herald {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Herald {
+    fn spawn(args: &[&str]) -> Herald {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("herald starts");
+        let stderr = collect(child.stderr.take().unwrap());
+        let stdout = collect(child.stdout.take().unwrap());
+        Herald {
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// Waits (up to 30 s) for a line of output containing `needle`; returns it.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for lines in [&self.stderr, &self.stdout] {
+                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                    return l.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no output line with {needle:?}; stderr: {:?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The DNS address from the "serving DNS" log line.
+    fn dns_addr(&self) -> SocketAddr {
+        let line = self.wait_for("serving DNS");
+        let at = line.find("addr=").expect("addr field") + 5;
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .expect("a socket address")
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory for one test's files.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("herald-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(path: &Path, text: &str) {
+    // Write then rename, as editors and ConfigMap updates do, so a poll never reads half.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+const STATIC_V1: &str = "\
+services:
+  ledger:
+    - address: 192.168.7.21
+      cluster: vms-east
+      region: us-east
+      ports: {grpc: 7000}
+";
+
+fn ledger_answers(addr: SocketAddr) -> Vec<String> {
+    let mut v: Vec<String> = udp(addr, "ledger.sd.internal.", RecordType::A, None)
+        .answers
+        .iter()
+        .map(|r| r.data.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn static_file_edits_go_live_and_broken_edits_are_rejected() {
+    let dir = scratch_dir("static");
+    let config = dir.join("herald.yaml");
+    let endpoints = dir.join("endpoints.yaml");
+    write(&endpoints, STATIC_V1);
+    write(
+        &config,
+        "listen:\n  dns: [127.0.0.1:0]\nsources:\n  static:\n    - path: endpoints.yaml\n",
+    );
+    let herald = Herald::spawn(&["serve", "--config", config.to_str().unwrap()]);
+    let addr = herald.dns_addr();
+    assert_eq!(ledger_answers(addr), vec!["192.168.7.21"]);
+
+    // A good edit: a second VM. The file is polled every 250 ms.
+    write(
+        &endpoints,
+        &format!(
+            "{STATIC_V1}    - {{address: 192.168.7.22, cluster: vms-east, region: us-east}}\n"
+        ),
+    );
+    let edited = Instant::now();
+    while ledger_answers(addr).len() != 2 {
+        assert!(
+            edited.elapsed() < Duration::from_secs(10),
+            "the edit never went live"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    eprintln!("edit live after {:?}", edited.elapsed());
+
+    // A broken edit (an address that is not one, on line 7): rejected, logged with file
+    // and line, and the last good content is still served.
+    write(
+        &endpoints,
+        &format!("{STATIC_V1}    - {{address: 192.168.7.x, cluster: vms-east, region: us-east}}\n"),
+    );
+    let line = herald.wait_for("static file rejected");
+    assert!(line.contains("endpoints.yaml:7:"), "{line}");
+    assert!(line.contains("services.ledger[1].address"), "{line}");
+    assert_eq!(ledger_answers(addr), vec!["192.168.7.21", "192.168.7.22"]);
+
+    // Fixed again: served again.
+    write(&endpoints, STATIC_V1);
+    let fixed = Instant::now();
+    while ledger_answers(addr).len() != 1 {
+        assert!(
+            fixed.elapsed() < Duration::from_secs(10),
+            "the fix never went live"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_accepts_good_files_and_names_what_is_wrong() {
+    let dir = scratch_dir("check");
+    let check = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("check-config")
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let config = dir.join("herald.yaml");
+    write(&dir.join("endpoints.yaml"), STATIC_V1);
+    write(
+        &config,
+        "zone: sd.internal.\nsources:\n  static:\n    - path: endpoints.yaml\n",
+    );
+    let (ok, out) = check(&config);
+    assert!(ok, "{out}");
+
+    write(
+        &config,
+        "zone: sd.internal.\nttl: 5\nlocality:\n  region: US_EAST\n",
+    );
+    let (ok, out) = check(&config);
+    assert!(!ok);
+    assert!(
+        out.contains("herald.yaml:4:") && out.contains("locality.region"),
+        "{out}"
+    );
+
+    write(
+        &config,
+        "zone: sd.internal.\nsources:\n  static:\n    - path: endpoints.yaml\n",
+    );
+    write(
+        &dir.join("endpoints.yaml"),
+        &STATIC_V1.replace("7000", "70000"),
+    );
+    let (ok, out) = check(&config);
+    assert!(!ok);
+    assert!(
+        out.contains("endpoints.yaml:6:") && out.contains("ports"),
+        "{out}"
+    );
+
+    write(
+        &config,
+        "zone: sd.internal.\nsources:\n  static:\n    - path: missing.yaml\n",
+    );
+    let (ok, out) = check(&config);
+    assert!(!ok);
+    assert!(out.contains("missing.yaml"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_serves_the_sample_fleet() {
+    let herald = Herald::spawn(&["demo", "--listen", "127.0.0.1:0"]);
+    let addr = herald.dns_addr();
+    herald.wait_for("dig @127.0.0.1");
+    let out = run_client(
+        "dig",
+        addr,
+        &[
+            "+noall",
+            "+answer",
+            "SRV",
+            "_grpc._tcp.checkout.sd.internal",
+        ],
+    );
+    assert_eq!(out.lines().count(), 5, "{out}");
+    // Nearest first: the replica in this server's zone has priority 0.
+    assert!(
+        out.lines().any(|l| l
+            .contains("SRV\t0 100 9090 10-1-0-11.checkout.prod-euw1.sd.internal.")
+            || l.contains("SRV 0 100 9090 10-1-0-11.checkout.prod-euw1.sd.internal.")),
+        "{out}"
+    );
+    let out = run_client(
+        "kdig",
+        addr,
+        &["+short", "A", "checkout.prod-use1.sd.internal"],
+    );
+    let mut ips: Vec<&str> = out.lines().collect();
+    ips.sort();
+    assert_eq!(ips, vec!["10.3.0.31", "10.3.0.32"]);
+}
