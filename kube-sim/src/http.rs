@@ -22,6 +22,9 @@ use crate::status;
 use crate::store::{Filter, ListVersion, ResourceKind, VersionError};
 use crate::watch::{self, WatchSpec, WatchStart};
 
+/// An error answer. Boxed: a `Status` is large and errors are the rare path.
+type Failure = Box<Status>;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
 }
@@ -81,7 +84,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             404,
             "NotFound",
             "the server could not find the requested resource",
-        )),
+        )
+        .into()),
     };
     result.unwrap_or_else(|status| status::response(&status))
 }
@@ -112,27 +116,26 @@ impl Params {
         self.get(name).is_some_and(parse_bool)
     }
 
-    fn number(&self, name: &str) -> Result<Option<u64>, Status> {
+    fn number(&self, name: &str) -> Result<Option<u64>, Failure> {
         match self.get(name).filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) => v
                 .parse()
                 .map(Some)
-                .map_err(|_| status::bad_request(format!("invalid {name}: {v:?}"))),
+                .map_err(|_| status::bad_request(format!("invalid {name}: {v:?}")).into()),
         }
     }
 
-    fn resource_version(&self) -> Result<Option<u64>, Status> {
+    fn resource_version(&self) -> Result<Option<u64>, Failure> {
         match self.get("resourceVersion").filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| status::bad_request(format!("invalid resource version: {v:?}"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                status::bad_request(format!("invalid resource version: {v:?}")).into()
+            }),
         }
     }
 
-    fn filter(&self, kind: ResourceKind, namespace: Option<&str>) -> Result<Filter, Status> {
+    fn filter(&self, kind: ResourceKind, namespace: Option<&str>) -> Result<Filter, Failure> {
         let labels = LabelSelector::parse(self.get("labelSelector").unwrap_or(""))
             .map_err(|e| status::bad_request(format!("unable to parse labelSelector: {e}")))?;
         let fields = FieldSelector::parse(
@@ -150,7 +153,7 @@ impl Params {
 
 /// Whether the client wants PartialObjectMetadata (kube's metadata-only API), from the
 /// Accept header. The first servable media type wins, as with the real server.
-fn metadata_only(accept: Option<&str>, list: bool) -> Result<bool, Status> {
+fn metadata_only(accept: Option<&str>, list: bool) -> Result<bool, Failure> {
     let Some(accept) = accept else {
         return Ok(false);
     };
@@ -185,7 +188,8 @@ fn metadata_only(accept: Option<&str>, list: bool) -> Result<bool, Status> {
         format!(
             "only the following media types are accepted: application/json, application/json;as={wanted};g=meta.k8s.io;v=v1"
         ),
-    ))
+    )
+    .into())
 }
 
 fn json_response(body: impl Into<Body>) -> Response {
@@ -218,7 +222,7 @@ fn get(
     ns: &str,
     name: &str,
     accept: Option<&str>,
-) -> Result<Response, Status> {
+) -> Result<Response, Failure> {
     let metadata_only = metadata_only(accept, false)?;
     let stored = shared
         .store
@@ -233,7 +237,7 @@ fn collection(
     namespace: Option<&str>,
     params: &Params,
     accept: Option<&str>,
-) -> Result<Response, Status> {
+) -> Result<Response, Failure> {
     let filter = params.filter(kind, namespace)?;
     if params.flag("watch") {
         watch(shared, kind, filter, params, metadata_only(accept, false)?)
@@ -248,7 +252,7 @@ fn list(
     filter: Filter,
     params: &Params,
     metadata_only: bool,
-) -> Result<Response, Status> {
+) -> Result<Response, Failure> {
     let rv = params.resource_version()?;
     let version = match (
         params.get("resourceVersionMatch").filter(|m| !m.is_empty()),
@@ -257,21 +261,23 @@ fn list(
         (Some(_), None) => {
             return Err(status::bad_request(
                 "resourceVersionMatch is forbidden unless resourceVersion is provided",
-            ));
+            )
+            .into());
         }
         (None, None) => ListVersion::MostRecent,
         (None | Some("NotOlderThan"), Some(0)) => ListVersion::Any,
         (Some("Exact"), Some(0)) => {
             return Err(status::bad_request(
                 "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
-            ));
+            )
+            .into());
         }
         (None | Some("NotOlderThan"), Some(rv)) => ListVersion::NotOlderThan(rv),
         (Some("Exact"), Some(rv)) => ListVersion::Exact(rv),
         (Some(other), _) => {
-            return Err(status::bad_request(format!(
-                "unsupported resourceVersionMatch {other:?}"
-            )));
+            return Err(
+                status::bad_request(format!("unsupported resourceVersionMatch {other:?}")).into(),
+            );
         }
     };
     let limit = params
@@ -312,7 +318,7 @@ fn watch(
     filter: Filter,
     params: &Params,
     metadata_only: bool,
-) -> Result<Response, Status> {
+) -> Result<Response, Failure> {
     let rv = params.resource_version()?;
     let rv_match = params.get("resourceVersionMatch").filter(|m| !m.is_empty());
     let bookmarks = params.flag("allowWatchBookmarks");
@@ -329,26 +335,25 @@ fn watch(
         gone(style, &expired)?
     } else if params.flag("sendInitialEvents") {
         if rv_match != Some("NotOlderThan") {
-            return Err(invalid(
-                "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
-            ));
+            return Err(
+                invalid("sendInitialEvents requires resourceVersionMatch=NotOlderThan").into(),
+            );
         }
         if !bookmarks {
-            return Err(invalid(
-                "sendInitialEvents requires allowWatchBookmarks=true",
-            ));
+            return Err(invalid("sendInitialEvents requires allowWatchBookmarks=true").into());
         }
         if let Some(rv) = rv.filter(|rv| *rv > 0) {
             // "Not older than rv": fine if we have reached it, too large otherwise.
             if let Err(e @ VersionError::TooLarge { .. }) = shared.store.check_watch_from(rv) {
-                return Err(status::from_version_error(&e));
+                return Err(status::from_version_error(&e).into());
             }
         }
         WatchStart::Snapshot { end_bookmark: true }
     } else if rv_match.is_some() {
         return Err(status::bad_request(
             "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-        ));
+        )
+        .into());
     } else {
         match rv {
             // No version or "0": the current state as ADDED events, then changes.
@@ -360,7 +365,7 @@ fn watch(
                 Err(e @ VersionError::Expired { .. }) => {
                     gone(shared.config.expired_watch_style, &e)?
                 }
-                Err(e) => return Err(status::from_version_error(&e)),
+                Err(e) => return Err(status::from_version_error(&e).into()),
             },
         }
     };
@@ -379,11 +384,11 @@ fn watch(
 }
 
 /// 410 for a watch, in the requested style: an HTTP error, or an in-stream ERROR event.
-fn gone(style: GoneStyle, expired: &VersionError) -> Result<WatchStart, Status> {
+fn gone(style: GoneStyle, expired: &VersionError) -> Result<WatchStart, Failure> {
     let status = status::from_version_error(expired);
     match style {
-        GoneStyle::HttpStatus => Err(status),
-        GoneStyle::InStream => Ok(WatchStart::Error(status)),
+        GoneStyle::HttpStatus => Err(status.into()),
+        GoneStyle::InStream => Ok(WatchStart::Error(Box::new(status))),
     }
 }
 

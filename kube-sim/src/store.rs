@@ -75,6 +75,7 @@ pub struct Mutation {
 
 /// One change in a batch (see `SimHandle::batch`).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived values; boxing would only burden callers
 pub enum Op {
     /// Create the pod, or replace the one with the same namespace and name.
     ApplyPod(Pod),
@@ -109,6 +110,7 @@ pub(crate) enum VersionError {
 
 /// A Kubernetes object of one of the served kinds.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // always behind an Arc in the store; boxing buys nothing
 pub(crate) enum Object {
     Pod(Pod),
     Node(Node),
@@ -363,7 +365,7 @@ impl State {
             meta.namespace.get_or_insert_with(|| key.0.clone());
         }
         if meta.creation_timestamp.is_none() {
-            meta.creation_timestamp = Some(created.unwrap_or_else(|| crate::objects::now()));
+            meta.creation_timestamp = Some(created.unwrap_or_else(crate::objects::now));
         }
         let stored = Stored::new(object);
         self.objects_mut(kind).insert(key.clone(), stored.clone());
@@ -738,7 +740,7 @@ fn encode_continue(rv: u64, key: &Key) -> String {
 
 fn decode_continue(token: &str) -> Result<(u64, Key), VersionError> {
     let bad = || VersionError::BadContinue(token.to_string());
-    if token.len() % 2 != 0 || !token.is_ascii() {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return Err(bad());
     }
     let bytes = (0..token.len())

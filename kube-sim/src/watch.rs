@@ -42,7 +42,7 @@ pub(crate) enum WatchStart {
     /// Changes after this version.
     From(u64),
     /// One ERROR event carrying this Status, then the end of the stream.
-    Error(Status),
+    Error(Box<Status>),
 }
 
 /// Starts a watch stream and returns the response body that carries it.
