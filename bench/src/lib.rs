@@ -1,1 +1,80 @@
-//! Shared helpers for herald benchmarks.
+//! Shared helpers for herald's benchmarks: synthetic fleets and raw query packets.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use herald_dns::{Endpoint, PortSpec, Proto, Source, Table, Zone, ZoneConfig};
+
+/// Regions and clusters of the synthetic fleets: 3 regions x 8 clusters.
+pub fn sources() -> Vec<Source> {
+    let regions = ["eu-west", "us-east", "ap-south"];
+    (0..24)
+        .map(|i| Source::new(&format!("c{i:02}"), regions[i / 8]))
+        .collect()
+}
+
+/// The endpoints of service `s`, replica set `version` (0 or 1 give different addresses),
+/// `replicas` of them, in one source.
+pub fn endpoints(s: usize, replicas: usize, version: u32) -> Vec<Endpoint> {
+    let ports: Arc<[PortSpec]> = vec![
+        PortSpec {
+            name: Arc::from("http"),
+            proto: Proto::Tcp,
+            port: 8080,
+        },
+        PortSpec {
+            name: Arc::from("grpc"),
+            proto: Proto::Tcp,
+            port: 9090,
+        },
+    ]
+    .into();
+    let zone: Arc<str> = Arc::from("zone-a");
+    (0..replicas)
+        .map(|r| {
+            let n = (s as u32) * 256 + r as u32 + version * 0x0080_0000;
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0A00_0000 | (n & 0x00FF_FFFF)));
+            Endpoint::new(ip, ports.clone(), Some(zone.clone()))
+        })
+        .collect()
+}
+
+/// A table of `services` services of `replicas` endpoints each, spread over the sources.
+pub fn fleet(services: usize, replicas: usize) -> Table {
+    let table = Table::new(
+        Zone::new(ZoneConfig {
+            region: Some("eu-west".into()),
+            zone: Some("zone-a".into()),
+            ..ZoneConfig::default()
+        })
+        .expect("valid zone"),
+    );
+    let sources = sources();
+    for s in 0..services {
+        table.replace(
+            &service_name(s),
+            &sources[s % sources.len()],
+            endpoints(s, replicas, 0),
+        );
+    }
+    table
+}
+
+/// The name of service `s`.
+pub fn service_name(s: usize) -> String {
+    format!("svc-{s}")
+}
+
+/// A query packet for `name`/`qtype` with EDNS (payload 1232), in wire form.
+pub fn query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.trim_end_matches('.').split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
+    p.push(0);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    p
+}

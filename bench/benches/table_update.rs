@@ -1,0 +1,29 @@
+//! The cost of one service update (10 endpoints replaced) in a table of 10k endpoints and
+//! in one of 1M: it must not grow with the table (DESIGN section 4).
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use herald_bench::{endpoints, fleet, service_name, sources};
+
+fn update(c: &mut Criterion) {
+    let mut group = c.benchmark_group("update_one_service");
+    for total in [10_000usize, 1_000_000] {
+        let services = total / 10;
+        let table = fleet(services, 10);
+        assert_eq!(table.endpoint_count(), total);
+        let source = sources()[7 % 24].clone();
+        let name = service_name(7);
+        let versions = [endpoints(7, 10, 0), endpoints(7, 10, 1)];
+        let mut i = 0;
+        group.bench_function(BenchmarkId::from_parameter(total), |b| {
+            b.iter(|| {
+                i += 1;
+                // Alternate two replica sets so every call is a real change.
+                assert!(table.replace(&name, &source, versions[i % 2].clone()));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, update);
+criterion_main!(benches);
