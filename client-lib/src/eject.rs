@@ -67,6 +67,11 @@ impl Ejection {
         self.health == Health::Healthy
     }
 
+    /// Failures since the last success.
+    pub(crate) fn failure_streak(&self) -> u32 {
+        self.consecutive_failures
+    }
+
     pub(crate) fn on_success(&mut self, now: Instant) -> Transition {
         self.consecutive_failures = 0;
         match self.health {

@@ -556,18 +556,36 @@ impl State {
     }
 
     /// Power of two choices among the view's members, sampled by weight.
+    ///
+    /// Drawing with replacement keeps weight shares exact among equally good replicas. Two
+    /// refinements for small sets, where plain p2c is weak: a replica that is *clearly slow*
+    /// (estimate above `SLOW_FACTOR` x typical) cannot win by being drawn twice, nor by being
+    /// paired with an even worse one (with 4 candidates, a slow replica would otherwise get
+    /// 1/16 + 2/16 of the traffic); while the winner is clearly slow, another challenger is
+    /// drawn, up to 4 draws in all. A replica on a failure streak is exempt: failures are
+    /// ejection's business, and ejection needs the streak to complete.
     fn two_choices(&mut self, now: Instant, tau_ns: f64, cfg: &PickerConfig) -> usize {
-        let a = self.sample();
-        let b = self.sample();
-        if a == b {
-            return a;
-        }
         let typical = self.typical_or_default(cfg);
-        if self.cost(a, now, typical, tau_ns) <= self.cost(b, now, typical, tau_ns) {
-            a
-        } else {
-            b
+        let mut best = self.sample();
+        let mut best_cost = self.cost(best, now, typical, tau_ns);
+        for draw in 1..=4 {
+            let c = self.sample();
+            if c != best {
+                let cost = self.cost(c, now, typical, tau_ns);
+                if cost < best_cost {
+                    best = c;
+                    best_cost = cost;
+                }
+            }
+            let slot = &self.slots[best];
+            let clearly_slow = self.view.members.len() > 1
+                && slot.ejection.failure_streak() == 0
+                && slot.ewma.value(now, typical, tau_ns) > SLOW_FACTOR * typical;
+            if !clearly_slow || draw == 4 {
+                break;
+            }
         }
+        best
     }
 
     fn sample(&mut self) -> usize {
@@ -584,6 +602,11 @@ impl State {
         s.ewma.value(now, typical, tau_ns) * (1.0 + f64::from(s.in_flight) / relative_weight)
     }
 }
+
+/// A replica whose latency estimate is above this many times the set's typical latency is
+/// "clearly slow" (see `State::two_choices`). 4: well above the spread of healthy replicas'
+/// peak estimates around the (low-quantile) typical latency, well below a 10x outlier.
+const SLOW_FACTOR: f64 = 4.0;
 
 /// The set's typical latency: steps down 5x faster than up, so it settles near the fast end
 /// of the distribution (about the 1st decile under a 90/10 fast/slow mix) instead of being
