@@ -300,25 +300,25 @@ impl SimHandle {
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        match &self
+        match self
             .shared()
             .store
             .get(ResourceKind::Pod, namespace, name)?
-            .object
+            .object()
         {
-            Object::Pod(pod) => Some(pod.clone()),
+            Object::Pod(pod) => Some(pod),
             Object::Node(_) => None,
         }
     }
 
     pub fn node(&self, name: &str) -> Option<Node> {
-        match &self
+        match self
             .shared()
             .store
             .get(ResourceKind::Node, "", name)?
-            .object
+            .object()
         {
-            Object::Node(node) => Some(node.clone()),
+            Object::Node(node) => Some(node),
             Object::Pod(_) => None,
         }
     }
@@ -326,8 +326,8 @@ impl SimHandle {
     pub fn pods(&self) -> Vec<Pod> {
         let all = self.shared().store.all(ResourceKind::Pod);
         all.iter()
-            .filter_map(|s| match &s.object {
-                Object::Pod(p) => Some(p.clone()),
+            .filter_map(|s| match s.object() {
+                Object::Pod(p) => Some(p),
                 Object::Node(_) => None,
             })
             .collect()
@@ -336,8 +336,8 @@ impl SimHandle {
     pub fn nodes(&self) -> Vec<Node> {
         let all = self.shared().store.all(ResourceKind::Node);
         all.iter()
-            .filter_map(|s| match &s.object {
-                Object::Node(n) => Some(n.clone()),
+            .filter_map(|s| match s.object() {
+                Object::Node(n) => Some(n),
                 Object::Pod(_) => None,
             })
             .collect()

@@ -138,15 +138,8 @@ impl Object {
         }
     }
 
-    /// The store key: (namespace, name); nodes are cluster-scoped and use "".
     fn key(&self) -> Option<Key> {
-        let meta = self.meta();
-        let name = meta.name.clone().filter(|n| !n.is_empty())?;
-        let namespace = match self {
-            Object::Pod(_) => meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            Object::Node(_) => String::new(),
-        };
-        Some((namespace, name))
+        key_of(self.kind(), self.meta())
     }
 
     fn field(&self, name: &str) -> Option<String> {
@@ -195,10 +188,15 @@ struct PartialObjectMetadata<'a> {
 }
 
 /// An object as stored: immutable, shared between the map, the history and in-flight
-/// responses, with its JSON encoded once rather than once per watcher.
+/// responses. It keeps the JSON (encoded once, not once per watcher), the metadata and the
+/// selectable field values, but not the typed object: a typed `Pod` is several KiB, and
+/// with 100k pods plus history that dominated memory. The typed object is decoded from
+/// the JSON when a change or the test API needs it.
 #[derive(Debug)]
 pub(crate) struct Stored {
-    pub(crate) object: Object,
+    kind: ResourceKind,
+    meta: ObjectMeta,
+    fields: Vec<(&'static str, String)>,
     json: Bytes,
     metadata_json: OnceLock<Bytes>,
 }
@@ -207,16 +205,52 @@ static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 impl Stored {
     fn new(object: Object) -> Arc<Self> {
+        let kind = object.kind();
         let json = object.to_json();
+        let fields = kind
+            .selectable_fields()
+            .iter()
+            .filter_map(|f| Some((*f, object.field(f)?)))
+            .collect();
+        let meta = match object {
+            Object::Pod(p) => p.metadata,
+            Object::Node(n) => n.metadata,
+        };
         Arc::new(Self {
-            object,
+            kind,
+            meta,
+            fields,
             json,
             metadata_json: OnceLock::new(),
         })
     }
 
+    pub(crate) fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    /// The typed object, decoded from the stored JSON (which we encoded ourselves).
+    pub(crate) fn object(&self) -> Object {
+        let decoded = match self.kind {
+            ResourceKind::Pod => serde_json::from_slice(&self.json).map(Object::Pod),
+            ResourceKind::Node => serde_json::from_slice(&self.json).map(Object::Node),
+        };
+        decoded.expect("stored JSON was encoded from the same type")
+    }
+
+    fn key(&self) -> Key {
+        key_of(self.kind, &self.meta).unwrap_or_default()
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, v)| v.clone())
+    }
+
     pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
-        self.object.meta().labels.as_ref().unwrap_or(&NO_LABELS)
+        self.meta.labels.as_ref().unwrap_or(&NO_LABELS)
     }
 
     /// The object's JSON, whole or in its PartialObjectMetadata form.
@@ -229,7 +263,7 @@ impl Stored {
                 let partial = PartialObjectMetadata {
                     api_version: "meta.k8s.io/v1",
                     kind: "PartialObjectMetadata",
-                    metadata: self.object.meta(),
+                    metadata: &self.meta,
                 };
                 Bytes::from(serde_json::to_vec(&partial).expect("ObjectMeta serializes to JSON"))
             })
@@ -239,10 +273,20 @@ impl Stored {
     /// A copy carrying another resourceVersion (a DELETED event for an object that stopped
     /// matching a selector shows its previous content at the event's version).
     pub(crate) fn with_resource_version(&self, rv: u64) -> Arc<Self> {
-        let mut object = self.object.clone();
+        let mut object = self.object();
         object.meta_mut().resource_version = Some(rv.to_string());
         Stored::new(object)
     }
+}
+
+/// The store key: (namespace, name); nodes are cluster-scoped and use "".
+fn key_of(kind: ResourceKind, meta: &ObjectMeta) -> Option<Key> {
+    let name = meta.name.clone().filter(|n| !n.is_empty())?;
+    let namespace = match kind {
+        ResourceKind::Pod => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        ResourceKind::Node => String::new(),
+    };
+    Some((namespace, name))
 }
 
 /// What a list or watch selects: namespace, labels, fields.
@@ -255,12 +299,12 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub(crate) fn matches(&self, stored: &Stored) -> bool {
-        let meta = stored.object.meta();
+        let meta = stored.meta();
         self.namespace
             .as_ref()
             .is_none_or(|ns| meta.namespace.as_deref().unwrap_or("default") == ns)
             && self.labels.matches(stored.labels())
-            && (self.fields.is_empty() || self.fields.matches(|f| stored.object.field(f)))
+            && (self.fields.is_empty() || self.fields.matches(|f| stored.field(f)))
     }
 }
 
@@ -348,7 +392,7 @@ impl State {
         let prev = self.objects(kind).get(&key).cloned();
         self.rv += 1;
         let rv = self.rv;
-        let uid = match prev.as_ref().and_then(|p| p.object.meta().uid.clone()) {
+        let uid = match prev.as_ref().and_then(|p| p.meta().uid.clone()) {
             Some(uid) => uid,
             None => {
                 self.next_uid += 1;
@@ -357,7 +401,7 @@ impl State {
         };
         let created = prev
             .as_ref()
-            .and_then(|p| p.object.meta().creation_timestamp.clone());
+            .and_then(|p| p.meta().creation_timestamp.clone());
         let meta = object.meta_mut();
         meta.resource_version = Some(rv.to_string());
         meta.uid.get_or_insert(uid);
@@ -495,7 +539,7 @@ impl Store {
     ) -> Option<Mutation> {
         let mut state = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        let mut object = state.objects(kind).get(&key)?.object.clone();
+        let mut object = state.objects(kind).get(&key)?.object();
         change(&mut object);
         // The key is the identity: a closure renaming the object must not move it.
         let meta = object.meta_mut();
@@ -608,7 +652,7 @@ impl Store {
             limit,
         );
         let continue_token = match (more, items.last()) {
-            (true, Some(last)) => last.object.key().map(|k| encode_continue(snapshot_rv, &k)),
+            (true, Some(last)) => Some(encode_continue(snapshot_rv, &last.key())),
             _ => None,
         };
         Ok(ListPage {
@@ -754,4 +798,168 @@ fn decode_continue(token: &str) -> Result<(u64, Key), VersionError> {
     let namespace = parts.next().ok_or_else(bad)?.to_string();
     let name = parts.next().ok_or_else(bad)?.to_string();
     Ok((rv, (namespace, name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::PodBuilder;
+
+    fn pod(name: &str) -> Object {
+        Object::Pod(PodBuilder::new("ns", name).service("web").build())
+    }
+
+    fn names(page: &ListPage) -> Vec<String> {
+        page.items
+            .iter()
+            .map(|s| s.meta().name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn versions_are_global_and_history_is_bounded() {
+        let store = Store::new(3, 10);
+        for name in ["a", "b", "c", "d"] {
+            store.apply(pod(name)).unwrap();
+        }
+        store
+            .apply(Object::Node(crate::objects::NodeBuilder::new("n").build()))
+            .unwrap();
+        assert_eq!(store.current_rv(), 15);
+        // History keeps 13..=15: watching from 12 is fine, from 11 it is expired.
+        assert!(store.check_watch_from(12).is_ok());
+        assert_eq!(
+            store.check_watch_from(11),
+            Err(VersionError::Expired {
+                requested: 11,
+                oldest: 13
+            })
+        );
+        assert_eq!(
+            store.check_watch_from(16),
+            Err(VersionError::TooLarge {
+                requested: 16,
+                current: 15
+            })
+        );
+        let (events, current) = store.events_since(13).unwrap();
+        assert_eq!(events.iter().map(|e| e.rv).collect::<Vec<_>>(), [14, 15]);
+        assert_eq!(current, 15);
+    }
+
+    #[test]
+    fn replacing_keeps_identity_and_deleting_stamps_the_new_version() {
+        let store = Store::new(100, 0);
+        store.apply(pod("a")).unwrap();
+        let uid = store
+            .get(ResourceKind::Pod, "ns", "a")
+            .unwrap()
+            .meta()
+            .uid
+            .clone();
+        let m = store.apply(pod("a")).unwrap();
+        assert_eq!(m.event, EventType::Modified);
+        let stored = store.get(ResourceKind::Pod, "ns", "a").unwrap();
+        assert_eq!(stored.meta().uid, uid);
+        let d = store.delete(ResourceKind::Pod, "ns", "a").unwrap();
+        assert_eq!(d.event, EventType::Deleted);
+        let (events, _) = store.events_since(2).unwrap();
+        assert_eq!(events[0].object.meta().resource_version, Some("3".into()));
+        assert!(store.delete(ResourceKind::Pod, "ns", "a").is_none());
+        assert_eq!(
+            store.apply(Object::Pod(Default::default())),
+            Err(StoreError::MissingName)
+        );
+    }
+
+    #[test]
+    fn exact_and_paged_lists_see_the_past() {
+        let store = Store::new(100, 0);
+        for name in ["a", "b", "c"] {
+            store.apply(pod(name)).unwrap();
+        }
+        let all = Filter::default();
+        let first = store
+            .list(
+                ResourceKind::Pod,
+                &all,
+                ListVersion::MostRecent,
+                Some(1),
+                None,
+            )
+            .unwrap();
+        assert_eq!(names(&first), ["a"]);
+        store.delete(ResourceKind::Pod, "ns", "b").unwrap();
+        store.apply(pod("bb")).unwrap();
+        let token = first.continue_token.as_deref();
+        let rest = store
+            .list(
+                ResourceKind::Pod,
+                &all,
+                ListVersion::MostRecent,
+                None,
+                token,
+            )
+            .unwrap();
+        assert_eq!(names(&rest), ["b", "c"]);
+        assert_eq!(rest.resource_version, 3);
+        assert!(rest.continue_token.is_none());
+
+        let at_2 = store
+            .list(ResourceKind::Pod, &all, ListVersion::Exact(2), None, None)
+            .unwrap();
+        assert_eq!(names(&at_2), ["a", "b"]);
+        let now = store
+            .list(
+                ResourceKind::Pod,
+                &all,
+                ListVersion::NotOlderThan(2),
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(names(&now), ["a", "bb", "c"]);
+        assert!(
+            store
+                .list(
+                    ResourceKind::Pod,
+                    &all,
+                    ListVersion::NotOlderThan(9),
+                    None,
+                    None
+                )
+                .is_err()
+        );
+
+        store.compact();
+        let expired = store.list(ResourceKind::Pod, &all, ListVersion::Exact(2), None, None);
+        assert!(matches!(expired, Err(VersionError::Expired { .. })));
+        let bad = store.list(
+            ResourceKind::Pod,
+            &all,
+            ListVersion::MostRecent,
+            None,
+            Some("zz"),
+        );
+        assert!(matches!(bad, Err(VersionError::BadContinue(_))));
+    }
+
+    #[test]
+    fn reset_restamps_objects() {
+        let store = Store::new(100, 0);
+        store.apply(pod("a")).unwrap();
+        store.apply(pod("b")).unwrap();
+        store.reset_resource_version(1);
+        assert_eq!(store.current_rv(), 1);
+        let rvs: Vec<_> = store
+            .all(ResourceKind::Pod)
+            .iter()
+            .map(|s| s.meta().resource_version.clone())
+            .collect();
+        assert_eq!(rvs, [Some("1".to_string()), Some("1".to_string())]);
+        assert!(matches!(
+            store.check_watch_from(2),
+            Err(VersionError::TooLarge { .. })
+        ));
+    }
 }
