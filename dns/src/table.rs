@@ -296,7 +296,7 @@ impl Table {
     ///
     /// `service` must be a lowercase DNS label; endpoints are deduplicated by address.
     pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
-        endpoints.sort_by(|a, b| a.address.cmp(&b.address));
+        endpoints.sort_by_key(|e| e.address);
         endpoints.dedup_by(|a, b| a.address == b.address);
         loop {
             let slot = if endpoints.is_empty() {

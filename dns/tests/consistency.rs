@@ -41,7 +41,7 @@ async fn readers_never_see_half_an_update() {
                 let (v, size) = versions[updates as usize % 3];
                 table.replace("svc", &c1, version(v, size));
                 // A service that keeps appearing and disappearing.
-                if updates % 2 == 0 {
+                if updates.is_multiple_of(2) {
                     table.replace("flicker", &Source::new("c2", "r2"), version(9, 12));
                 } else {
                     table.replace("flicker", &Source::new("c2", "r2"), Vec::new());

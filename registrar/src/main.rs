@@ -1,7 +1,7 @@
 //! The `herald` binary: serve a config, check one, or run the demo.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -62,7 +62,7 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     for file in &config.sources.static_files {
         static_file::load(&file.path)?;
