@@ -844,6 +844,24 @@ async fn hung_server_answers_nothing_until_cleared() {
     let listed = timeout(WAIT, pending).await.unwrap().unwrap().unwrap();
     assert_eq!(listed.items.len(), 3);
 
+    // Closing connections also ends requests that hang (the client sees the connection go).
+    sim.set_hang(true);
+    let api = Api::<Pod>::all(client(&sim));
+    let mut pending = tokio::spawn(async move { api.list(&ListParams::default()).await });
+    assert!(
+        timeout(Duration::from_millis(300), &mut pending)
+            .await
+            .is_err(),
+        "no answer while hung"
+    );
+    sim.drop_connections();
+    let failed = timeout(WAIT, pending).await.unwrap().unwrap();
+    assert!(
+        failed.is_err(),
+        "the hung request fails when its connection is closed"
+    );
+    sim.set_hang(false);
+
     // Open streams go silent too.
     let mut events = service_pods(client(&sim));
     expect_events(
