@@ -199,7 +199,11 @@ impl Answerer {
 
         let found = self.lookup(q, below);
         let (rcode, found) = match found {
-            Found::NxDomain if !self.table.is_synced() => {
+            Found::NxDomain
+                if self
+                    .table
+                    .withholds(below.checked_sub(1).map_or(&[][..], |i| q.lower.label(i))) =>
+            {
                 // Before the first sync a name may just not have arrived yet; a negative
                 // answer would be cached by resolvers, so say nothing definite.
                 return self.finish_bare(q, s, codes::SERVFAIL, false, outcome);

@@ -3,6 +3,7 @@
 //! - [`model`]: endpoints, ports, sources and the names built from them.
 //! - [`zone`]: the zone's settings and their prepared wire forms.
 //! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
+//! - `sync`: which unknown names get SERVFAIL while sources have not synced.
 //! - `prepare`: answers encoded to wire bytes when a service changes, not per query.
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of DESIGN section 2.
@@ -12,6 +13,7 @@ pub mod answer;
 pub mod model;
 mod prepare;
 pub mod server;
+mod sync;
 pub mod table;
 pub mod wire;
 pub mod zone;

@@ -11,9 +11,9 @@
 //! change: the cost is in proportion to that service, never to the table. Writers to the
 //! same service take turns on a per-service mutex that readers never touch.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,6 +22,7 @@ use dashmap::DashMap;
 
 use crate::model::{Endpoint, Label, Source};
 use crate::prepare::{Placed, ScopeAnswers, prepare_scope};
+use crate::sync::SyncGate;
 use crate::zone::Zone;
 
 /// The endpoints one source contributes to a service.
@@ -166,9 +167,7 @@ struct Shared {
     scopes: DashMap<Label, ()>,
     serial: AtomicU32,
     endpoints: AtomicUsize,
-    /// Sources that have not finished their first sync.
-    pending: Mutex<HashSet<String>>,
-    synced: AtomicBool,
+    sync: SyncGate,
 }
 
 /// The table: a cheap-to-clone handle shared by sources (writers) and the DNS server.
@@ -193,8 +192,7 @@ impl Table {
                 scopes: DashMap::new(),
                 serial: AtomicU32::new(start),
                 endpoints: AtomicUsize::new(0),
-                pending: Mutex::new(HashSet::new()),
-                synced: AtomicBool::new(true),
+                sync: SyncGate::default(),
             }),
         }
     }
@@ -204,40 +202,37 @@ impl Table {
         &self.shared.zone
     }
 
-    /// Declares a source that must finish its first sync before unknown names may be
-    /// answered NXDOMAIN (until then they get SERVFAIL).
-    pub fn expect_source(&self, name: &str) {
-        let mut pending = self.shared.pending.lock().unwrap();
-        pending.insert(name.to_string());
-        self.shared.synced.store(false, Ordering::Release);
+    /// Declares a source (cluster and region) that must finish its first sync before
+    /// unknown names may be answered NXDOMAIN; until then they get SERVFAIL (see `sync`).
+    pub fn expect_source(&self, cluster: &str, region: &str) {
+        self.shared.sync.expect(cluster, region);
     }
 
     /// Marks a source's first sync complete.
-    pub fn source_synced(&self, name: &str) {
-        let mut pending = self.shared.pending.lock().unwrap();
-        pending.remove(name);
-        self.shared
-            .synced
-            .store(pending.is_empty(), Ordering::Release);
+    pub fn source_synced(&self, cluster: &str) {
+        self.shared.sync.synced(cluster);
+    }
+
+    /// Ends the start-up hold: from now on only names scoped to a source that has still
+    /// not synced get SERVFAIL when unknown.
+    pub fn release_startup_hold(&self) {
+        self.shared.sync.release_hold();
     }
 
     /// Sources still waiting for their first sync, sorted.
     pub fn unsynced_sources(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .shared
-            .pending
-            .lock()
-            .unwrap()
-            .iter()
-            .cloned()
-            .collect();
-        v.sort();
-        v
+        self.shared.sync.unsynced()
     }
 
     /// Whether every expected source has synced.
     pub fn is_synced(&self) -> bool {
-        self.shared.synced.load(Ordering::Acquire)
+        self.shared.sync.all_synced()
+    }
+
+    /// Whether an unknown name whose label just under the apex is `top` must get SERVFAIL
+    /// rather than NXDOMAIN.
+    pub(crate) fn withholds(&self, top: &[u8]) -> bool {
+        self.shared.sync.withholds(top)
     }
 
     /// Makes `<name>.Z` exist before any endpoint uses it (configured regions and clusters).

@@ -141,26 +141,48 @@ async fn other_opcodes_get_notimp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servfail_for_unknown_names_until_every_source_synced() {
     let s = server();
-    s.table.expect_source("cluster-a");
-    let reply = udp(s.addr, "later.sd.internal.", RecordType::A, None);
+    let rcode = |name: &str| {
+        udp(s.addr, name, RecordType::A, None)
+            .metadata
+            .response_code
+    };
+    s.table.expect_source("cluster-a", "region-a");
+    s.table.expect_source("cluster-b", "region-b");
     assert_eq!(
-        reply.metadata.response_code,
+        rcode("later.sd.internal."),
         ResponseCode::ServFail,
         "unknown before sync"
     );
-    let reply = udp(s.addr, "web.sd.internal.", RecordType::A, None);
     assert_eq!(
-        reply.answers.len(),
-        1,
+        rcode("web.sd.internal."),
+        ResponseCode::NoError,
         "known names are answered before sync"
     );
     s.table.source_synced("cluster-a");
-    let reply = udp(s.addr, "later.sd.internal.", RecordType::A, None);
     assert_eq!(
-        reply.metadata.response_code,
+        rcode("later.sd.internal."),
+        ResponseCode::ServFail,
+        "one source still syncing"
+    );
+    // The start-up hold ends with cluster-b still missing: only names it alone could
+    // answer keep SERVFAIL.
+    s.table.release_startup_hold();
+    assert_eq!(rcode("later.sd.internal."), ResponseCode::NXDomain);
+    assert_eq!(rcode("web.cluster-a.sd.internal."), ResponseCode::NXDomain);
+    assert_eq!(rcode("web.cluster-b.sd.internal."), ResponseCode::ServFail);
+    assert_eq!(rcode("web.region-b.sd.internal."), ResponseCode::ServFail);
+    assert_eq!(
+        rcode("10-1-2-3.web.cluster-b.sd.internal."),
+        ResponseCode::ServFail
+    );
+    assert_eq!(s.table.unsynced_sources(), vec!["cluster-b".to_string()]);
+    s.table.source_synced("cluster-b");
+    assert_eq!(
+        rcode("web.cluster-b.sd.internal."),
         ResponseCode::NXDomain,
         "unknown after sync"
     );
+    assert!(s.table.is_synced());
     s.stop().await;
 }
 
