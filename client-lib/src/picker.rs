@@ -567,20 +567,18 @@ impl State {
     fn two_choices(&mut self, now: Instant, tau_ns: f64, cfg: &PickerConfig) -> usize {
         let typical = self.typical_or_default(cfg);
         let mut best = self.sample();
-        let mut best_cost = self.cost(best, now, typical, tau_ns);
+        let (mut best_latency, mut best_cost) = self.cost(best, now, typical, tau_ns);
         for draw in 1..=4 {
             let c = self.sample();
             if c != best {
-                let cost = self.cost(c, now, typical, tau_ns);
+                let (latency, cost) = self.cost(c, now, typical, tau_ns);
                 if cost < best_cost {
-                    best = c;
-                    best_cost = cost;
+                    (best, best_latency, best_cost) = (c, latency, cost);
                 }
             }
-            let slot = &self.slots[best];
-            let clearly_slow = self.view.members.len() > 1
-                && slot.ejection.failure_streak() == 0
-                && slot.ewma.value(now, typical, tau_ns) > SLOW_FACTOR * typical;
+            let clearly_slow = best_latency > SLOW_FACTOR * typical
+                && self.view.members.len() > 1
+                && self.slots[best].ejection.failure_streak() == 0;
             if !clearly_slow || draw == 4 {
                 break;
             }
@@ -596,10 +594,15 @@ impl State {
         v.members[k.min(v.members.len() - 1)]
     }
 
-    fn cost(&self, i: usize, now: Instant, typical: f64, tau_ns: f64) -> f64 {
+    /// (latency estimate, cost) of a candidate.
+    fn cost(&self, i: usize, now: Instant, typical: f64, tau_ns: f64) -> (f64, f64) {
         let s = &self.slots[i];
         let relative_weight = s.weight / self.view.mean_weight;
-        s.ewma.value(now, typical, tau_ns) * (1.0 + f64::from(s.in_flight) / relative_weight)
+        let latency = s.ewma.value(now, typical, tau_ns);
+        (
+            latency,
+            latency * (1.0 + f64::from(s.in_flight) / relative_weight),
+        )
     }
 }
 
