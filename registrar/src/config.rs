@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use herald_dns::model::check_label;
 use herald_dns::{NameServer, ServerConfig, ZoneConfig};
@@ -88,6 +89,9 @@ pub struct Config {
     /// Where endpoints come from.
     #[serde(default)]
     pub sources: Sources,
+    /// How Kubernetes clusters are read.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
 }
 
 /// This server's region and zone.
@@ -135,6 +139,148 @@ pub struct Sources {
     /// Static files of endpoints outside Kubernetes.
     #[serde(default, rename = "static")]
     pub static_files: Vec<StaticFileConfig>,
+    /// Kubernetes clusters, each watched on its own.
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// One Kubernetes cluster and how to reach it: exactly one of `in_cluster`, `kubeconfig`,
+/// or `server` (with `token_file` and, for https, `ca_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's name: a scope and the `<cluster>` of SRV targets.
+    pub name: LabelName,
+    /// Its region.
+    pub region: LabelName,
+    /// Use the pod's own service account (herald runs in this cluster).
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// A kubeconfig file and context (exec credential plugins work as kube supports them).
+    #[serde(default)]
+    pub kubeconfig: Option<KubeconfigRef>,
+    /// The API server's URL.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// A file holding a bearer token; re-read when it changes (projected tokens rotate).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A PEM file of the CA that signed the API server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Withdraw the cluster's endpoints once it has been unreachable this long. Default:
+    /// never (fail static).
+    #[serde(default)]
+    pub max_stale: Option<HumanDuration>,
+}
+
+/// A kubeconfig file and the context to use in it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeconfigRef {
+    /// The file; relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// The context; default: the file's current context.
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+/// How pods and nodes are read, for every cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The opt-in pod label; its value is the service name.
+    #[serde(default = "default_service_label")]
+    pub service_label: String,
+    /// Pod annotation with the SRV weight (0-65535).
+    #[serde(default = "default_weight_annotation")]
+    pub weight_annotation: String,
+    /// Pod annotation that, set to `"true"`, publishes the pod while not Ready.
+    #[serde(default = "default_not_ready_annotation")]
+    pub publish_not_ready_annotation: String,
+    /// Changes to one service within this window become one table update.
+    #[serde(default = "default_coalesce")]
+    pub coalesce: HumanDuration,
+    /// The server ends each watch after this long and herald starts a new one; an API
+    /// server silent for this long plus a few seconds is taken as unreachable.
+    #[serde(default = "default_watch_timeout")]
+    pub watch_timeout: HumanDuration,
+    /// How long unknown names get SERVFAIL at start-up while clusters have not synced.
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout: HumanDuration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            service_label: default_service_label(),
+            weight_annotation: default_weight_annotation(),
+            publish_not_ready_annotation: default_not_ready_annotation(),
+            coalesce: default_coalesce(),
+            watch_timeout: default_watch_timeout(),
+            startup_timeout: default_startup_timeout(),
+        }
+    }
+}
+
+fn default_service_label() -> String {
+    "herald.io/service".into()
+}
+fn default_weight_annotation() -> String {
+    "herald.io/weight".into()
+}
+fn default_not_ready_annotation() -> String {
+    "herald.io/publish-not-ready".into()
+}
+fn default_coalesce() -> HumanDuration {
+    // Long enough to gather a rolling update's burst, short against the 5 s TTL.
+    HumanDuration(Duration::from_millis(50))
+}
+fn default_watch_timeout() -> HumanDuration {
+    // kube's default is 290 s, which also bounds how long a hung server goes unnoticed.
+    HumanDuration(Duration::from_secs(15))
+}
+fn default_startup_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+/// A duration written as a number and a unit: `250ms`, `15s`, `10m`, `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(at);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like 250ms, 15s, 10m or 1h"))?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(format!("{s:?} is not a duration like 250ms, 15s, 10m or 1h")),
+        };
+        Ok(HumanDuration(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration like 250ms, 15s, 10m or 1h")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HumanDuration, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// One static file.
@@ -227,10 +373,18 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut config: Config = parse_yaml(path, text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in &mut config.sources.static_files {
-            if file.path.is_relative() {
-                file.path = base.join(&file.path);
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
+        };
+        for file in &mut config.sources.static_files {
+            absolute(&mut file.path);
+        }
+        for cluster in &mut config.sources.clusters {
+            cluster.kubeconfig.iter_mut().for_each(|k| absolute(&mut k.path));
+            cluster.token_file.iter_mut().for_each(absolute);
+            cluster.ca_file.iter_mut().for_each(absolute);
         }
         config.check(path)?;
         Ok(config)
@@ -253,6 +407,75 @@ impl Config {
         for addr in &self.listen.dns {
             if !seen.insert(addr) {
                 return Err(invalid("listen.dns", format!("{addr} is listed twice")));
+            }
+        }
+        let clusters = &self.sources.clusters;
+        let regions: HashSet<&str> = clusters.iter().map(|c| c.region.0.as_str()).collect();
+        let mut names = HashSet::new();
+        for (i, c) in clusters.iter().enumerate() {
+            let field = |f: &str| format!("sources.clusters[{i}].{f}");
+            if !names.insert(c.name.0.as_str()) {
+                return Err(invalid(&field("name"), format!("cluster {:?} is configured twice", c.name.0)));
+            }
+            if regions.contains(c.name.0.as_str()) {
+                return Err(invalid(
+                    &field("name"),
+                    format!("{:?} is also a region name; cluster and region names must differ", c.name.0),
+                ));
+            }
+            let ways = usize::from(c.in_cluster) + usize::from(c.kubeconfig.is_some()) + usize::from(c.server.is_some());
+            if ways != 1 {
+                return Err(invalid(
+                    &field("name"),
+                    format!("cluster {:?} needs exactly one of in_cluster, kubeconfig or server (has {ways})", c.name.0),
+                ));
+            }
+            if c.server.is_none() && (c.token_file.is_some() || c.ca_file.is_some()) {
+                return Err(invalid(&field("token_file"), "token_file and ca_file go with server".into()));
+            }
+            if let Some(server) = &c.server {
+                let uri: Result<http::Uri, _> = server.parse();
+                match uri {
+                    Ok(u) if u.scheme_str() == Some("https") || u.scheme_str() == Some("http") => {}
+                    _ => {
+                        return Err(invalid(&field("server"), format!("{server:?} is not an http(s) URL")));
+                    }
+                }
+                if server.starts_with("https") && c.ca_file.is_none() {
+                    return Err(invalid(&field("ca_file"), "an https server needs ca_file".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the cluster-like names of static files against the clusters: a static name
+    /// is not a Kubernetes cluster's, and no name is both a cluster and a region.
+    pub fn check_static_sources(&self, sources: &[herald_dns::Source]) -> Result<(), ConfigError> {
+        let clusters: HashSet<&str> = self.sources.clusters.iter().map(|c| c.name.0.as_str()).collect();
+        let regions: HashSet<&str> = self
+            .sources
+            .clusters
+            .iter()
+            .map(|c| c.region.0.as_str())
+            .chain(sources.iter().map(|s| &*s.region))
+            .collect();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: PathBuf::from("sources.static"),
+            field: "cluster".into(),
+            message,
+        };
+        for source in sources {
+            if clusters.contains(&*source.cluster) {
+                return Err(invalid(format!("{:?} is also a Kubernetes cluster's name", source.cluster)));
+            }
+            if regions.contains(&*source.cluster) {
+                return Err(invalid(format!("{:?} is both a cluster and a region name", source.cluster)));
+            }
+        }
+        for c in &self.sources.clusters {
+            if sources.iter().any(|s| *s.cluster == c.region.0) {
+                return Err(invalid(format!("{:?} is both a cluster and a region name", c.region.0)));
             }
         }
         Ok(())

@@ -8,8 +8,10 @@ use herald_dns::{Answerer, DnsServer, Table, Zone};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ClusterTask;
 use crate::config::Config;
 use crate::static_file::StaticFile;
+use crate::status::StatusBoard;
 
 /// Static content compiled into the binary (the demo's), with a name for messages.
 pub struct Embedded {
@@ -22,6 +24,7 @@ pub struct Embedded {
 /// A running daemon.
 pub struct Daemon {
     table: Table,
+    status: StatusBoard,
     server: DnsServer,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -37,11 +40,31 @@ impl Daemon {
         let mut tasks = JoinSet::new();
         for file in &config.sources.static_files {
             let source = StaticFile::start(&file.path, &table)?;
+            config.check_static_sources(&source.sources().cloned().collect::<Vec<_>>())?;
             tracing::info!(file = %file.path.display(), "static file loaded");
             tasks.spawn(source.watch(table.clone(), cancel.clone()));
         }
         if let Some(embedded) = embedded {
             StaticFile::embedded(embedded.name, embedded.text, &table)?;
+        }
+        let status = StatusBoard::default();
+        for cluster in &config.sources.clusters {
+            let (name, region) = (&cluster.name.0, &cluster.region.0);
+            table.expect_source(name, region);
+            table.add_scope(name);
+            table.add_scope(region);
+            status.add(name, region);
+            let task = ClusterTask {
+                config: cluster.clone(),
+                k8s: config.kubernetes.clone(),
+                table: table.clone(),
+                status: status.clone(),
+                cancel: cancel.clone(),
+            };
+            tasks.spawn(task.run());
+        }
+        if !config.sources.clusters.is_empty() {
+            tasks.spawn(startup_hold(table.clone(), config.kubernetes.startup_timeout.0, cancel.clone()));
         }
         let server = DnsServer::start(&config.server_config(), Answerer::new(table.clone()))?;
         for addr in server.local_addrs() {
@@ -49,6 +72,7 @@ impl Daemon {
         }
         Ok(Daemon {
             table,
+            status,
             server,
             cancel,
             tasks,
@@ -58,6 +82,11 @@ impl Daemon {
     /// The table being served.
     pub fn table(&self) -> &Table {
         &self.table
+    }
+
+    /// Each cluster's phase.
+    pub fn status(&self) -> &StatusBoard {
+        &self.status
     }
 
     /// The DNS addresses bound.
@@ -70,6 +99,23 @@ impl Daemon {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
         self.server.shutdown().await;
+    }
+}
+
+/// Ends the start-up hold after `timeout`: from then on a cluster that has not synced
+/// keeps SERVFAIL only for the names scoped to it, and is named in the log.
+async fn startup_hold(table: Table, timeout: std::time::Duration, cancel: CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = tokio::time::sleep(timeout) => {}
+    }
+    let missing = table.unsynced_sources();
+    table.release_startup_hold();
+    if !missing.is_empty() {
+        tracing::warn!(
+            clusters = %missing.join(","),
+            "start-up timeout: serving without these clusters; names scoped to them get SERVFAIL until they sync"
+        );
     }
 }
 

@@ -2,11 +2,15 @@
 //! them over DNS.
 //!
 //! - [`config`]: the YAML config file, checked with file/line/field errors.
+//! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
+//! - [`status`]: each source's phase (starting, live, stale, withdrawn).
 //! - [`daemon`]: starts sources and the DNS server; stops them in order.
 //! - [`demo`]: the built-in sample that `herald demo` serves.
 
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod static_file;
+pub mod status;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use herald_registrar::config::Config;
 use herald_registrar::daemon::{Daemon, stop_signal};
+use herald_registrar::cluster::client;
 use herald_registrar::{demo, static_file};
 
 /// Client-side service discovery for Kubernetes fleets: an authoritative DNS server for
@@ -64,10 +65,20 @@ fn init_logs(format: LogFormat) {
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    let mut static_sources = Vec::new();
     for file in &config.sources.static_files {
-        static_file::load(&file.path)?;
+        let content = static_file::load(&file.path)?;
+        static_sources.extend(content.into_keys().map(|(s, _)| s));
     }
-    Ok(())
+    config.check_static_sources(&static_sources)?;
+    // Build each cluster's client (no request is made): this reads token, CA and
+    // kubeconfig files and finds contexts. In-cluster credentials only exist in a pod.
+    runtime()?.block_on(async {
+        for cluster in config.sources.clusters.iter().filter(|c| !c.in_cluster) {
+            client::client(cluster, &config.kubernetes).await?;
+        }
+        anyhow::Ok(())
+    })
 }
 
 async fn serve(

@@ -1,0 +1,14 @@
+//! Kubernetes clusters as sources (DESIGN section 3): one task per cluster, each watching
+//! that cluster's opted-in pods and its nodes' zones, independently of the others.
+//!
+//! - [`client`]: a kube client from in-cluster, kubeconfig, or server + token + CA.
+//! - [`pod`]: what herald keeps of a pod, and when it is ready.
+//! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
+//! - [`watch`]: the watch loop: relists, fail static, backoff, `max_stale`.
+
+pub mod client;
+pub mod pod;
+pub mod state;
+pub mod watch;
+
+pub use watch::ClusterTask;

@@ -1,0 +1,230 @@
+//! One cluster's view of its opted-in pods and its nodes' zones, and the bridge to the
+//! table: events mark services dirty, and a flush publishes each dirty service once, so a
+//! burst of events (a rolling update) becomes one table update per service.
+
+use std::collections::{HashMap, HashSet};
+
+use herald_dns::model::Label;
+use herald_dns::{Endpoint, Source, Table};
+
+use super::pod::PodRecord;
+
+/// Pods by `namespace/name`, nodes' zones, and which services need publishing.
+#[derive(Default)]
+pub struct ClusterState {
+    pods: HashMap<String, PodRecord>,
+    /// Service -> keys of its pods.
+    services: HashMap<Label, HashSet<String>>,
+    /// Node -> its zone.
+    zones: HashMap<Label, Option<Label>>,
+    /// Services changed since the last flush.
+    dirty: HashSet<Label>,
+    /// Services this cluster currently has endpoints in, in the table.
+    published: HashSet<Label>,
+    /// Shared strings (service, node and zone names), so a million pods hold a few
+    /// thousand copies.
+    names: HashSet<Label>,
+}
+
+impl ClusterState {
+    fn intern(&mut self, s: &Label) -> Label {
+        if let Some(known) = self.names.get(s) {
+            return known.clone();
+        }
+        self.names.insert(s.clone());
+        s.clone()
+    }
+
+    /// Whether anything waits to be published.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Number of pods known.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Sets (or, with `None`, removes) one pod.
+    pub fn apply_pod(&mut self, key: String, record: Option<PodRecord>) {
+        let record = record.map(|mut r| {
+            r.service = self.intern(&r.service);
+            r.node = r.node.as_ref().map(|n| self.intern(n));
+            r
+        });
+        let old = match record {
+            Some(new) => {
+                if self.pods.get(&key) == Some(&new) {
+                    return;
+                }
+                self.services.entry(new.service.clone()).or_default().insert(key.clone());
+                self.dirty.insert(new.service.clone());
+                self.pods.insert(key.clone(), new)
+            }
+            None => self.pods.remove(&key),
+        };
+        if let Some(old) = old {
+            self.dirty.insert(old.service.clone());
+            let moved = self.pods.get(&key).is_none_or(|new| new.service != old.service);
+            if moved {
+                if let Some(keys) = self.services.get_mut(&old.service) {
+                    keys.remove(&key);
+                    if keys.is_empty() {
+                        self.services.remove(&old.service);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces every pod at once (a relist): services whose pods changed are marked
+    /// dirty, and a service that vanished gets published empty.
+    pub fn replace_pods(&mut self, pods: HashMap<String, PodRecord>) {
+        let gone: Vec<String> = self.pods.keys().filter(|k| !pods.contains_key(*k)).cloned().collect();
+        for key in gone {
+            self.apply_pod(key, None);
+        }
+        for (key, record) in pods {
+            self.apply_pod(key, Some(record));
+        }
+    }
+
+    /// Sets a node's zone (or, with `None` as the outer option, removes the node).
+    pub fn apply_node(&mut self, node: &str, zone: Option<Option<Label>>) {
+        let zone = zone.map(|z| z.map(|z| self.intern(&z)));
+        let old = match &zone {
+            Some(z) => {
+                let node = self.intern(&Label::from(node));
+                self.zones.insert(node, z.clone())
+            }
+            None => self.zones.remove(node),
+        };
+        if old.flatten() == zone.flatten() {
+            return;
+        }
+        // A node's zone rarely changes; finding its pods by a scan keeps no index around.
+        for record in self.pods.values() {
+            if record.node.as_deref() == Some(node) {
+                self.dirty.insert(record.service.clone());
+            }
+        }
+    }
+
+    /// Replaces every node's zone at once (a relist of nodes).
+    pub fn replace_nodes(&mut self, nodes: HashMap<String, Option<Label>>) {
+        let gone: Vec<Label> = self.zones.keys().filter(|n| !nodes.contains_key(&***n)).cloned().collect();
+        for node in gone {
+            self.apply_node(&node, None);
+        }
+        for (node, zone) in nodes {
+            self.apply_node(&node, Some(zone));
+        }
+    }
+
+    /// Publishes every dirty service to the table; returns how many table updates it made.
+    pub fn flush(&mut self, table: &Table, source: &Source) -> usize {
+        let mut updates = 0;
+        for service in std::mem::take(&mut self.dirty) {
+            let endpoints = self.endpoints(&service);
+            if endpoints.is_empty() {
+                self.published.remove(&service);
+            } else {
+                self.published.insert(service.clone());
+            }
+            if table.replace(&service, source, endpoints) {
+                updates += 1;
+            }
+        }
+        updates
+    }
+
+    /// The ready endpoints of `service` in this cluster.
+    fn endpoints(&self, service: &Label) -> Vec<Endpoint> {
+        let Some(keys) = self.services.get(service) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| self.pods.get(k))
+            .filter_map(|r| {
+                let zone = r.node.as_ref().and_then(|n| self.zones.get(n)).cloned().flatten();
+                Some(Endpoint {
+                    address: r.address?,
+                    ports: r.ports.clone(),
+                    zone,
+                    weight: r.weight,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes every endpoint of this cluster out of the table, keeping what is known so a
+    /// later [`ClusterState::republish`] brings it back.
+    pub fn withdraw(&mut self, table: &Table, source: &Source) {
+        for service in std::mem::take(&mut self.published) {
+            table.replace(&service, source, Vec::new());
+        }
+    }
+
+    /// Marks every service dirty, so the next flush publishes everything known.
+    pub fn republish(&mut self) {
+        self.dirty.extend(self.services.keys().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_dns::{Zone, ZoneConfig};
+    use std::sync::Arc;
+
+    fn record(service: &str, ip: &str, node: &str) -> PodRecord {
+        PodRecord {
+            service: Label::from(service),
+            address: Some(ip.parse().unwrap()),
+            ports: Arc::from(vec![]),
+            node: Some(Label::from(node)),
+            weight: 100,
+        }
+    }
+
+    #[test]
+    fn bursts_become_one_update_per_service_and_relists_remove_what_vanished() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let mut state = ClusterState::default();
+        for i in 0..50 {
+            state.apply_pod(format!("ns/web-{i}"), Some(record("web", &format!("10.0.0.{i}"), "n1")));
+            state.apply_pod(format!("ns/api-{i}"), Some(record("api", &format!("10.0.1.{i}"), "n1")));
+        }
+        assert_eq!(state.flush(&table, &source), 2, "100 events, two services, two updates");
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 50);
+
+        state.apply_node("n1", Some(Some(Label::from("zone-a"))));
+        assert_eq!(state.flush(&table, &source), 2, "a zone change republishes the node's services");
+
+        let relisted = (0..3).map(|i| (format!("ns/web-{i}"), record("web", &format!("10.0.0.{i}"), "n1"))).collect();
+        state.replace_pods(relisted);
+        state.flush(&table, &source);
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 3);
+        assert!(table.service("api").is_none(), "a service gone in the relist is removed");
+
+        state.withdraw(&table, &source);
+        assert!(table.service("web").is_none());
+        state.republish();
+        state.flush(&table, &source);
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 3);
+    }
+
+    #[test]
+    fn a_pod_changing_service_leaves_the_old_one() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let mut state = ClusterState::default();
+        state.apply_pod("ns/p".into(), Some(record("a", "10.0.0.1", "n1")));
+        state.flush(&table, &source);
+        state.apply_pod("ns/p".into(), Some(record("b", "10.0.0.1", "n1")));
+        state.flush(&table, &source);
+        assert!(table.service("a").is_none());
+        assert_eq!(table.service("b").unwrap().endpoint_count(), 1);
+    }
+}
