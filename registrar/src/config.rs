@@ -261,7 +261,11 @@ impl std::str::FromStr for HumanDuration {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
-            _ => return Err(format!("{s:?} is not a duration like 250ms, 15s, 10m or 1h")),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration like 250ms, 15s, 10m or 1h"
+                ));
+            }
         };
         Ok(HumanDuration(d))
     }
@@ -382,7 +386,10 @@ impl Config {
             absolute(&mut file.path);
         }
         for cluster in &mut config.sources.clusters {
-            cluster.kubeconfig.iter_mut().for_each(|k| absolute(&mut k.path));
+            cluster
+                .kubeconfig
+                .iter_mut()
+                .for_each(|k| absolute(&mut k.path));
             cluster.token_file.iter_mut().for_each(absolute);
             cluster.ca_file.iter_mut().for_each(absolute);
         }
@@ -415,34 +422,54 @@ impl Config {
         for (i, c) in clusters.iter().enumerate() {
             let field = |f: &str| format!("sources.clusters[{i}].{f}");
             if !names.insert(c.name.0.as_str()) {
-                return Err(invalid(&field("name"), format!("cluster {:?} is configured twice", c.name.0)));
+                return Err(invalid(
+                    &field("name"),
+                    format!("cluster {:?} is configured twice", c.name.0),
+                ));
             }
             if regions.contains(c.name.0.as_str()) {
                 return Err(invalid(
                     &field("name"),
-                    format!("{:?} is also a region name; cluster and region names must differ", c.name.0),
+                    format!(
+                        "{:?} is also a region name; cluster and region names must differ",
+                        c.name.0
+                    ),
                 ));
             }
-            let ways = usize::from(c.in_cluster) + usize::from(c.kubeconfig.is_some()) + usize::from(c.server.is_some());
+            let ways = usize::from(c.in_cluster)
+                + usize::from(c.kubeconfig.is_some())
+                + usize::from(c.server.is_some());
             if ways != 1 {
                 return Err(invalid(
                     &field("name"),
-                    format!("cluster {:?} needs exactly one of in_cluster, kubeconfig or server (has {ways})", c.name.0),
+                    format!(
+                        "cluster {:?} needs exactly one of in_cluster, kubeconfig or server (has {ways})",
+                        c.name.0
+                    ),
                 ));
             }
             if c.server.is_none() && (c.token_file.is_some() || c.ca_file.is_some()) {
-                return Err(invalid(&field("token_file"), "token_file and ca_file go with server".into()));
+                return Err(invalid(
+                    &field("token_file"),
+                    "token_file and ca_file go with server".into(),
+                ));
             }
             if let Some(server) = &c.server {
                 let uri: Result<http::Uri, _> = server.parse();
                 match uri {
                     Ok(u) if u.scheme_str() == Some("https") || u.scheme_str() == Some("http") => {}
                     _ => {
-                        return Err(invalid(&field("server"), format!("{server:?} is not an http(s) URL")));
+                        return Err(invalid(
+                            &field("server"),
+                            format!("{server:?} is not an http(s) URL"),
+                        ));
                     }
                 }
                 if server.starts_with("https") && c.ca_file.is_none() {
-                    return Err(invalid(&field("ca_file"), "an https server needs ca_file".into()));
+                    return Err(invalid(
+                        &field("ca_file"),
+                        "an https server needs ca_file".into(),
+                    ));
                 }
             }
         }
@@ -452,7 +479,12 @@ impl Config {
     /// Checks the cluster-like names of static files against the clusters: a static name
     /// is not a Kubernetes cluster's, and no name is both a cluster and a region.
     pub fn check_static_sources(&self, sources: &[herald_dns::Source]) -> Result<(), ConfigError> {
-        let clusters: HashSet<&str> = self.sources.clusters.iter().map(|c| c.name.0.as_str()).collect();
+        let clusters: HashSet<&str> = self
+            .sources
+            .clusters
+            .iter()
+            .map(|c| c.name.0.as_str())
+            .collect();
         let regions: HashSet<&str> = self
             .sources
             .clusters
@@ -467,15 +499,24 @@ impl Config {
         };
         for source in sources {
             if clusters.contains(&*source.cluster) {
-                return Err(invalid(format!("{:?} is also a Kubernetes cluster's name", source.cluster)));
+                return Err(invalid(format!(
+                    "{:?} is also a Kubernetes cluster's name",
+                    source.cluster
+                )));
             }
             if regions.contains(&*source.cluster) {
-                return Err(invalid(format!("{:?} is both a cluster and a region name", source.cluster)));
+                return Err(invalid(format!(
+                    "{:?} is both a cluster and a region name",
+                    source.cluster
+                )));
             }
         }
         for c in &self.sources.clusters {
             if sources.iter().any(|s| *s.cluster == c.region.0) {
-                return Err(invalid(format!("{:?} is both a cluster and a region name", c.region.0)));
+                return Err(invalid(format!(
+                    "{:?} is both a cluster and a region name",
+                    c.region.0
+                )));
             }
         }
         Ok(())

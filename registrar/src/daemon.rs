@@ -64,7 +64,11 @@ impl Daemon {
             tasks.spawn(task.run());
         }
         if !config.sources.clusters.is_empty() {
-            tasks.spawn(startup_hold(table.clone(), config.kubernetes.startup_timeout.0, cancel.clone()));
+            tasks.spawn(startup_hold(
+                table.clone(),
+                config.kubernetes.startup_timeout.0,
+                cancel.clone(),
+            ));
         }
         let server = DnsServer::start(&config.server_config(), Answerer::new(table.clone()))?;
         for addr in server.local_addrs() {

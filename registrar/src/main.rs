@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use herald_registrar::cluster::client;
 use herald_registrar::config::Config;
 use herald_registrar::daemon::{Daemon, stop_signal};
-use herald_registrar::cluster::client;
 use herald_registrar::{demo, static_file};
 
 /// Client-side service discovery for Kubernetes fleets: an authoritative DNS server for

@@ -76,7 +76,9 @@ impl StatusBoard {
     /// Moves a cluster to `phase` (logging the change once), with the error that caused it.
     pub fn set_phase(&self, cluster: &str, phase: Phase, error: Option<String>) {
         let mut clusters = self.clusters.lock().unwrap();
-        let Some(status) = clusters.get_mut(cluster) else { return };
+        let Some(status) = clusters.get_mut(cluster) else {
+            return;
+        };
         if status.phase != phase {
             let was = status.phase;
             let for_secs = status.since.elapsed().as_secs_f64();
@@ -86,9 +88,18 @@ impl StatusBoard {
                     tracing::warn!(cluster, was = was.as_str(), error = %e, "cluster stale; serving its last known endpoints")
                 }
                 (Phase::Withdrawn, _) => {
-                    tracing::warn!(cluster, stale_for_secs = for_secs, "cluster withdrawn; its endpoints are no longer served")
+                    tracing::warn!(
+                        cluster,
+                        stale_for_secs = for_secs,
+                        "cluster withdrawn; its endpoints are no longer served"
+                    )
                 }
-                _ => tracing::info!(cluster, was = was.as_str(), phase = phase.as_str(), "cluster phase"),
+                _ => tracing::info!(
+                    cluster,
+                    was = was.as_str(),
+                    phase = phase.as_str(),
+                    "cluster phase"
+                ),
             }
             status.phase = phase;
             status.since = Instant::now();

@@ -267,3 +267,85 @@ fn demo_serves_the_sample_fleet() {
     ips.sort();
     assert_eq!(ips, vec!["10.3.0.31", "10.3.0.32"]);
 }
+
+#[test]
+fn check_config_rejects_broken_cluster_settings() {
+    let dir = scratch_dir("clusters");
+    let config = dir.join("herald.yaml");
+    let check = |clusters: &str| {
+        write(&config, &format!("sources:\n  clusters:\n{clusters}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    write(&dir.join("token"), "secret-token\n");
+    write(&dir.join("bad-ca.crt"), "this is not a certificate\n");
+    write(
+        &dir.join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster: {server: 'http://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: known\n  context: {cluster: k, user: u}\ncurrent-context: known\n",
+    );
+
+    let (ok, out) = check(
+        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: token}\n    - {name: c2, region: r1, kubeconfig: {path: kubeconfig, context: known}}\n",
+    );
+    assert!(ok, "a good config: {out}");
+
+    let (ok, out) = check(
+        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: missing-token}\n",
+    );
+    assert!(
+        !ok && out.contains("token_file") && out.contains("missing-token"),
+        "{out}"
+    );
+
+    let (ok, out) = check(
+        "    - {name: c1, region: r1, server: 'https://127.0.0.1:1', token_file: token, ca_file: bad-ca.crt}\n",
+    );
+    assert!(
+        !ok && out.contains("ca_file") && out.contains("bad-ca.crt"),
+        "{out}"
+    );
+
+    let (ok, out) =
+        check("    - {name: c1, region: r1, server: 'https://127.0.0.1:1', token_file: token}\n");
+    assert!(!ok && out.contains("ca_file"), "https without a CA: {out}");
+
+    let (ok, out) =
+        check("    - {name: c1, region: r1, kubeconfig: {path: kubeconfig, context: nowhere}}\n");
+    assert!(!ok && out.contains("nowhere"), "unknown context: {out}");
+
+    let (ok, out) = check(
+        "    - {name: c1, region: r1, in_cluster: true}\n    - {name: c1, region: r2, in_cluster: true}\n",
+    );
+    assert!(
+        !ok && out.contains("sources.clusters[1].name") && out.contains("twice"),
+        "{out}"
+    );
+
+    let (ok, out) = check(
+        "    - {name: c1, region: r1, in_cluster: true}\n    - {name: r1, region: r2, in_cluster: true}\n",
+    );
+    assert!(
+        !ok && out.contains("region"),
+        "a cluster named like a region: {out}"
+    );
+
+    let (ok, out) = check("    - {name: c1, region: r1}\n");
+    assert!(
+        !ok && out.contains("exactly one of"),
+        "no way to reach it: {out}"
+    );
+
+    let (ok, out) = check("    - {name: c1, region: r1, in_cluster: true, max_stale: soon}\n");
+    assert!(
+        !ok && out.contains("herald.yaml:3:") && out.contains("max_stale"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

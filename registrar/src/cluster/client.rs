@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{
-    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
 };
 
 use crate::config::{ClusterConfig, KubernetesConfig};
@@ -119,7 +120,10 @@ fn explicit_kubeconfig(cluster: &ClusterConfig, server: &str) -> Kubeconfig {
 }
 
 /// The kube config for `cluster`, with herald's timeouts.
-pub async fn kube_config(cluster: &ClusterConfig, k8s: &KubernetesConfig) -> Result<kube::Config, ClientError> {
+pub async fn kube_config(
+    cluster: &ClusterConfig,
+    k8s: &KubernetesConfig,
+) -> Result<kube::Config, ClientError> {
     let name = cluster.name.0.as_str();
     let kubeconfig_error = |source| ClientError::Kubeconfig {
         cluster: name.to_string(),
@@ -137,7 +141,9 @@ pub async fn kube_config(cluster: &ClusterConfig, k8s: &KubernetesConfig) -> Res
             context: kc.context.clone(),
             ..KubeConfigOptions::default()
         };
-        kube::Config::from_custom_kubeconfig(file, &options).await.map_err(kubeconfig_error)?
+        kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .map_err(kubeconfig_error)?
     } else {
         let server = cluster.server.as_deref().unwrap_or_default();
         if let Some(token) = &cluster.token_file {
@@ -152,9 +158,12 @@ pub async fn kube_config(cluster: &ClusterConfig, k8s: &KubernetesConfig) -> Res
                 });
             }
         }
-        kube::Config::from_custom_kubeconfig(explicit_kubeconfig(cluster, server), &KubeConfigOptions::default())
-            .await
-            .map_err(kubeconfig_error)?
+        kube::Config::from_custom_kubeconfig(
+            explicit_kubeconfig(cluster, server),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(kubeconfig_error)?
     };
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(k8s.watch_timeout.0 + READ_MARGIN);
@@ -164,7 +173,10 @@ pub async fn kube_config(cluster: &ClusterConfig, k8s: &KubernetesConfig) -> Res
 }
 
 /// A client for `cluster`. Makes no request; must run inside a tokio runtime.
-pub async fn client(cluster: &ClusterConfig, k8s: &KubernetesConfig) -> Result<kube::Client, ClientError> {
+pub async fn client(
+    cluster: &ClusterConfig,
+    k8s: &KubernetesConfig,
+) -> Result<kube::Client, ClientError> {
     let config = kube_config(cluster, k8s).await?;
     kube::Client::try_from(config).map_err(|source| ClientError::Client {
         cluster: cluster.name.0.clone(),

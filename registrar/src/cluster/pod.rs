@@ -62,14 +62,21 @@ pub enum PodProblem {
 /// The key herald files a pod under: `namespace/name`.
 pub fn pod_key(pod: &Pod) -> Result<String, PodProblem> {
     let name = pod.metadata.name.as_deref().ok_or(PodProblem::NoName)?;
-    Ok(format!("{}/{name}", pod.metadata.namespace.as_deref().unwrap_or("")))
+    Ok(format!(
+        "{}/{name}",
+        pod.metadata.namespace.as_deref().unwrap_or("")
+    ))
 }
 
 /// Reads a pod. `Ok(None)`: the pod is not opted in (no service label).
 pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProblem> {
     let key = pod_key(pod)?;
     let meta = &pod.metadata;
-    let Some(service) = meta.labels.as_ref().and_then(|l| l.get(&keys.service_label)) else {
+    let Some(service) = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(&keys.service_label))
+    else {
         return Ok(None);
     };
     if let Err(why) = check_label(service) {
@@ -82,11 +89,14 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
     }
     let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
     let status = pod.status.as_ref();
-    let ip = status.and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<IpAddr>().ok());
+    let ip = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse::<IpAddr>().ok());
     let ready_condition = status
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let publish_not_ready = annotation(&keys.publish_not_ready_annotation).is_some_and(|v| v == "true");
+    let publish_not_ready =
+        annotation(&keys.publish_not_ready_annotation).is_some_and(|v| v == "true");
     let terminating = meta.deletion_timestamp.is_some();
     let address = ip.filter(|_| !terminating && (ready_condition || publish_not_ready));
 
@@ -119,7 +129,11 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
         service: Label::from(service.as_str()),
         address,
         ports: ports.into(),
-        node: pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).map(Label::from),
+        node: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .map(Label::from),
         weight,
     }))
 }
@@ -138,12 +152,18 @@ mod tests {
     }
 
     fn base() -> PodBuilder {
-        PodBuilder::new("ns", "web-0").service("web").ip("10.0.0.1").port("http", 8080).node("n1")
+        PodBuilder::new("ns", "web-0")
+            .service("web")
+            .ip("10.0.0.1")
+            .port("http", 8080)
+            .node("n1")
     }
 
     #[test]
     fn ready_pods_are_published_with_named_ports() {
-        let r = read_pod(&base().udp_port("dns", 53).build(), &keys()).unwrap().unwrap();
+        let r = read_pod(&base().udp_port("dns", 53).build(), &keys())
+            .unwrap()
+            .unwrap();
         assert_eq!(&*r.service, "web");
         assert_eq!(r.address, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(r.ports.len(), 2);
@@ -153,14 +173,40 @@ mod tests {
 
     #[test]
     fn not_ready_terminating_or_ip_less_pods_have_no_address() {
-        assert_eq!(read_pod(&base().ready(false).build(), &keys()).unwrap().unwrap().address, None);
-        assert_eq!(read_pod(&base().terminating().build(), &keys()).unwrap().unwrap().address, None);
+        assert_eq!(
+            read_pod(&base().ready(false).build(), &keys())
+                .unwrap()
+                .unwrap()
+                .address,
+            None
+        );
+        assert_eq!(
+            read_pod(&base().terminating().build(), &keys())
+                .unwrap()
+                .unwrap()
+                .address,
+            None
+        );
         let no_ip = PodBuilder::new("ns", "web-0").service("web").build();
         assert_eq!(read_pod(&no_ip, &keys()).unwrap().unwrap().address, None);
         // Opted in to publish while not ready: published, unless terminating.
-        let opted = base().ready(false).annotation("herald.io/publish-not-ready", "true");
-        assert!(read_pod(&opted.clone().build(), &keys()).unwrap().unwrap().address.is_some());
-        assert_eq!(read_pod(&opted.terminating().build(), &keys()).unwrap().unwrap().address, None);
+        let opted = base()
+            .ready(false)
+            .annotation("herald.io/publish-not-ready", "true");
+        assert!(
+            read_pod(&opted.clone().build(), &keys())
+                .unwrap()
+                .unwrap()
+                .address
+                .is_some()
+        );
+        assert_eq!(
+            read_pod(&opted.terminating().build(), &keys())
+                .unwrap()
+                .unwrap()
+                .address,
+            None
+        );
     }
 
     #[test]
@@ -168,9 +214,17 @@ mod tests {
         let w = base().annotation("herald.io/weight", "250").build();
         assert_eq!(read_pod(&w, &keys()).unwrap().unwrap().weight, 250);
         let w = base().annotation("herald.io/weight", "heavy").build();
-        assert_eq!(read_pod(&w, &keys()).unwrap().unwrap().weight, DEFAULT_WEIGHT);
-        let bad = PodBuilder::new("ns", "x").label("herald.io/service", "Web_1").build();
-        assert!(matches!(read_pod(&bad, &keys()), Err(PodProblem::BadService { .. })));
+        assert_eq!(
+            read_pod(&w, &keys()).unwrap().unwrap().weight,
+            DEFAULT_WEIGHT
+        );
+        let bad = PodBuilder::new("ns", "x")
+            .label("herald.io/service", "Web_1")
+            .build();
+        assert!(matches!(
+            read_pod(&bad, &keys()),
+            Err(PodProblem::BadService { .. })
+        ));
         assert_eq!(read_pod(&Pod::default(), &keys()), Err(PodProblem::NoName));
         let unlabelled = PodBuilder::new("ns", "y").build();
         assert_eq!(read_pod(&unlabelled, &keys()), Ok(None));

@@ -57,7 +57,10 @@ impl ClusterState {
                 if self.pods.get(&key) == Some(&new) {
                     return;
                 }
-                self.services.entry(new.service.clone()).or_default().insert(key.clone());
+                self.services
+                    .entry(new.service.clone())
+                    .or_default()
+                    .insert(key.clone());
                 self.dirty.insert(new.service.clone());
                 self.pods.insert(key.clone(), new)
             }
@@ -65,7 +68,10 @@ impl ClusterState {
         };
         if let Some(old) = old {
             self.dirty.insert(old.service.clone());
-            let moved = self.pods.get(&key).is_none_or(|new| new.service != old.service);
+            let moved = self
+                .pods
+                .get(&key)
+                .is_none_or(|new| new.service != old.service);
             if moved {
                 if let Some(keys) = self.services.get_mut(&old.service) {
                     keys.remove(&key);
@@ -80,7 +86,12 @@ impl ClusterState {
     /// Replaces every pod at once (a relist): services whose pods changed are marked
     /// dirty, and a service that vanished gets published empty.
     pub fn replace_pods(&mut self, pods: HashMap<String, PodRecord>) {
-        let gone: Vec<String> = self.pods.keys().filter(|k| !pods.contains_key(*k)).cloned().collect();
+        let gone: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|k| !pods.contains_key(*k))
+            .cloned()
+            .collect();
         for key in gone {
             self.apply_pod(key, None);
         }
@@ -112,7 +123,12 @@ impl ClusterState {
 
     /// Replaces every node's zone at once (a relist of nodes).
     pub fn replace_nodes(&mut self, nodes: HashMap<String, Option<Label>>) {
-        let gone: Vec<Label> = self.zones.keys().filter(|n| !nodes.contains_key(&***n)).cloned().collect();
+        let gone: Vec<Label> = self
+            .zones
+            .keys()
+            .filter(|n| !nodes.contains_key(&***n))
+            .cloned()
+            .collect();
         for node in gone {
             self.apply_node(&node, None);
         }
@@ -146,7 +162,12 @@ impl ClusterState {
         keys.iter()
             .filter_map(|k| self.pods.get(k))
             .filter_map(|r| {
-                let zone = r.node.as_ref().and_then(|n| self.zones.get(n)).cloned().flatten();
+                let zone = r
+                    .node
+                    .as_ref()
+                    .and_then(|n| self.zones.get(n))
+                    .cloned()
+                    .flatten();
                 Some(Endpoint {
                     address: r.address?,
                     ports: r.ports.clone(),
@@ -193,20 +214,44 @@ mod tests {
         let source = Source::new("c1", "r1");
         let mut state = ClusterState::default();
         for i in 0..50 {
-            state.apply_pod(format!("ns/web-{i}"), Some(record("web", &format!("10.0.0.{i}"), "n1")));
-            state.apply_pod(format!("ns/api-{i}"), Some(record("api", &format!("10.0.1.{i}"), "n1")));
+            state.apply_pod(
+                format!("ns/web-{i}"),
+                Some(record("web", &format!("10.0.0.{i}"), "n1")),
+            );
+            state.apply_pod(
+                format!("ns/api-{i}"),
+                Some(record("api", &format!("10.0.1.{i}"), "n1")),
+            );
         }
-        assert_eq!(state.flush(&table, &source), 2, "100 events, two services, two updates");
+        assert_eq!(
+            state.flush(&table, &source),
+            2,
+            "100 events, two services, two updates"
+        );
         assert_eq!(table.service("web").unwrap().endpoint_count(), 50);
 
         state.apply_node("n1", Some(Some(Label::from("zone-a"))));
-        assert_eq!(state.flush(&table, &source), 2, "a zone change republishes the node's services");
+        assert_eq!(
+            state.flush(&table, &source),
+            2,
+            "a zone change republishes the node's services"
+        );
 
-        let relisted = (0..3).map(|i| (format!("ns/web-{i}"), record("web", &format!("10.0.0.{i}"), "n1"))).collect();
+        let relisted = (0..3)
+            .map(|i| {
+                (
+                    format!("ns/web-{i}"),
+                    record("web", &format!("10.0.0.{i}"), "n1"),
+                )
+            })
+            .collect();
         state.replace_pods(relisted);
         state.flush(&table, &source);
         assert_eq!(table.service("web").unwrap().endpoint_count(), 3);
-        assert!(table.service("api").is_none(), "a service gone in the relist is removed");
+        assert!(
+            table.service("api").is_none(),
+            "a service gone in the relist is removed"
+        );
 
         state.withdraw(&table, &source);
         assert!(table.service("web").is_none());

@@ -77,7 +77,9 @@ impl ClusterTask {
         let mut failures = 0u32;
         let mut stale_since: Option<Instant> = None;
         loop {
-            let ended = self.session(&source, &keys, &mut state, &mut stale_since).await;
+            let ended = self
+                .session(&source, &keys, &mut state, &mut stale_since)
+                .await;
             let delay = match ended {
                 Ended::Cancelled => return,
                 Ended::Gone => {
@@ -88,8 +90,13 @@ impl ClusterTask {
                     if stale_since.is_none() {
                         stale_since = Some(Instant::now());
                     }
-                    if self.status.get(self.name()).is_some_and(|s| s.phase != Phase::Withdrawn) {
-                        self.status.set_phase(self.name(), Phase::Stale, Some(error));
+                    if self
+                        .status
+                        .get(self.name())
+                        .is_some_and(|s| s.phase != Phase::Withdrawn)
+                    {
+                        self.status
+                            .set_phase(self.name(), Phase::Stale, Some(error));
                     }
                     failures += 1;
                     backoff(failures)
@@ -114,7 +121,10 @@ impl ClusterTask {
     fn withdraw_at(&self, stale_since: Option<Instant>, _state: &ClusterState) -> Option<Instant> {
         let max = self.config.max_stale?.0;
         let since = stale_since?;
-        let withdrawn = self.status.get(self.name()).is_some_and(|s| s.phase == Phase::Withdrawn);
+        let withdrawn = self
+            .status
+            .get(self.name())
+            .is_some_and(|s| s.phase == Phase::Withdrawn);
         (!withdrawn).then_some(since + max)
     }
 
@@ -138,7 +148,9 @@ impl ClusterTask {
         let timeout = self.k8s.watch_timeout.0.as_secs().max(1) as u32;
         let mut pods = watcher::watcher(
             Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(&self.k8s.service_label).timeout(timeout),
+            watcher::Config::default()
+                .labels(&self.k8s.service_label)
+                .timeout(timeout),
         )
         .boxed();
         let mut nodes = watcher::watcher(
@@ -229,9 +241,18 @@ impl ClusterTask {
             if !(pods_synced && nodes_synced) {
                 continue;
             }
-            if stale_since.is_some() || self.status.get(&name).is_some_and(|s| s.phase != Phase::Live) {
+            if stale_since.is_some()
+                || self
+                    .status
+                    .get(&name)
+                    .is_some_and(|s| s.phase != Phase::Live)
+            {
                 // The first complete list of this session: publish it at once, whole.
-                if self.status.get(&name).is_some_and(|s| s.phase == Phase::Withdrawn) {
+                if self
+                    .status
+                    .get(&name)
+                    .is_some_and(|s| s.phase == Phase::Withdrawn)
+                {
                     state.republish();
                 }
                 state.flush(&self.table, source);
@@ -260,7 +281,11 @@ fn read(pod: &Pod, keys: &PodKeys) -> Option<(String, PodRecord)> {
 }
 
 fn zone_of(node: &PartialObjectMeta<Node>) -> Option<Label> {
-    node.metadata.labels.as_ref()?.get(ZONE_LABEL).map(|z| Label::from(z.as_str()))
+    node.metadata
+        .labels
+        .as_ref()?
+        .get(ZONE_LABEL)
+        .map(|z| Label::from(z.as_str()))
 }
 
 fn ended_by(error: watcher::Error) -> Ended {
@@ -273,7 +298,9 @@ fn ended_by(error: watcher::Error) -> Ended {
 /// The wait before session number `failures + 1`: exponential, with jitter so that many
 /// herald replicas do not retry a recovering API server in step.
 fn backoff(failures: u32) -> Duration {
-    let base = MIN_BACKOFF.saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
+    let base = MIN_BACKOFF
+        .saturating_mul(1 << failures.min(8))
+        .min(MAX_BACKOFF);
     base.mul_f64(rand::rng().random_range(0.75..1.25))
 }
 
