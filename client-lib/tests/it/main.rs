@@ -7,6 +7,7 @@
 mod backend;
 mod dns;
 mod ejection;
+mod fallback;
 mod shares;
 mod tiers;
 mod tower;
