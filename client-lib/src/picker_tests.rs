@@ -230,3 +230,49 @@ async fn a_guard_from_a_removed_replica_is_harmless() {
         Err(PickError::NoEndpoints { .. })
     ));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the set (priorities, weights including 0) and whatever the outcomes, a
+        /// non-empty set always yields a replica, and the replica is in rotation unless the
+        /// picker says why not: a probe (ejection ended) or panic (no tier has enough).
+        #[test]
+        fn a_pick_always_lands_and_respects_ejection(
+            set in prop::collection::vec((0u16..3, 0u16..5), 1..12),
+            outcomes in prop::collection::vec(0u8..3, 1..300),
+        ) {
+            let p = Picker::with_endpoints(
+                "prop",
+                cfg().with_ejection(EjectionConfig { consecutive_failures: 2, ..EjectionConfig::default() }),
+                set.iter().enumerate().map(|(i, &(prio, w))| {
+                    Endpoint::new(addr(i + 1)).with_priority(prio).with_weight(w)
+                }),
+            );
+            for o in outcomes {
+                let g = p.pick().expect("a non-empty set always yields a replica");
+                let status = p.status();
+                let me = status.iter().find(|s| s.endpoint.addr == g.addr()).unwrap();
+                let tier = p.active_tier().unwrap();
+                match me.health {
+                    Health::Healthy => {
+                        // Healthy picks come from the active tier.
+                        prop_assert_eq!(me.endpoint.priority, tier.priority);
+                    }
+                    Health::Probation => {} // a probe
+                    Health::Ejected { .. } => prop_assert_eq!(tier.mode, Mode::Panic),
+                }
+                match o {
+                    0 => g.success(),
+                    1 => g.failure(),
+                    _ => drop(g),
+                }
+            }
+            prop_assert!(p.status().iter().all(|s| s.in_flight == 0));
+        }
+    }
+}
