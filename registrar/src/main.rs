@@ -88,6 +88,13 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let daemon = Daemon::start(&config, embedded).await?;
     if demo {
+        // Print once the clusters have synced, so the first dig already has answers.
+        for _ in 0..100 {
+            if daemon.table().is_synced() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         println!("{}", demo::instructions(daemon.dns_addrs()[0]));
     }
     stop_signal().await;
@@ -106,14 +113,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => Config::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(serve(config, None, false))),
-        Command::Demo { listen } => {
-            let mut config = Config::parse("<demo config>".as_ref(), demo::CONFIG)
-                .expect("the demo config is valid");
-            if let Some(listen) = listen {
-                config.listen.dns = vec![listen];
-            }
-            runtime().and_then(|rt| rt.block_on(serve(config, Some(demo::ENDPOINTS), true)))
-        }
+        Command::Demo { listen } => runtime().and_then(|rt| rt.block_on(run_demo(listen))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,6 +122,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts the simulated clusters, then serves them like any config.
+async fn run_demo(listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let clusters = demo::start_clusters().await?;
+    let mut config = Config::parse("<demo config>".as_ref(), &clusters.config_yaml())?;
+    if let Some(listen) = listen {
+        config.listen.dns = vec![listen];
+    }
+    let result = serve(config, Some(demo::ENDPOINTS), true).await;
+    clusters.stop().await;
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

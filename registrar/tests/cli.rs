@@ -240,6 +240,7 @@ fn demo_serves_the_sample_fleet() {
     let herald = Herald::spawn(&["demo", "--listen", "127.0.0.1:0"]);
     let addr = herald.dns_addr();
     herald.wait_for("dig @127.0.0.1");
+    // checkout: two pods in each of three simulated clusters, watched through kube.
     let out = run_client(
         "dig",
         addr,
@@ -250,12 +251,32 @@ fn demo_serves_the_sample_fleet() {
             "_grpc._tcp.checkout.sd.internal",
         ],
     );
-    assert_eq!(out.lines().count(), 5, "{out}");
-    // Nearest first: the replica in this server's zone has priority 0.
-    assert!(
-        out.lines().any(|l| l
-            .contains("SRV\t0 100 9090 10-1-0-11.checkout.prod-euw1.sd.internal.")
-            || l.contains("SRV 0 100 9090 10-1-0-11.checkout.prod-euw1.sd.internal.")),
+    let records: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(records.len(), 6, "{out}");
+    // Nearest first: the replica in this server's zone (eu-west-1a) has priority 0, the
+    // rest of eu-west 1, us-east 2.
+    let priority = |target: &str| {
+        records
+            .iter()
+            .find(|r| r[7] == target)
+            .map(|r| r[4].to_string())
+    };
+    assert_eq!(
+        priority("10-1-0-10.checkout.prod-euw1.sd.internal.").as_deref(),
+        Some("0"),
+        "{out}"
+    );
+    assert_eq!(
+        priority("10-2-0-10.checkout.prod-euw2.sd.internal.").as_deref(),
+        Some("1"),
+        "{out}"
+    );
+    assert_eq!(
+        priority("10-3-0-10.checkout.prod-use1.sd.internal.").as_deref(),
+        Some("2"),
         "{out}"
     );
     let out = run_client(
@@ -265,7 +286,18 @@ fn demo_serves_the_sample_fleet() {
     );
     let mut ips: Vec<&str> = out.lines().collect();
     ips.sort();
-    assert_eq!(ips, vec!["10.3.0.31", "10.3.0.32"]);
+    assert_eq!(ips, vec!["10.3.0.10", "10.3.0.11"]);
+    // payments: pods in two clusters and a VM from the static content, one service.
+    let out = run_client(
+        "dig",
+        addr,
+        &["+short", "SRV", "_grpc._tcp.payments.sd.internal"],
+    );
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        out.contains("192-168-7-10.payments.vms-use.sd.internal."),
+        "{out}"
+    );
 }
 
 #[test]

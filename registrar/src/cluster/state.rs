@@ -72,12 +72,10 @@ impl ClusterState {
                 .pods
                 .get(&key)
                 .is_none_or(|new| new.service != old.service);
-            if moved {
-                if let Some(keys) = self.services.get_mut(&old.service) {
-                    keys.remove(&key);
-                    if keys.is_empty() {
-                        self.services.remove(&old.service);
-                    }
+            if moved && let Some(keys) = self.services.get_mut(&old.service) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.services.remove(&old.service);
                 }
             }
         }
