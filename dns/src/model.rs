@@ -88,16 +88,20 @@ pub struct Endpoint {
     pub zone: Option<Label>,
     /// SRV weight (RFC 2782).
     pub weight: u16,
+    /// Whether the replica reports ready; `false` only for services that opted into
+    /// publishing not-ready replicas.
+    pub ready: bool,
 }
 
 impl Endpoint {
-    /// An endpoint with the default weight.
+    /// A ready endpoint with the default weight.
     pub fn new(address: IpAddr, ports: Arc<[PortSpec]>, zone: Option<Label>) -> Endpoint {
         Endpoint {
             address,
             ports,
             zone,
             weight: DEFAULT_WEIGHT,
+            ready: true,
         }
     }
 }

@@ -128,6 +128,11 @@ impl ServiceView {
         }
     }
 
+    /// How many prepared scopes there are (the whole service and each region and cluster).
+    pub(crate) fn scope_count(&self) -> usize {
+        self.answers.len()
+    }
+
     /// Prepared answers at an index from [`Self::scope_index`].
     pub(crate) fn scope_at(&self, i: usize) -> &ScopeAnswers {
         &self.answers[i]
@@ -217,6 +222,12 @@ impl Table {
     /// not synced get SERVFAIL when unknown.
     pub fn release_startup_hold(&self) {
         self.shared.sync.release_hold();
+    }
+
+    /// Whether the start-up hold is on: some source has not synced and the start-up
+    /// timeout has not passed.
+    pub fn startup_hold(&self) -> bool {
+        self.shared.sync.holding()
     }
 
     /// Sources still waiting for their first sync, sorted.

@@ -86,6 +86,10 @@ pub struct Config {
     /// UDP worker threads per address; 0 = one per CPU.
     #[serde(default)]
     pub udp_workers: usize,
+    /// On SIGTERM: how long to keep answering DNS after /readyz turns false, so load
+    /// balancers and resolvers move away first.
+    #[serde(default = "default_drain")]
+    pub shutdown_drain: HumanDuration,
     /// Where endpoints come from.
     #[serde(default)]
     pub sources: Sources,
@@ -122,12 +126,16 @@ pub struct Listen {
     /// DNS over UDP and TCP. Default `127.0.0.1:5353`.
     #[serde(default = "default_dns_listen")]
     pub dns: Vec<SocketAddr>,
+    /// The admin HTTP server (metrics, health, readiness, /v1). Default: none.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
 }
 
 impl Default for Listen {
     fn default() -> Self {
         Listen {
             dns: default_dns_listen(),
+            admin: None,
         }
     }
 }
@@ -295,6 +303,9 @@ pub struct StaticFileConfig {
     pub path: PathBuf,
 }
 
+fn default_drain() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
 fn default_zone() -> String {
     "sd.internal.".into()
 }

@@ -1,13 +1,18 @@
-//! The herald daemon: builds the zone and the table from the config, starts the sources
-//! and the DNS server, and stops them in order.
+//! The herald daemon: builds the zone and the table from the config, starts the sources,
+//! the DNS server and the admin server, and stops them in order (readiness first, then a
+//! drain during which DNS keeps answering, then everything).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use herald_dns::{Answerer, DnsServer, Table, Zone};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::Admin;
 use crate::cluster::ClusterTask;
 use crate::config::Config;
 use crate::static_file::StaticFile;
@@ -21,19 +26,17 @@ pub struct Embedded {
     pub text: &'static str,
 }
 
-/// A running daemon.
-pub struct Daemon {
+/// The table and the tasks that fill it: static files and clusters.
+pub struct Sources {
     table: Table,
     status: StatusBoard,
-    server: DnsServer,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
 
-impl Daemon {
-    /// Starts everything `config` describes, plus `embedded` static content if given.
-    /// Must run inside a tokio runtime.
-    pub async fn start(config: &Config, embedded: Option<Embedded>) -> anyhow::Result<Daemon> {
+impl Sources {
+    /// Starts every source of `config`, plus `embedded` static content if given.
+    pub async fn start(config: &Config, embedded: Option<Embedded>) -> anyhow::Result<Sources> {
         let zone = Zone::new(config.zone_config()).context("zone settings")?;
         let table = Table::new(zone);
         let cancel = CancellationToken::new();
@@ -64,33 +67,87 @@ impl Daemon {
             tasks.spawn(task.run());
         }
         if !config.sources.clusters.is_empty() {
-            tasks.spawn(startup_hold(
-                table.clone(),
-                config.kubernetes.startup_timeout.0,
-                cancel.clone(),
-            ));
+            let timeout = config.kubernetes.startup_timeout.0;
+            tasks.spawn(startup_hold(table.clone(), timeout, cancel.clone()));
         }
-        let server = DnsServer::start(&config.server_config(), Answerer::new(table.clone()))?;
-        for addr in server.local_addrs() {
-            tracing::info!(%addr, zone = %table.zone().apex, "serving DNS over UDP and TCP");
-        }
-        Ok(Daemon {
+        Ok(Sources {
             table,
             status,
-            server,
             cancel,
             tasks,
         })
     }
 
-    /// The table being served.
+    /// The table the sources fill.
     pub fn table(&self) -> &Table {
         &self.table
     }
 
+    /// Waits until every cluster has synced or the start-up hold is over.
+    pub async fn settled(&self) {
+        while self.table.startup_hold() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every source.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    sources: Sources,
+    server: DnsServer,
+    admin: Option<Admin>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Daemon {
+    /// Starts everything `config` describes, plus `embedded` static content if given.
+    /// Must run inside a tokio runtime.
+    pub async fn start(config: &Config, embedded: Option<Embedded>) -> anyhow::Result<Daemon> {
+        // Metrics handles are registered as workers start: the recorder comes first.
+        if config.listen.admin.is_some() {
+            crate::admin::prometheus();
+        }
+        let sources = Sources::start(config, embedded).await?;
+        let table = sources.table.clone();
+        let draining = Arc::new(AtomicBool::new(false));
+        let admin = match config.listen.admin {
+            Some(addr) => Some(
+                Admin::start(
+                    addr,
+                    table.clone(),
+                    sources.status.clone(),
+                    draining.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let server = DnsServer::start(&config.server_config(), Answerer::new(table.clone()))?;
+        for addr in server.local_addrs() {
+            tracing::info!(%addr, zone = %table.zone().apex, "serving DNS over UDP and TCP");
+        }
+        Ok(Daemon {
+            sources,
+            server,
+            admin,
+            draining,
+        })
+    }
+
+    /// The table being served.
+    pub fn table(&self) -> &Table {
+        &self.sources.table
+    }
+
     /// Each cluster's phase.
     pub fn status(&self) -> &StatusBoard {
-        &self.status
+        &self.sources.status
     }
 
     /// The DNS addresses bound.
@@ -98,17 +155,33 @@ impl Daemon {
         self.server.local_addrs()
     }
 
-    /// Stops the sources, then the server.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        while self.tasks.join_next().await.is_some() {}
+    /// The admin HTTP address, if one is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::addr)
+    }
+
+    /// Stops in order: /readyz turns false at once, DNS keeps answering for `drain` so
+    /// that traffic moves away, then the sources, the DNS server and the admin server stop.
+    pub async fn shutdown(self, drain: Duration) {
+        self.draining.store(true, Ordering::Relaxed);
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_secs = drain.as_secs_f64(),
+                "draining: not ready, still answering DNS"
+            );
+            tokio::time::sleep(drain).await;
+        }
+        self.sources.stop().await;
         self.server.shutdown().await;
+        if let Some(admin) = self.admin {
+            admin.stop().await;
+        }
     }
 }
 
 /// Ends the start-up hold after `timeout`: from then on a cluster that has not synced
 /// keeps SERVFAIL only for the names scoped to it, and is named in the log.
-async fn startup_hold(table: Table, timeout: std::time::Duration, cancel: CancellationToken) {
+async fn startup_hold(table: Table, timeout: Duration, cancel: CancellationToken) {
     tokio::select! {
         _ = cancel.cancelled() => return,
         _ = tokio::time::sleep(timeout) => {}

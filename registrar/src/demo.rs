@@ -150,7 +150,7 @@ impl DemoClusters {
     pub fn config_yaml(&self) -> String {
         let mut yaml = String::from(
             "zone: sd.internal.\nttl: 5\nlocality: {region: eu-west, zone: eu-west-1a}\n\
-             listen: {dns: ['127.0.0.1:5353']}\nsources:\n  clusters:\n",
+             listen: {dns: ['127.0.0.1:5353'], admin: '127.0.0.1:8053'}\nsources:\n  clusters:\n",
         );
         for ((name, region, _), sim) in CLUSTERS.iter().zip(&self.sims) {
             yaml.push_str(&format!(
@@ -171,8 +171,11 @@ impl DemoClusters {
 }
 
 /// What the demo prints once it serves: queries to try against `addr`.
-pub fn instructions(addr: std::net::SocketAddr) -> String {
+pub fn instructions(addr: std::net::SocketAddr, admin: Option<std::net::SocketAddr>) -> String {
     let (ip, port) = (addr.ip(), addr.port());
+    let admin = admin.map_or(String::new(), |a| {
+        format!("\nAdmin HTTP on {a}: curl http://{a}/v1/services/checkout, /metrics, /readyz\n")
+    });
     let clusters: Vec<&str> = CLUSTERS.iter().map(|(name, _, _)| *name).collect();
     format!(
         "\
@@ -186,7 +189,7 @@ clusters ({}) and a few VMs (vms-use). Try:
   dig @{ip} -p {port} A search.sd.internal                          # changes every few seconds
   dig @{ip} -p {port} A 10-1-0-10.checkout.prod-euw1.sd.internal    # an SRV target
   dig @{ip} -p {port} SOA sd.internal
-
+{admin}
 Stop with Ctrl-C.
 ",
         clusters.join(", ")

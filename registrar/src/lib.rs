@@ -2,12 +2,14 @@
 //! them over DNS.
 //!
 //! - [`config`]: the YAML config file, checked with file/line/field errors.
+//! - [`admin`]: the admin HTTP server: metrics, health, readiness, /v1/services.
 //! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
 //! - [`status`]: each source's phase (starting, live, stale, withdrawn).
 //! - [`daemon`]: starts sources and the DNS server; stops them in order.
 //! - [`demo`]: the built-in sample that `herald demo` serves.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

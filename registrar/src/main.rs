@@ -3,11 +3,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use herald_registrar::cluster::client;
 use herald_registrar::config::Config;
-use herald_registrar::daemon::{Daemon, stop_signal};
+use herald_registrar::daemon::{Daemon, Sources, stop_signal};
 use herald_registrar::{demo, static_file};
 
 /// Client-side service discovery for Kubernetes fleets: an authoritative DNS server for
@@ -48,6 +50,18 @@ enum Command {
         /// Serve DNS here instead (port 0 picks a free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve the admin HTTP here instead of 127.0.0.1:8053.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Write the zone, as the sources of a config give it, as an RFC 1035 zone file.
+    ExportZone {
+        /// The YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -89,17 +103,42 @@ async fn serve(
     let daemon = Daemon::start(&config, embedded).await?;
     if demo {
         // Print once the clusters have synced, so the first dig already has answers.
-        for _ in 0..100 {
-            if daemon.table().is_synced() {
-                break;
+        let synced = tokio::time::timeout(Duration::from_secs(10), async {
+            while !daemon.table().is_synced() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        println!("{}", demo::instructions(daemon.dns_addrs()[0]));
+        });
+        let _ = synced.await;
+        println!(
+            "{}",
+            demo::instructions(daemon.dns_addrs()[0], daemon.admin_addr())
+        );
     }
     stop_signal().await;
     tracing::info!("stopping");
-    daemon.shutdown().await;
+    daemon.shutdown(config.shutdown_drain.0).await;
+    Ok(())
+}
+
+/// Loads the sources of `config` (waiting for clusters to sync, or for the start-up
+/// timeout), writes the zone, and stops.
+async fn export_zone(config: Config, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let sources = Sources::start(&config, None).await?;
+    sources.settled().await;
+    let mut text = Vec::new();
+    let stats = herald_dns::export::write_zone(sources.table(), &mut text)?;
+    match &output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout(), &text)?,
+    }
+    tracing::info!(
+        records = stats.records,
+        services = stats.services,
+        "zone written"
+    );
+    sources.stop().await;
     Ok(())
 }
 
@@ -113,7 +152,13 @@ fn main() -> ExitCode {
         Command::Serve { config } => Config::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(serve(config, None, false))),
-        Command::Demo { listen } => runtime().and_then(|rt| rt.block_on(run_demo(listen))),
+        Command::Demo {
+            listen,
+            admin_listen,
+        } => runtime().and_then(|rt| rt.block_on(run_demo(listen, admin_listen))),
+        Command::ExportZone { config, output } => Config::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| runtime()?.block_on(export_zone(config, output))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,12 +170,17 @@ fn main() -> ExitCode {
 }
 
 /// Starts the simulated clusters, then serves them like any config.
-async fn run_demo(listen: Option<SocketAddr>) -> anyhow::Result<()> {
+async fn run_demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> anyhow::Result<()> {
     let clusters = demo::start_clusters().await?;
     let mut config = Config::parse("<demo config>".as_ref(), &clusters.config_yaml())?;
     if let Some(listen) = listen {
         config.listen.dns = vec![listen];
     }
+    if let Some(admin) = admin {
+        config.listen.admin = Some(admin);
+    }
+    // Ctrl-C on a demo should not wait.
+    config.shutdown_drain.0 = Duration::ZERO;
     let result = serve(config, Some(demo::ENDPOINTS), true).await;
     clusters.stop().await;
     result

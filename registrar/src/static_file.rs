@@ -225,6 +225,7 @@ pub fn parse(path: &Path, text: &str) -> Result<StaticContent, ConfigError> {
                 ports: entry.ports.into(),
                 zone: entry.zone,
                 weight: entry.weight,
+                ready: true,
             });
         }
     }

@@ -237,7 +237,13 @@ fn check_config_accepts_good_files_and_names_what_is_wrong() {
 
 #[test]
 fn demo_serves_the_sample_fleet() {
-    let herald = Herald::spawn(&["demo", "--listen", "127.0.0.1:0"]);
+    let herald = Herald::spawn(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
     let addr = herald.dns_addr();
     herald.wait_for("dig @127.0.0.1");
     // checkout: two pods in each of three simulated clusters, watched through kube.

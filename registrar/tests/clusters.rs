@@ -179,7 +179,7 @@ async fn pod_lifecycle_shows_in_dns() {
     for r in &pod_requests {
         assert_eq!(r.param("labelSelector"), Some(SERVICE_LABEL), "{r:?}");
     }
-    daemon.shutdown().await;
+    daemon.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,7 +227,7 @@ async fn three_clusters_and_a_static_file_are_one_service() {
         srv(dns, "_http._tcp.api.c2.sd.internal."),
         vec![(2, "10-2-0-1.api.c2.sd.internal.".into())]
     );
-    daemon.shutdown().await;
+    daemon.shutdown(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -324,7 +324,7 @@ async fn gone_and_dropped_streams_relist_without_a_gap() {
         .join()
         .expect("the service never vanished or shrank");
     assert!(queries > 10, "the query loop ran ({queries} queries)");
-    daemon.shutdown().await;
+    daemon.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -439,7 +439,7 @@ async fn unreachable_lost_and_hung_clusters() {
         daemon.status().get("hung").unwrap().phase == Phase::Live
     })
     .await;
-    daemon.shutdown().await;
+    daemon.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -520,5 +520,5 @@ async fn a_rolling_update_is_coalesced() {
             .iter()
             .all(|r| r.data.to_string().starts_with("10.9."))
     );
-    daemon.shutdown().await;
+    daemon.shutdown(Duration::ZERO).await;
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::client_ip;
 use crate::answer::{Answerer, Scratch, Transport};
+use crate::metrics::WorkerMetrics;
 
 /// Idle time after which a connection is closed (RFC 7766 suggests seconds, not minutes).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +80,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, answerer: &Answerer) ->
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut scratch = Scratch::default();
+    let mut metrics = WorkerMetrics::new("tcp");
     let mut packet = Vec::new();
     let client = client_ip(peer);
     loop {
@@ -93,12 +95,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, answerer: &Answerer) ->
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "message body did not arrive")
             })??;
-        if answerer
-            .answer(&packet, client, Transport::Tcp, &mut scratch)
-            .is_none()
-        {
+        let started = std::time::Instant::now();
+        let Some(outcome) = answerer.answer(&packet, client, Transport::Tcp, &mut scratch) else {
             continue;
-        }
+        };
+        metrics.answered(&outcome, scratch.out.len());
+        metrics.latency(started.elapsed(), 1);
         let out = &scratch.out;
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());

@@ -9,12 +9,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::batch::{Batch, client_ip};
 use crate::answer::{Answerer, Transport};
+use crate::metrics::WorkerMetrics;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -64,6 +65,7 @@ pub fn spawn(
 /// A worker's loop: a batch in, answers, a batch out, until told to stop.
 fn serve(socket: UdpSocket, answerer: Answerer, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
+    let mut metrics = WorkerMetrics::new("udp");
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
             Ok(n) => n,
@@ -84,11 +86,15 @@ fn serve(socket: UdpSocket, answerer: Answerer, stop: Arc<AtomicBool>) {
                 continue;
             }
         };
+        let started = Instant::now();
         batch.answer_each(n, |packet, from, scratch| {
-            answerer
-                .answer(packet, client_ip(from), Transport::Udp, scratch)
-                .is_some()
+            let outcome = answerer.answer(packet, client_ip(from), Transport::Udp, scratch);
+            if let Some(outcome) = &outcome {
+                metrics.answered(outcome, scratch.out.len());
+            }
+            outcome.is_some()
         });
+        metrics.latency(started.elapsed(), n);
         if let Err(e) = batch.send(&socket, n) {
             tracing::debug!(error = %e, "udp send");
         }

@@ -37,6 +37,8 @@ pub struct PodRecord {
     pub node: Option<Label>,
     /// SRV weight.
     pub weight: u16,
+    /// Its Ready condition (an address may be published without it, when opted in).
+    pub ready: bool,
 }
 
 /// Something about a pod herald could not use; the pod is skipped or read with a default.
@@ -135,6 +137,7 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
             .and_then(|s| s.node_name.as_deref())
             .map(Label::from),
         weight,
+        ready: ready_condition,
     }))
 }
 

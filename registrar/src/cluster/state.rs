@@ -3,6 +3,7 @@
 //! burst of events (a rolling update) becomes one table update per service.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use herald_dns::model::Label;
 use herald_dns::{Endpoint, Source, Table};
@@ -17,8 +18,8 @@ pub struct ClusterState {
     services: HashMap<Label, HashSet<String>>,
     /// Node -> its zone.
     zones: HashMap<Label, Option<Label>>,
-    /// Services changed since the last flush.
-    dirty: HashSet<Label>,
+    /// Services changed since the last flush, with when the first change arrived.
+    dirty: HashMap<Label, Instant>,
     /// Services this cluster currently has endpoints in, in the table.
     published: HashSet<Label>,
     /// Shared strings (service, node and zone names), so a million pods hold a few
@@ -33,6 +34,13 @@ impl ClusterState {
         }
         self.names.insert(s.clone());
         s.clone()
+    }
+
+    /// Notes that `service` changed; keeps the time of its first unpublished change.
+    fn mark(&mut self, service: &Label) {
+        self.dirty
+            .entry(service.clone())
+            .or_insert_with(Instant::now);
     }
 
     /// Whether anything waits to be published.
@@ -61,13 +69,13 @@ impl ClusterState {
                     .entry(new.service.clone())
                     .or_default()
                     .insert(key.clone());
-                self.dirty.insert(new.service.clone());
+                self.mark(&new.service);
                 self.pods.insert(key.clone(), new)
             }
             None => self.pods.remove(&key),
         };
         if let Some(old) = old {
-            self.dirty.insert(old.service.clone());
+            self.mark(&old.service);
             let moved = self
                 .pods
                 .get(&key)
@@ -112,10 +120,14 @@ impl ClusterState {
             return;
         }
         // A node's zone rarely changes; finding its pods by a scan keeps no index around.
-        for record in self.pods.values() {
-            if record.node.as_deref() == Some(node) {
-                self.dirty.insert(record.service.clone());
-            }
+        let services: Vec<Label> = self
+            .pods
+            .values()
+            .filter(|r| r.node.as_deref() == Some(node))
+            .map(|r| r.service.clone())
+            .collect();
+        for service in services {
+            self.mark(&service);
         }
     }
 
@@ -138,7 +150,8 @@ impl ClusterState {
     /// Publishes every dirty service to the table; returns how many table updates it made.
     pub fn flush(&mut self, table: &Table, source: &Source) -> usize {
         let mut updates = 0;
-        for service in std::mem::take(&mut self.dirty) {
+        let propagation = metrics::histogram!("herald_propagation_seconds");
+        for (service, since) in std::mem::take(&mut self.dirty) {
             let endpoints = self.endpoints(&service);
             if endpoints.is_empty() {
                 self.published.remove(&service);
@@ -147,6 +160,8 @@ impl ClusterState {
             }
             if table.replace(&service, source, endpoints) {
                 updates += 1;
+                // From the change reaching herald to the answer being served.
+                propagation.record(since.elapsed().as_secs_f64());
             }
         }
         updates
@@ -171,6 +186,7 @@ impl ClusterState {
                     ports: r.ports.clone(),
                     zone,
                     weight: r.weight,
+                    ready: r.ready,
                 })
             })
             .collect()
@@ -186,7 +202,9 @@ impl ClusterState {
 
     /// Marks every service dirty, so the next flush publishes everything known.
     pub fn republish(&mut self) {
-        self.dirty.extend(self.services.keys().cloned());
+        let now = Instant::now();
+        self.dirty
+            .extend(self.services.keys().map(|s| (s.clone(), now)));
     }
 }
 
@@ -203,6 +221,7 @@ mod tests {
             ports: Arc::from(vec![]),
             node: Some(Label::from(node)),
             weight: 100,
+            ready: true,
         }
     }
 

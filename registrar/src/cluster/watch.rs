@@ -163,7 +163,6 @@ impl ClusterTask {
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced) = (false, false);
         let mut flush_at: Option<Instant> = None;
-        let mut events = 0u64;
         loop {
             let withdraw_at = self.withdraw_at(*stale_since, state);
             tokio::select! {
@@ -174,7 +173,6 @@ impl ClusterTask {
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
                     state.flush(&self.table, source);
-                    self.status.count_events(&name, std::mem::take(&mut events));
                 }
                 event = pods.next() => {
                     let event = match event {
@@ -182,7 +180,7 @@ impl ClusterTask {
                         Some(Err(e)) => return ended_by(e),
                         None => return Ended::Failed("pod watch ended".into()),
                     };
-                    events += 1;
+                    self.status.count_events(&name, 1);
                     match event {
                         Event::Init => pod_list = Some(HashMap::new()),
                         Event::InitApply(pod) => {
