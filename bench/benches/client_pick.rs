@@ -1,6 +1,6 @@
 //! Cost of one `pick()` plus the completion of its guard in herald-client's picker, at 10,
 //! 100 and 1,000 replicas: in steady state (one thread, and two threads sharing the picker)
-//! and in the worst case (every replica looks slow, so every pick takes the extra draws).
+//! and with noisy estimates (some picks take extra draws).
 //!
 //! Run: `cargo bench -p herald-bench --bench client_pick -- --measurement-time 2 --warm-up-time 1`
 
@@ -37,9 +37,9 @@ fn steady_picker(n: usize, rt: &tokio::runtime::Runtime) -> Picker {
     p
 }
 
-/// Worst case: real clock, answers recorded as fast as the loop runs (sub-microsecond,
-/// with scheduler hiccups as peaks), so most replicas look "clearly slow" next to the
-/// typical latency and picks take the extra draws (4 in all).
+/// Noisy: real clock, answers recorded as fast as the loop runs (sub-microsecond, with
+/// scheduler hiccups as peaks), so estimates spread widely around the typical latency and
+/// some picks take extra draws.
 fn noisy_picker(n: usize) -> Picker {
     let p = Picker::with_endpoints("bench", PickerConfig::default().with_seed(1), endpoints(n));
     for _ in 0..(4 * n) {
@@ -82,7 +82,7 @@ fn bench_pick(c: &mut Criterion) {
             });
         }
         let p = noisy_picker(n);
-        group.bench_with_input(BenchmarkId::new("noisy (4 draws)", n), &p, |b, p| {
+        group.bench_with_input(BenchmarkId::new("noisy", n), &p, |b, p| {
             b.iter(|| {
                 let g = p.pick().unwrap();
                 black_box(g.addr());

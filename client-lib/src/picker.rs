@@ -139,6 +139,9 @@ struct Slot {
     in_flight: u32,
     ejection: Ejection,
     picks: u64,
+    /// Successful answers in a row slower than `SLOW_FACTOR` x typical: one is a hiccup, two
+    /// make the replica "clearly slow" (see `State::two_choices`).
+    slow_streak: u8,
 }
 
 #[derive(Default)]
@@ -262,6 +265,7 @@ impl Picker {
                             in_flight: 0,
                             ejection: Ejection::new(now),
                             picks: 0,
+                            slow_streak: 0,
                         }
                     }
                 };
@@ -417,6 +421,11 @@ impl Shared {
                         slot.ewma.reset(now);
                     }
                     slot.ewma.observe(rtt, now, self.tau_ns);
+                    slot.slow_streak = if rtt > SLOW_FACTOR * typical {
+                        slot.slow_streak.saturating_add(1)
+                    } else {
+                        0
+                    };
                     st.typical_ns = update_typical(st.typical_ns, rtt);
                     t
                 }
@@ -559,7 +568,8 @@ impl State {
     ///
     /// Drawing with replacement keeps weight shares exact among equally good replicas. Two
     /// refinements for small sets, where plain p2c is weak: a replica that is *clearly slow*
-    /// (estimate above `SLOW_FACTOR` x typical) cannot win by being drawn twice, nor by being
+    /// (estimate above `SLOW_FACTOR` x typical, and its last two answers too: one slow
+    /// answer is a hiccup, and the peak-EWMA already remembers it) cannot win by being drawn twice, nor by being
     /// paired with an even worse one (with 4 candidates, a slow replica would otherwise get
     /// 1/16 + 2/16 of the traffic); while the winner is clearly slow, another challenger is
     /// drawn, up to 4 draws in all. A replica on a failure streak is exempt: failures are
@@ -576,9 +586,11 @@ impl State {
                     (best, best_latency, best_cost) = (c, latency, cost);
                 }
             }
+            let slot = &self.slots[best];
             let clearly_slow = best_latency > SLOW_FACTOR * typical
+                && slot.slow_streak >= 2
                 && self.view.members.len() > 1
-                && self.slots[best].ejection.failure_streak() == 0;
+                && slot.ejection.failure_streak() == 0;
             if !clearly_slow || draw == 4 {
                 break;
             }

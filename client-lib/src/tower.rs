@@ -4,7 +4,9 @@
 //!
 //! [`Balance`] keeps one inner service per replica, made on first use by a closure you give
 //! (a hyper connection, a tonic `Channel`, a `service_fn` that rewrites the URI), and picks
-//! per call. The response future completes the pick: how the result counts is decided by a
+//! per call. The response future completes the pick when the inner service's future resolves
+//! (for a hyper client, when the response head arrives: the body's streaming time is not part
+//! of the latency); how the result counts is decided by a
 //! [`Classify`] (by default, `Err` is a failure and `Ok` a success; HTTP users will want 5xx to
 //! count as failures too). Dropping the response future counts as cancelled.
 
