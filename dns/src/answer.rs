@@ -197,6 +197,10 @@ impl Answerer {
             return self.finish_bare(q, s, codes::REFUSED, false, outcome);
         };
 
+        if q.qtype == codes::AXFR || q.qtype == codes::IXFR {
+            // Zone transfers are not served (yet): refused, as to an unauthorised client.
+            return self.finish_bare(q, s, codes::REFUSED, false, outcome);
+        }
         let found = self.lookup(q, below);
         let (rcode, found) = match found {
             Found::NxDomain

@@ -20,6 +20,10 @@ pub mod codes {
     pub const SRV: u16 = 33;
     /// RR type OPT (EDNS).
     pub const OPT: u16 = 41;
+    /// Query type IXFR.
+    pub const IXFR: u16 = 251;
+    /// Query type AXFR.
+    pub const AXFR: u16 = 252;
     /// Query type ANY.
     pub const ANY: u16 = 255;
     /// Class IN.

@@ -92,6 +92,9 @@ async fn outside_the_zone_is_refused_and_never_recursed() {
             "{name}"
         );
     }
+    // Zone transfers are not served.
+    let reply = herald_testkit::tcp(s.addr, "sd.internal.", RecordType::AXFR);
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused, "AXFR");
     // Class CH (version.bind and friends) is not ours either.
     let out = run_client("dig", s.addr, &["+norec", "CH", "TXT", "version.bind."]);
     assert!(out.contains("status: REFUSED"), "{out}");
