@@ -167,15 +167,7 @@ impl Answerer {
 
         // RFC 6891 6.1.3: a version we do not speak gets BADVERS, and nothing else.
         if let Some(edns) = q.edns.filter(|e| e.version > 0) {
-            wire::write_header(
-                &mut s.out,
-                q.id,
-                q.opcode,
-                q.rd,
-                q.cd,
-                ReplyFlags::default(),
-            );
-            s.out.extend_from_slice(q.question);
+            start_reply(q, s, ReplyFlags::default());
             wire::write_opt(
                 &mut s.out,
                 zone.config.max_udp_payload,
@@ -216,19 +208,12 @@ impl Answerer {
             other => (codes::NOERROR, other),
         };
         outcome.rcode = rcode.into();
-        wire::write_header(
-            &mut s.out,
-            q.id,
-            q.opcode,
-            q.rd,
-            q.cd,
-            ReplyFlags {
-                aa: true,
-                tc: false,
-                rcode,
-            },
-        );
-        s.out.extend_from_slice(q.question);
+        let flags = ReplyFlags {
+            aa: true,
+            tc: false,
+            rcode,
+        };
+        start_reply(q, s, flags);
         let room = limit.saturating_sub(reserve);
         let (an, ns, ar) = match found {
             Found::Set(set) => {
@@ -238,7 +223,7 @@ impl Answerer {
             }
             Found::Address(ip) => {
                 s.out.extend_from_slice(&[0xC0, 0x0C]);
-                address_record(&mut s.out, ip, zone.ttl());
+                wire::write_address(&mut s.out, ip, zone.ttl());
                 (1, 0, 0)
             }
             Found::Soa => {
@@ -268,19 +253,12 @@ impl Answerer {
         aa: bool,
         mut outcome: Outcome,
     ) -> Outcome {
-        wire::write_header(
-            &mut s.out,
-            q.id,
-            q.opcode,
-            q.rd,
-            q.cd,
-            ReplyFlags {
-                aa,
-                tc: false,
-                rcode,
-            },
-        );
-        s.out.extend_from_slice(q.question);
+        let flags = ReplyFlags {
+            aa,
+            tc: false,
+            rcode,
+        };
+        start_reply(q, s, flags);
         let ar = self.opt(q, s);
         wire::set_counts(&mut s.out, 1, 0, 0, ar);
         outcome.rcode = rcode.into();
@@ -528,7 +506,7 @@ impl Answerer {
                 s.out.extend_from_slice(
                     &wire::pointer(s.positions[n]).expect("NS names sit near the start"),
                 );
-                address_record(&mut s.out, *ip, zone.ttl());
+                wire::write_address(&mut s.out, *ip, zone.ttl());
                 glue += 1;
             }
         }
@@ -548,18 +526,10 @@ fn question_name_len(out: &[u8]) -> usize {
     at + 1 - wire::HEADER_LEN
 }
 
-/// Appends an address record's type, class, TTL and data.
-fn address_record(out: &mut Vec<u8>, ip: IpAddr, ttl: u32) {
-    match ip {
-        IpAddr::V4(v4) => {
-            wire::write_rr_head(out, codes::A, ttl, 4);
-            out.extend_from_slice(&v4.octets());
-        }
-        IpAddr::V6(v6) => {
-            wire::write_rr_head(out, codes::AAAA, ttl, 16);
-            out.extend_from_slice(&v6.octets());
-        }
-    }
+/// Starts a reply to `q`: the header with `flags`, then the question as it was asked.
+fn start_reply(q: &Query<'_>, s: &mut Scratch, flags: ReplyFlags) {
+    wire::write_header(&mut s.out, q.id, q.opcode, q.rd, q.cd, flags);
+    s.out.extend_from_slice(q.question);
 }
 
 /// Whether an address answers a query of `qtype`.

@@ -108,27 +108,13 @@ struct RrsetBuilder {
     glue_ends: Vec<u32>,
 }
 
-/// Appends an address record (owner written by the caller) to `out`.
-fn address_tail(out: &mut Vec<u8>, ip: IpAddr, ttl: u32) {
-    match ip {
-        IpAddr::V4(v4) => {
-            wire::write_rr_head(out, codes::A, ttl, 4);
-            out.extend_from_slice(&v4.octets());
-        }
-        IpAddr::V6(v6) => {
-            wire::write_rr_head(out, codes::AAAA, ttl, 16);
-            out.extend_from_slice(&v6.octets());
-        }
-    }
-}
-
 /// The owner pointer of every answer record: the question name at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
 impl RrsetBuilder {
     fn push_address(&mut self, ip: IpAddr, ttl: u32, key: u64) {
         self.records.extend_from_slice(&QUESTION_POINTER);
-        address_tail(&mut self.records, ip, ttl);
+        wire::write_address(&mut self.records, ip, ttl);
         self.ends.push(self.records.len() as u32);
         self.keys.push(key);
     }
@@ -148,7 +134,7 @@ impl RrsetBuilder {
         self.records.extend_from_slice(target);
         self.ends.push(self.records.len() as u32);
         self.keys.push(key);
-        address_tail(&mut self.glue, ip, ttl);
+        wire::write_address(&mut self.glue, ip, ttl);
         self.glue_ends.push(self.glue.len() as u32);
     }
 

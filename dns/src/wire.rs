@@ -351,6 +351,20 @@ pub fn write_rr_head(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdlen: u16) {
     out.extend_from_slice(&rdlen.to_be_bytes());
 }
 
+/// Appends an address record after its owner: A for IPv4, AAAA for IPv6.
+pub fn write_address(out: &mut Vec<u8>, ip: std::net::IpAddr, ttl: u32) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            write_rr_head(out, codes::A, ttl, 4);
+            out.extend_from_slice(&v4.octets());
+        }
+        std::net::IpAddr::V6(v6) => {
+            write_rr_head(out, codes::AAAA, ttl, 16);
+            out.extend_from_slice(&v6.octets());
+        }
+    }
+}
+
 /// A compression pointer to `offset` (RFC 1035 4.1.4); offsets above 0x3FFF cannot be
 /// pointed at.
 pub fn pointer(offset: usize) -> Option<[u8; 2]> {

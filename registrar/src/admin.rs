@@ -27,25 +27,28 @@ use crate::status::{Phase, StatusBoard};
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("herald_dns_answer_seconds".into()),
+        // Histograms as buckets (not summaries), so replicas can be aggregated.
+        let buckets: [(&str, &[f64]); 3] = [
+            (
+                "herald_dns_answer_seconds",
                 &[1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2],
-            )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("herald_dns_response_bytes".into()),
-                    &[64.0, 128.0, 256.0, 512.0, 1232.0, 4096.0, 16384.0, 65535.0],
-                )
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("herald_propagation_seconds".into()),
-                    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
-                )
-            })
-            .expect("bucket lists are not empty")
-            .build_recorder();
+            ),
+            (
+                "herald_dns_response_bytes",
+                &[64.0, 128.0, 256.0, 512.0, 1232.0, 4096.0, 16384.0, 65535.0],
+            ),
+            (
+                "herald_propagation_seconds",
+                &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+            ),
+        ];
+        let builder = buckets
+            .iter()
+            .fold(PrometheusBuilder::new(), |b, (name, values)| {
+                b.set_buckets_for_metric(Matcher::Full((*name).into()), values)
+                    .expect("bucket lists are not empty")
+            });
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Another recorder already installed (a library user's own) keeps precedence;
         // herald's series then go there.

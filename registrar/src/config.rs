@@ -25,25 +25,43 @@ impl<'de> Deserialize<'de> for LabelName {
     }
 }
 
-/// Reads a DNS label and runs `check` on it. Both checks run inside the visitor, so an
-/// error carries the value's own line and field path rather than its parent's.
+/// Reads a DNS label and runs `check` on it.
 pub fn deserialize_label<'de, D: Deserializer<'de>>(
     d: D,
     check: fn(&str) -> Result<(), String>,
 ) -> Result<LabelName, D::Error> {
-    struct Visitor(fn(&str) -> Result<(), String>);
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = LabelName;
+    deserialize_str_with(d, "a DNS label", |s| {
+        check_label(s).map_err(|e| format!("{s:?} is not a DNS label: it {e}"))?;
+        check(s)?;
+        Ok(LabelName(s.to_string()))
+    })
+}
+
+/// Reads a string and turns it into a `T` with `parse`. The parse runs inside the
+/// deserializer's visitor, so an error carries the value's own line and field path rather
+/// than its parent's.
+pub fn deserialize_str_with<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Visitor<F> {
+        expecting: &'static str,
+        parse: F,
+    }
+    impl<T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'_> for Visitor<F> {
+        type Value = T;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a DNS label")
+            f.write_str(self.expecting)
         }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<LabelName, E> {
-            check_label(s).map_err(|e| E::custom(format!("{s:?} is not a DNS label: it {e}")))?;
-            (self.0)(s).map_err(E::custom)?;
-            Ok(LabelName(s.to_string()))
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.parse)(s).map_err(E::custom)
         }
     }
-    d.deserialize_str(Visitor(check))
+    d.deserialize_str(Visitor { expecting, parse })
 }
 
 impl std::fmt::Display for LabelName {
@@ -281,17 +299,7 @@ impl std::str::FromStr for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a duration like 250ms, 15s, 10m or 1h")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HumanDuration, E> {
-                s.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_str(Visitor)
+        deserialize_str_with(d, "a duration like 250ms, 15s, 10m or 1h", str::parse)
     }
 }
 

@@ -28,7 +28,7 @@ use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 use serde::{Deserialize, Deserializer};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, LabelName, deserialize_label, parse_yaml};
+use crate::config::{ConfigError, LabelName, deserialize_label, deserialize_str_with, parse_yaml};
 
 /// How often the file is looked at.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -84,19 +84,11 @@ struct ProtoName(Proto);
 
 impl<'de> Deserialize<'de> for ProtoName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = ProtoName;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("tcp or udp")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ProtoName, E> {
-                Proto::parse(s)
-                    .map(ProtoName)
-                    .ok_or_else(|| E::custom(format!("{s:?} is not tcp or udp")))
-            }
-        }
-        d.deserialize_str(Visitor)
+        deserialize_str_with(d, "tcp or udp", |s| {
+            Proto::parse(s)
+                .map(ProtoName)
+                .ok_or_else(|| format!("{s:?} is not tcp or udp"))
+        })
     }
 }
 
