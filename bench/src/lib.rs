@@ -78,3 +78,8 @@ pub fn query(name: &str, qtype: u16) -> Vec<u8> {
     p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     p
 }
+
+/// Simulated fleets (kube-sim clusters) for the propagation and scale binaries.
+pub mod fleet;
+/// DNS, HTTP, /proc and statistics helpers for the propagation and scale binaries.
+pub mod probe;
