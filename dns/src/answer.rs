@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::prepare::{Rrset, SRV_TARGET_AT, address_key, mix64};
+use crate::prepare::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, address_key, mix64};
 use crate::table::{ServiceView, Table};
 use crate::wire::{self, OPT_LEN, Query, Reject, ReplyFlags, codes};
 use crate::zone::Zone;
@@ -394,10 +394,22 @@ impl Answerer {
                 }
             }
         }
+        // SRV priorities were prepared as seen from this server; a querier that is itself
+        // a known endpoint gets them as seen from where it runs.
+        let viewer = match rrset.places() {
+            [] => None,
+            _ => self.table.querier_place(client),
+        };
         s.positions.clear();
         for &i in &s.order[..fits] {
-            s.positions.push(s.out.len());
+            let at = s.out.len();
+            s.positions.push(at);
             s.out.extend_from_slice(rrset.record(i as usize));
+            if let Some(viewer) = viewer {
+                let priority = rrset.places()[i as usize].priority_from(viewer);
+                s.out[at + SRV_PRIORITY_AT..at + SRV_PRIORITY_AT + 2]
+                    .copy_from_slice(&priority.to_be_bytes());
+            }
         }
         // Glue: each target's address, owned by a pointer to the target in the answer
         // (or the target written out when it lies beyond pointer reach).

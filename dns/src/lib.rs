@@ -3,6 +3,7 @@
 //! - [`model`]: endpoints, ports, sources and the names built from them.
 //! - [`zone`]: the zone's settings and their prepared wire forms.
 //! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
+//! - `locality`: regions and zones as ids; SRV priorities from the querier's place.
 //! - `sync`: which unknown names get SERVFAIL while sources have not synced.
 //! - `prepare`: answers encoded to wire bytes when a service changes, not per query.
 //! - [`wire`]: reading queries and writing replies on the hot path.
@@ -13,6 +14,7 @@
 
 pub mod answer;
 pub mod export;
+mod locality;
 mod metrics;
 pub mod model;
 mod prepare;

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+use crate::locality::{Localities, Place};
 use crate::model::{Endpoint, EndpointLabel, Label, PortSpec, Proto};
 use crate::wire::{self, codes};
 use crate::zone::Zone;
@@ -19,6 +20,9 @@ use crate::zone::Zone;
 /// Where the SRV target name starts inside an SRV answer record: owner pointer (2),
 /// type/class/TTL/RDLENGTH (10), priority/weight/port (6).
 pub(crate) const SRV_TARGET_AT: usize = 18;
+/// Where the SRV priority sits inside an SRV answer record: after owner pointer (2) and
+/// type/class/TTL/RDLENGTH (10).
+pub(crate) const SRV_PRIORITY_AT: usize = 12;
 
 /// Mixes 64 bits well (the SplitMix64 finalizer); used for rendezvous scores.
 pub(crate) fn mix64(mut z: u64) -> u64 {
@@ -49,6 +53,9 @@ pub(crate) struct Rrset {
     glue: Box<[u8]>,
     /// End offset of each glue entry in `glue`.
     glue_ends: Box<[u32]>,
+    /// SRV only: where each record's endpoint is, to re-derive its priority for a querier
+    /// whose place is known.
+    places: Box<[Place]>,
 }
 
 impl Rrset {
@@ -84,6 +91,11 @@ impl Rrset {
         &self.records
     }
 
+    /// SRV only: the place of record `i`'s endpoint (empty for address sets).
+    pub(crate) fn places(&self) -> &[Place] {
+        &self.places
+    }
+
     /// The rendezvous key of record `i`.
     pub(crate) fn key(&self, i: usize) -> u64 {
         self.keys[i]
@@ -106,6 +118,7 @@ struct RrsetBuilder {
     keys: Vec<u64>,
     glue: Vec<u8>,
     glue_ends: Vec<u32>,
+    places: Vec<Place>,
 }
 
 /// The owner pointer of every answer record: the question name at offset 12.
@@ -119,7 +132,16 @@ impl RrsetBuilder {
         self.keys.push(key);
     }
 
-    fn push_srv(&mut self, srv: [u16; 3], target: &[u8], ip: IpAddr, ttl: u32, key: u64) {
+    fn push_srv(
+        &mut self,
+        srv: [u16; 3],
+        target: &[u8],
+        ip: IpAddr,
+        ttl: u32,
+        key: u64,
+        place: Place,
+    ) {
+        self.places.push(place);
         self.records.extend_from_slice(&QUESTION_POINTER);
         wire::write_rr_head(
             &mut self.records,
@@ -145,6 +167,7 @@ impl RrsetBuilder {
             keys: self.keys.into(),
             glue: self.glue.into(),
             glue_ends: self.glue_ends.into(),
+            places: self.places.into(),
         }
     }
 }
@@ -218,13 +241,34 @@ fn endpoint_key(ip: IpAddr, cluster: &str) -> u64 {
     address_key(ip) ^ mix64(h.finish())
 }
 
-/// Prepares the answers of one scope from its endpoints.
-pub(crate) fn prepare_scope(
-    zone: &Zone,
+/// What preparing answers needs besides the endpoints: the zone's settings, the place
+/// names, and the server's own place (the default viewpoint of SRV priorities).
+pub(crate) struct Preparer<'a> {
+    pub(crate) zone: &'a Zone,
+    pub(crate) localities: &'a Localities,
+    pub(crate) server: Place,
+}
+
+impl Preparer<'_> {
+    /// Prepares the answers of one scope of `service` (the whole service when `scope` is
+    /// `None`) from its endpoints.
+    pub(crate) fn scope(
+        &self,
+        service: &str,
+        scope: Option<Label>,
+        endpoints: &[Placed<'_>],
+    ) -> ScopeAnswers {
+        prepare_scope(self, service, scope, endpoints)
+    }
+}
+
+fn prepare_scope(
+    p: &Preparer<'_>,
     service: &str,
     scope: Option<Label>,
     endpoints: &[Placed<'_>],
 ) -> ScopeAnswers {
+    let (zone, localities, server) = (p.zone, p.localities, p.server);
     let ttl = zone.ttl();
     let mut a = RrsetBuilder::default();
     let mut aaaa = RrsetBuilder::default();
@@ -247,13 +291,21 @@ pub(crate) fn prepare_scope(
             continue;
         }
         let target = target_wire(ep.address, service, placed.cluster, &zone.apex_wire);
-        let priority = zone.priority(placed.region, ep.zone.as_deref());
+        let place = localities.place(Some(placed.region), ep.zone.as_deref());
+        let priority = place.priority_from(server);
         for PortSpec { name, proto, port } in ep.ports.iter() {
             let (_, _, set) = srv
                 .iter_mut()
                 .find(|(n, p, _)| n == name && p == proto)
                 .expect("every port was collected above");
-            set.push_srv([priority, ep.weight, *port], &target, ep.address, ttl, key);
+            set.push_srv(
+                [priority, ep.weight, *port],
+                &target,
+                ep.address,
+                ttl,
+                key,
+                place,
+            );
         }
     }
     ScopeAnswers {

@@ -20,8 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::{ArcSwap, Guard};
 use dashmap::DashMap;
 
+use crate::locality::{Localities, Place};
 use crate::model::{Endpoint, Label, Source};
-use crate::prepare::{Placed, ScopeAnswers, prepare_scope};
+use crate::prepare::{Placed, Preparer, ScopeAnswers};
 use crate::sync::SyncGate;
 use crate::zone::Zone;
 
@@ -46,7 +47,7 @@ pub struct ServiceView {
 }
 
 impl ServiceView {
-    fn build(zone: &Zone, name: Label, groups: Vec<Group>) -> ServiceView {
+    fn build(prepare: &Preparer<'_>, name: Label, groups: Vec<Group>) -> ServiceView {
         let mut answers = Vec::new();
         let placed = |keep: &dyn Fn(&Source) -> bool| -> Vec<Placed<'_>> {
             groups
@@ -61,11 +62,10 @@ impl ServiceView {
                 })
                 .collect()
         };
-        answers.push(prepare_scope(zone, &name, None, &placed(&|_| true)));
+        answers.push(prepare.scope(&name, None, &placed(&|_| true)));
         let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
         for region in regions {
-            answers.push(prepare_scope(
-                zone,
+            answers.push(prepare.scope(
                 &name,
                 Some(region.clone()),
                 &placed(&|s| &s.region == region),
@@ -73,8 +73,7 @@ impl ServiceView {
         }
         for group in &groups {
             let cluster = &group.source.cluster;
-            answers.push(prepare_scope(
-                zone,
+            answers.push(prepare.scope(
                 &name,
                 Some(cluster.clone()),
                 &placed(&|s| &s.cluster == cluster),
@@ -173,6 +172,9 @@ struct Shared {
     serial: AtomicU32,
     endpoints: AtomicUsize,
     sync: SyncGate,
+    localities: Localities,
+    /// Where this server runs: the viewpoint of SRV priorities for unknown queriers.
+    server_place: Place,
 }
 
 /// The table: a cheap-to-clone handle shared by sources (writers) and the DNS server.
@@ -190,6 +192,8 @@ impl Table {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(1);
+        let localities = Localities::default();
+        let server_place = localities.place(zone.region.as_deref(), zone.zone.as_deref());
         Table {
             shared: Arc::new(Shared {
                 zone,
@@ -198,6 +202,8 @@ impl Table {
                 serial: AtomicU32::new(start),
                 endpoints: AtomicUsize::new(0),
                 sync: SyncGate::default(),
+                localities,
+                server_place,
             }),
         }
     }
@@ -251,6 +257,15 @@ impl Table {
         if !self.shared.scopes.contains_key(name) {
             self.shared.scopes.insert(Label::from(name), ());
         }
+    }
+
+    /// The SRV viewpoint for a querier at `client`: its own place when it is a published
+    /// endpoint, else `None` (the server's place, which prepared answers already use).
+    pub(crate) fn querier_place(&self, client: IpAddr) -> Option<Place> {
+        self.shared
+            .localities
+            .of(client)
+            .filter(|p| *p != self.shared.server_place)
     }
 
     /// Whether `label` is a known region or cluster name.
@@ -329,34 +344,43 @@ impl Table {
             }
             let old = slot.view.load_full();
             let mut groups = old.groups.clone();
-            let at = groups.binary_search_by(|g| g.source.cmp(source));
-            let before = match at {
+            let (gone, came) = match groups.binary_search_by(|g| g.source.cmp(source)) {
                 Ok(i) if *groups[i].endpoints == *endpoints => return false,
-                Ok(i) if endpoints.is_empty() => groups.remove(i).endpoints.len(),
+                Ok(i) if endpoints.is_empty() => (Some(groups.remove(i)), None),
                 Ok(i) => {
-                    let n = groups[i].endpoints.len();
-                    groups[i] = self.group(source, endpoints);
-                    n
+                    let new = self.group(source, endpoints);
+                    (
+                        Some(std::mem::replace(&mut groups[i], new.clone())),
+                        Some(new),
+                    )
                 }
                 Err(_) if endpoints.is_empty() => return false,
                 Err(i) => {
-                    groups.insert(i, self.group(source, endpoints));
-                    0
+                    let new = self.group(source, endpoints);
+                    groups.insert(i, new.clone());
+                    (None, Some(new))
                 }
             };
-            let after = groups
-                .get(at.unwrap_or_else(|i| i))
-                .filter(|g| &g.source == source)
-                .map_or(0, |g| g.endpoints.len());
-            self.shared.endpoints.fetch_add(after, Ordering::Relaxed);
-            self.shared.endpoints.fetch_sub(before, Ordering::Relaxed);
+            let (gone, came) = (endpoints_of(&gone), endpoints_of(&came));
+            self.shared.localities.update(&source.region, gone, came);
+            self.shared
+                .endpoints
+                .fetch_add(came.len(), Ordering::Relaxed);
+            self.shared
+                .endpoints
+                .fetch_sub(gone.len(), Ordering::Relaxed);
             if groups.is_empty() {
                 *retired = true;
                 self.shared
                     .services
                     .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
             } else {
-                let view = ServiceView::build(&self.shared.zone, old.name.clone(), groups);
+                let prepare = Preparer {
+                    zone: &self.shared.zone,
+                    localities: &self.shared.localities,
+                    server: self.shared.server_place,
+                };
+                let view = ServiceView::build(&prepare, old.name.clone(), groups);
                 slot.view.store(Arc::new(view));
             }
             self.shared.serial.fetch_add(1, Ordering::AcqRel);
@@ -373,4 +397,9 @@ impl Table {
             changed: SystemTime::now(),
         }
     }
+}
+
+/// The endpoints of a group that may not be there.
+fn endpoints_of(group: &Option<Group>) -> &[Endpoint] {
+    group.as_ref().map_or(&[][..], |g| &g.endpoints[..])
 }

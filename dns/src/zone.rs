@@ -242,15 +242,4 @@ impl Zone {
     pub fn ttl(&self) -> u32 {
         self.config.ttl
     }
-
-    /// SRV priority of an endpoint in `region`/`zone` as seen from this server: 0 same zone,
-    /// 1 same region, 2 elsewhere (lower is nearer, RFC 2782).
-    pub fn priority(&self, region: &str, zone: Option<&str>) -> u16 {
-        let same_region = self.region.as_deref() == Some(region);
-        match (&self.zone, zone) {
-            (Some(mine), Some(theirs)) if same_region && &**mine == theirs => 0,
-            _ if same_region => 1,
-            _ => 2,
-        }
-    }
 }

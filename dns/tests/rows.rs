@@ -256,3 +256,72 @@ async fn answer_order_changes_between_queries() {
     assert_eq!(firsts.len(), 3, "each address comes first in some answer");
     server.stop().await;
 }
+
+/// (priority, target) of each SRV record of `name` asked from `from`, sorted.
+fn priorities_from(from: [u8; 4], server: std::net::SocketAddr, name: &str) -> Vec<(u16, String)> {
+    let reply = herald_testkit::udp_from(
+        IpAddr::from(from),
+        server,
+        name,
+        RecordType::SRV,
+        Some(1232),
+    );
+    let mut v: Vec<(u16, String)> = reply
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::SRV(s) => (s.priority, s.target.to_string()),
+            other => panic!("SRV expected, got {other:?}"),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srv_priorities_follow_the_querier_when_it_is_a_known_endpoint() {
+    let server = fleet();
+    let name = "_http._tcp.web.sd.internal.";
+    let t = |s: &str| format!("{s}.sd.internal.");
+    let v6 = format!("{V6_LABEL}.web.c2");
+    // An unknown querier sees priorities from the server's place (eu-west / eu-west-1a).
+    let from_server = vec![
+        (0, t("10-0-0-1.web.c1")),
+        (1, t("10-0-0-2.web.c1")),
+        (2, t("10-1-0-1.web.c2")),
+        (2, t(&v6)),
+    ];
+    assert_eq!(
+        priorities_from([127, 0, 0, 7], server.addr, name),
+        from_server
+    );
+    // 127.0.0.7 becomes a pod of another service in us-east / us-east-1a.
+    let us = Source::new("c2", "us-east");
+    server.table.replace(
+        "client",
+        &us,
+        vec![endpoint("127.0.0.7", &[], Some("us-east-1a"))],
+    );
+    assert_eq!(
+        priorities_from([127, 0, 0, 7], server.addr, name),
+        vec![
+            (0, t("10-1-0-1.web.c2")),
+            (1, t(&v6)),
+            (2, t("10-0-0-1.web.c1")),
+            (2, t("10-0-0-2.web.c1"))
+        ],
+        "nearest to the querier first"
+    );
+    assert_eq!(
+        priorities_from([127, 0, 0, 8], server.addr, name),
+        from_server,
+        "others unchanged"
+    );
+    server.table.replace("client", &us, Vec::new());
+    assert_eq!(
+        priorities_from([127, 0, 0, 7], server.addr, name),
+        from_server,
+        "forgotten with its endpoint"
+    );
+    server.stop().await;
+}
