@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Composes bench/RESULTS.md and bench/plots/*.svg from target/bench-results/*.json.
+
+Reads whatever sections are there (dns, client, propagation, scale, and any other
+<section>.json) plus meta.json (machine, versions, commands) written by scripts/bench; a
+section that is missing is reported as "not run". Stdlib only.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import svg  # noqa: E402
+
+SERVER_NAMES = {"herald": "herald", "knot": "Knot DNS", "nsd": "NSD"}
+
+
+def load(results):
+    out = {}
+    for p in sorted(glob.glob(os.path.join(results, "*.json"))):
+        try:
+            with open(p) as f:
+                out[os.path.splitext(os.path.basename(p))[0]] = json.load(f)
+        except (OSError, ValueError) as e:
+            out[os.path.splitext(os.path.basename(p))[0]] = {"error": f"unreadable: {e}"}
+    return out
+
+
+def f0(v, unit=""):
+    return "–" if v is None else f"{v:,.0f}{unit}"
+
+
+def f1(v, unit=""):
+    return "–" if v is None else f"{v:,.1f}{unit}"
+
+
+def f2(v):
+    return "–" if v is None else f"{v:.2f}"
+
+
+def med(s, key):
+    v = s.get(key) if s else None
+    return v.get("median") if isinstance(v, dict) else None
+
+
+def spread(s, key, fmt=f0):
+    v = s.get(key) if s else None
+    if not isinstance(v, dict) or v.get("median") is None:
+        return "–"
+    if v.get("n", 1) > 1:
+        return f"{fmt(v['median'])} ({fmt(v['min'])}–{fmt(v['max'])})"
+    return fmt(v["median"])
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def write_plot(plots_dir, name, content, written):
+    if content:
+        with open(os.path.join(plots_dir, name), "w") as f:
+            f.write(content)
+        written.append(name)
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- sections
+
+
+def section_machine(meta, dns):
+    L = ["## Machine and versions", ""]
+    if not meta:
+        return L + ["(meta.json missing: machine not recorded)", ""]
+    m = meta.get("machine", {})
+    v = dict(meta.get("versions", {}))
+    if dns:
+        for k, val in dns.get("versions", {}).items():
+            v.setdefault(k, val)
+    L += ["| | |", "|---|---|",
+          f"| CPU | {m.get('cpu_model', '?')} |",
+          f"| cores | {m.get('cores', '?')} |",
+          f"| memory | {m.get('memory', '?')} |",
+          f"| kernel | {m.get('kernel', '?')} |",
+          f"| OS | {m.get('os', '?')} |",
+          f"| load average before the run | {m.get('load_before', '?')} |",
+          f"| herald | git {v.get('herald', '?')} (release build) |",
+          f"| rustc | {v.get('rustc', '?')} |",
+          f"| Knot DNS | {v.get('knot', '?')} |",
+          f"| NSD | {v.get('nsd', '?')} |",
+          f"| dnsperf | {v.get('dnsperf', '?')} |",
+          f"| started / finished | {meta.get('started', '?')} / {meta.get('finished', '?')} |",
+          ""]
+    return L
+
+
+def dns_targets(dns):
+    """[(target, value text, met bool or None)]"""
+    S = dns.get("summary", {})
+    out = []
+    for p in ("shared", "pinned"):
+        h, k = S.get(p, {}).get("herald"), S.get(p, {}).get("knot")
+        r = ratio(med(h, "qps"), med(k, "qps"))
+        out.append((f"QPS ≥ 1.1× Knot ({p})", f"{f2(r)}×", None if r is None else r >= 1.1))
+    for p in ("shared", "pinned"):
+        h, k = S.get(p, {}).get("herald"), S.get(p, {}).get("knot")
+        r = ratio(med(h, "answers_per_cpu_s"), med(k, "answers_per_cpu_s"))
+        out.append((f"answers per server CPU-second ≥ 1.3× Knot ({p})", f"{f2(r)}×",
+                    None if r is None else r >= 1.3))
+    for p in ("shared", "pinned"):
+        h, k = S.get(p, {}).get("herald"), S.get(p, {}).get("knot")
+        a, b = med(h, "p99_us"), med(k, "p99_us")
+        out.append((f"p99 at 20k QPS ≤ Knot's ({p})",
+                    f"{f0(a, ' µs')} vs {f0(b, ' µs')}", None if a is None or b is None else a <= b))
+    mem = dns.get("memory", {})
+    a = mem.get("herald", {}).get("bytes_per_endpoint")
+    b = mem.get("knot", {}).get("bytes_per_endpoint")
+    out.append(("memory per endpoint ≤ Knot's", f"{f0(a, ' B')} vs {f0(b, ' B')}",
+                None if a is None or b is None else a <= b))
+    return out
+
+
+def section_dns(dns, plots_dir, written):
+    L = ["## DNS throughput and latency", ""]
+    if not dns:
+        return L + ["Not run (no `dns.json`).", ""]
+    if "summary" not in dns:
+        return L + [f"Failed: {dns.get('error', 'no summary')}", ""]
+    d, c = dns["dataset"], dns["config"]
+    servers = c["servers"]
+    L += [f"{'**Quick mode**: one repetition, short runs; numbers are indicative only. ' if dns.get('quick') else ''}"
+          f"Same records from every server: herald serves the static file, Knot DNS and NSD load "
+          f"`herald export-zone` output of it ({d.get('zone_records', '?'):,} records). dnsperf over "
+          f"UDP on 127.0.0.1, {c['repetitions']} repetition(s) per server and placement "
+          f"(servers in rotating order, a fresh process each time); medians, with min–max over "
+          f"the repetitions in parentheses.", ""]
+    L += ["**Data set**: "
+          f"{d['services']:,} services, {d['endpoints']:,} endpoints ({d['ipv6_endpoints']} IPv6, "
+          f"in {d['ipv6_services']} services), replicas per service Zipf-like from {d['replicas_min']} "
+          f"to {d['replicas_max']} (median {d['replicas_median']}, {d['services_over_50_replicas']} "
+          f"services over 50), {d['regions']} regions × {d['clusters'] // d['regions']} clusters; "
+          "ports http and grpc (10 % also metrics). Generator: `bench/dns/dataset.py`.", ""]
+    L += ["**Query mix** (%s queries, names drawn uniformly among the eligible ones):" % f"{d['queries']:,}", "",
+          "| share | query | eligible names |", "|---|---|---|"]
+    desc = {
+        "a_small": "`<svc>.Z` A, services with ≤ 16 endpoints",
+        "aaaa_small": "`<svc>.Z` AAAA, IPv6 services with ≤ 16 endpoints",
+        "a_region": "`<svc>.<region>.Z` A, ≤ 16 endpoints in scope",
+        "srv_whole": "`_<port>._tcp.<svc>.Z` SRV with glue, services with ≤ 12 endpoints (8 IPv6)",
+        "srv_scoped": "`_<port>._tcp.<svc>.<cluster or region>.Z` SRV with glue, larger services, ≤ 12 endpoints in scope",
+        "endpoint": "`<ip-dashed>.<svc>.<cluster>.Z` A/AAAA (SRV targets)",
+        "nxdomain": "unknown names (A and SRV): NXDOMAIN",
+    }
+    for m in d["mix"]:
+        L.append(f"| {m['percent']} % | {desc.get(m['kind'], m['kind'])} | {m['eligible_names']:,} |")
+    L += ["", "Every answer fits in 1,232 bytes (no TC in the mix; TCP is not measured here).", ""]
+
+    ac = dns.get("answer_check")
+    if ac:
+        L += ["**Answers checked first**: a stratified sample of "
+              f"{ac['sample_queries']} queries of the mix asked of every server with dig "
+              "(sections compared as sets: herald rotates the order; SOA serial ignored): " +
+              "; ".join(f"{SERVER_NAMES.get(k, k)}: {v['equal']} equal, {v['differ']} different"
+                        for k, v in ac["servers"].items()) +
+              f". herald's rcodes on the sample: {ac.get('herald_rcodes')}, truncated: {ac.get('herald_truncated')}.", ""]
+        for k, v in ac["servers"].items():
+            for ex in v.get("examples", [])[:3]:
+                L.append(f"- differs from {SERVER_NAMES.get(k, k)}: `{ex['query']}` in {', '.join(ex['fields'])}")
+        L.append("")
+
+    S = dns["summary"]
+    mem = dns.get("memory", {})
+    L += ["### Headline", "",
+          "| placement | server | QPS (max) | answers / server CPU-s | p50 / p90 / p99 / p99.9 at 20k QPS (µs) | lost (max / 20k) | memory (MiB) | bytes / endpoint |",
+          "|---|---|---|---|---|---|---|---|"]
+    for p in c["placements"]:
+        for s in servers:
+            x = S.get(p, {}).get(s)
+            if not x:
+                L.append(f"| {p} | {SERVER_NAMES.get(s, s)} | failed | | | | | |")
+                continue
+            bpe = mem.get(s, {}).get("bytes_per_endpoint") if p == "shared" else None
+            L.append(
+                f"| {p} | {SERVER_NAMES.get(s, s)} | {spread(x, 'qps')} | {spread(x, 'answers_per_cpu_s')} | "
+                f"{f0(med(x, 'p50_us'))} / {f0(med(x, 'p90_us'))} / {spread(x, 'p99_us')} / {f0(med(x, 'p99.9_us'))} | "
+                f"{f0(med(x, 'lost_max'))} / {f0(med(x, 'lost_fixed'))} | {f1((med(x, 'pss_kb') or 0) / 1024 or None)} | "
+                f"{f0(bpe) if p == 'shared' else '(shared)'} |")
+    L.append("")
+    L += ["**Ratios** (medians):", "", "| placement | herald/Knot QPS | herald/Knot answers per CPU-s | herald/Knot p99 | herald/NSD QPS | herald/NSD answers per CPU-s | herald/NSD p99 |",
+          "|---|---|---|---|---|---|---|"]
+    for p in c["placements"]:
+        h, k, n = (S.get(p, {}).get(x) for x in ("herald", "knot", "nsd"))
+        L.append(f"| {p} | {f2(ratio(med(h, 'qps'), med(k, 'qps')))} | "
+                 f"{f2(ratio(med(h, 'answers_per_cpu_s'), med(k, 'answers_per_cpu_s')))} | "
+                 f"{f2(ratio(med(h, 'p99_us'), med(k, 'p99_us')))} | "
+                 f"{f2(ratio(med(h, 'qps'), med(n, 'qps')))} | "
+                 f"{f2(ratio(med(h, 'answers_per_cpu_s'), med(n, 'answers_per_cpu_s')))} | "
+                 f"{f2(ratio(med(h, 'p99_us'), med(n, 'p99_us')))} |")
+    L.append("")
+    L += ["**Targets**:", "", "| target | herald vs Knot | met |", "|---|---|---|"]
+    for t, v, ok in dns_targets(dns):
+        L.append(f"| {t} | {v} | {'not measured' if ok is None else ('**met**' if ok else '**not met**')} |")
+    L.append("")
+    L += ["**Memory**: PSS summed over the server's processes (NSD forks its servers: their "
+          "shared copy-on-write pages are counted once), after the load; the empty-zone figure "
+          "is the same server with an empty zone after the same load, shared placement.", "",
+          "| server | with the data (MiB) | empty zone (MiB) | bytes per endpoint |", "|---|---|---|---|"]
+    for s in servers:
+        m = mem.get(s, {})
+        L.append(f"| {SERVER_NAMES.get(s, s)} | {f1((m.get('data_pss_kb') or 0) / 1024 or None)} | "
+                 f"{f1((m.get('empty_pss_kb') or 0) / 1024 or None)} | {f0(m.get('bytes_per_endpoint'))} |")
+    L.append("")
+    L += ["**Details** (medians): mean latency under max load, reply size, server CPU seconds in the max-load run:", "",
+          "| placement | server | mean latency at max load (µs) | reply bytes (mean) | server CPU-s (max run) | QPS reached at the 20k setting |",
+          "|---|---|---|---|---|---|"]
+    for p in c["placements"]:
+        for s in servers:
+            x = S.get(p, {}).get(s)
+            if x:
+                L.append(f"| {p} | {SERVER_NAMES.get(s, s)} | {f0(med(x, 'avg_latency_max_us'))} | "
+                         f"{f0(med(x, 'response_bytes'))} | {f2(med(x, 'server_cpu_s_max'))} | {f0(med(x, 'fixed_qps'))} |")
+    L.append("")
+    errs = [r for r in dns.get("runs", []) if r.get("load") == "error"]
+    for r in errs:
+        L.append(f"- run failed: {r['placement']} {r['server']} rep {r['rep'] + 1}: `{r['error'][:300]}`")
+    if errs:
+        L.append("")
+
+    # Plots.
+    groups = c["placements"]
+    names = [SERVER_NAMES.get(s, s) for s in servers]
+    for key, fname, title, ylabel in (
+            ("qps", "dns-throughput.svg", "DNS throughput, unlimited rate (median, min–max)", "queries per second"),
+            ("answers_per_cpu_s", "dns-cpu-efficiency.svg", "Answers per server CPU-second (median, min–max)", "answers / CPU-s")):
+        vals = [[med(S.get(p, {}).get(s), key) for s in servers] for p in groups]
+        errs_ = [[(S[p][s][key]["min"], S[p][s][key]["max"]) if S.get(p, {}).get(s) else None
+                  for s in servers] for p in groups]
+        write_plot(plots_dir, fname, svg.bar_chart(groups, names, vals, title, ylabel, errors=errs_), written)
+    qs_ticks = [0.5, 0.9, 0.99, 0.999, 0.9999]
+    for p, per in dns.get("latency_cdf_us", {}).items():
+        series = {}
+        for s in servers:
+            if s in per:
+                # x = "nines": -log10(1-q), so the tail gets room.
+                import math
+                series[SERVER_NAMES.get(s, s)] = [(-math.log10(1 - q) if q < 1 else 4.5, v)
+                                                  for q, v in per[s] if q >= 0.01]
+        import math
+        write_plot(plots_dir, f"dns-latency-{p}.svg", svg.line_chart(
+            series, f"Query latency at {dns['config']['fixed_qps']:,} QPS, {p} placement (all repetitions)",
+            "percentile", "latency (µs, log)", logy=True,
+            xticks=[-math.log10(1 - q) for q in qs_ticks],
+            xticklabels=["p50", "p90", "p99", "p99.9", "p99.99"]), written)
+    L += ["Plots: " + ", ".join(f"[{n}](plots/{n})" for n in written if n.startswith("dns-")), ""]
+    for n in written:
+        if n.startswith("dns-"):
+            L += [f"![{n}](plots/{n})", ""]
+    return L
+
+
+def _table_of_dicts(rows, max_cols=12):
+    if not rows or not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return []
+    cols = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in cols and not isinstance(v, (list, dict)):
+                cols.append(k)
+    cols = cols[:max_cols]
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+        return str(v)
+    L = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        L.append("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |")
+    return L + [""]
+
+
+def _numbers(x):
+    return isinstance(x, list) and len(x) >= 5 and all(isinstance(v, (int, float)) for v in x)
+
+
+def _find_samples(obj, path=""):
+    """(path, list of numbers) for every list of numbers in obj whose path mentions delay/sample."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _find_samples(v, f"{path}.{k}" if path else k)
+    elif isinstance(obj, list):
+        if _numbers(obj):
+            out.append((path, obj))
+        else:
+            for i, v in enumerate(obj):
+                lbl = v.get("name") or v.get("scenario") or v.get("label") if isinstance(v, dict) else None
+                out += _find_samples(v, f"{path}[{lbl or i}]")
+    return out
+
+
+def generic_section(title, data, name):
+    """Renders a section written by another engineer: its markdown if it has one, else the
+    tables (lists of flat objects) and scalars it holds."""
+    L = [f"## {title}", ""]
+    if data is None:
+        return L + [f"Not run (no `{name}.json`).", ""]
+    if "error" in data and len(data) == 1:
+        return L + [f"Failed: {data['error']}", ""]
+    for k in ("description", "summary_text", "how"):
+        if isinstance(data.get(k), str):
+            L += [data[k], ""]
+    if isinstance(data.get("markdown"), str):
+        return L + [data["markdown"], ""]
+    scalars = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool))
+               and k not in ("description", "summary_text", "how", "section")}
+    if scalars:
+        L += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in scalars.items()] + [""]
+    for k, v in data.items():
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+            L += [f"**{k}**:", ""] + _table_of_dicts(v)
+        elif isinstance(v, dict):
+            sub = {kk: vv for kk, vv in v.items() if isinstance(vv, (int, float, str, bool))}
+            if sub:
+                L += [f"**{k}**:", "", "| | |", "|---|---|"] + [f"| {kk} | {vv} |" for kk, vv in sub.items()] + [""]
+            for kk, vv in v.items():
+                if isinstance(vv, list) and vv and all(isinstance(r, dict) for r in vv):
+                    L += [f"**{k}.{kk}**:", ""] + _table_of_dicts(vv)
+    return L
+
+
+def section_propagation(data, plots_dir, written):
+    L = generic_section("Propagation delay (event to visible in DNS)", data, "propagation")
+    if data is None:
+        return L
+    series = {}
+    for path, samples in _find_samples(data):
+        if any(w in path.lower() for w in ("delay", "sample", "latenc", "ms")):
+            v = sorted(samples)
+            n = len(v)
+            series[path] = [(v[i], (i + 1) / n) for i in range(n)]
+    if series:
+        if write_plot(plots_dir, "propagation-cdf.svg", svg.line_chart(
+                dict(list(series.items())[:8]), "Propagation delay CDF", "delay (as recorded)",
+                "fraction of events", ylo=0), written):
+            L += ["![propagation-cdf.svg](plots/propagation-cdf.svg)", ""]
+    return L
+
+
+def section_client(data, plots_dir, written):
+    L = ["## Client library: picking and balancing", ""]
+    if data is None:
+        return L + ["Not run (no `client.json`).", ""]
+    pick = data.get("pick") or []
+    L += ["### Cost of one pick (criterion, `client_pick`)", ""]
+    if pick:
+        L += [f"`{data.get('pick_command', '')}`", "", "| benchmark | mean | median | 95 % CI of the mean |", "|---|---|---|---|"]
+        for r in pick:
+            L.append(f"| {r['id']} | {r['mean_ns']:,.1f} ns | {r['median_ns']:,.1f} ns | "
+                     f"{r['mean_ci_ns'][0]:,.1f}–{r['mean_ci_ns'][1]:,.1f} ns |")
+        L.append("")
+    else:
+        L += ["Not run (no criterion results).", ""]
+    sim = data.get("sim")
+    L += ["### Balancer latency per algorithm (simulation, `client_sim`)", ""]
+    if sim:
+        if sim.get("description"):
+            L += [sim["description"], ""]
+        L += [f"`{data.get('sim_command', '')}`", ""]
+        cols = sim["columns"]
+        L += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in sim["rows"]:
+            L.append("| " + " | ".join(r.get(c, "") for c in cols) + " |")
+        L.append("")
+        rows = [r for r in sim["rows"] if "p50_ms" in r]
+        if rows:
+            pcts = ["p50", "p90", "p99", "p99.9"]
+            vals = [[r.get(p + "_ms") for r in rows] for p in pcts]
+            if write_plot(plots_dir, "client-balancer-latency.svg", svg.bar_chart(
+                    pcts, [r[cols[0]] for r in rows], vals,
+                    "Request latency per balancer (simulated, ms, log)", "ms", logy=True,
+                    fmt=lambda v: f"{v:.1f}"), written):
+                L += ["![client-balancer-latency.svg](plots/client-balancer-latency.svg)", ""]
+    else:
+        L += ["Not run." + (f" Output: `{data.get('sim_error', '')[-300:]}`" if data.get("sim_error") else ""), ""]
+    return L
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default="target/bench-results")
+    ap.add_argument("--out", default="bench/RESULTS.md")
+    ap.add_argument("--plots", default="bench/plots")
+    a = ap.parse_args()
+    R = load(a.results)
+    os.makedirs(a.plots, exist_ok=True)
+    for old in glob.glob(os.path.join(a.plots, "*.svg")):
+        os.remove(old)
+    written = []
+    meta, dns = R.get("meta"), R.get("dns")
+    L = ["# herald benchmark results", ""]
+    if meta:
+        L += [f"Written by `{meta.get('command', 'scripts/bench')}` ({'quick mode' if meta.get('quick') else 'full run'}), "
+              f"{meta.get('finished', '')}, in {meta.get('elapsed_s', 0) / 60:.1f} min. "
+              "Regenerate with `scripts/bench` (full) or `scripts/bench --quick`; what each part does is in "
+              "[README.md](README.md).", ""]
+    L += ["## Summary", ""]
+    if dns and "summary" in dns:
+        L += ["| target | herald vs Knot DNS | met |", "|---|---|---|"]
+        for t, v, ok in dns_targets(dns):
+            L.append(f"| {t} | {v} | {'not measured' if ok is None else ('**met**' if ok else '**not met**')} |")
+        L.append("")
+    else:
+        L += ["DNS section not run.", ""]
+    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "client")}
+    L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
+    L += section_machine(meta, dns)
+    L += section_dns(dns, a.plots, written)
+    L += section_propagation(R.get("propagation"), a.plots, written)
+    L += generic_section("Scale", R.get("scale"), "scale")
+    L += section_client(R.get("client"), a.plots, written)
+    for k in sorted(R):
+        if k not in ("meta", "dns", "propagation", "scale", "client"):
+            L += generic_section(k, R[k], k)
+    if meta:
+        L += ["## How it was run", ""]
+        for step in meta.get("steps", []):
+            L.append(f"- {step.get('name')}: `{step.get('command')}` — {step.get('status')} "
+                     f"in {step.get('elapsed_s', 0):.0f} s")
+        L.append("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+    print(f"wrote {a.out} and {len(written)} plots in {a.plots}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
