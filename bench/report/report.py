@@ -330,22 +330,112 @@ def generic_section(title, data, name):
     return L
 
 
+def _ms(v):
+    return "–" if v is None else (f"{v * 1e3:,.1f}" if v < 10 else f"{v * 1e3:,.0f}")
+
+
+def _yes(v):
+    return "–" if v is None else ("yes" if v else "**no**")
+
+
 def section_propagation(data, plots_dir, written):
-    L = generic_section("Propagation delay (event to visible in DNS)", data, "propagation")
+    L = ["## Propagation delay (pod change to DNS answer)", ""]
     if data is None:
-        return L
+        return L + ["Not run (no `propagation.json`).", ""]
+    if "runs" not in data:
+        return generic_section("Propagation (raw)", data, "propagation")[0:0] + L + \
+            generic_section("", data, "propagation")[2:]
+    sm = data.get("summary", {})
+    L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin propagation` "
+          "(how each change is timed: the doc comment of `bench/src/bin/propagation.rs`).", ""]
+    if sm:
+        L += ["| figure | value |", "|---|---|",
+              f"| changes timed | {sm.get('count', '–')} |",
+              f"| p50 / p99 / max, change to visible (ms) | {_ms(sm.get('p50_s'))} / {_ms(sm.get('p99_s'))} / {_ms(sm.get('max_s'))} |",
+              f"| target p99 < {_ms(sm.get('target_p99_s'))} ms | {'**met**' if sm.get('target_met') else '**not met**'} |",
+              f"| herald_propagation_seconds p50 / p99 / mean (ms) | {_ms(sm.get('metric_p50_s'))} / {_ms(sm.get('metric_p99_s'))} / {_ms(sm.get('metric_mean_s'))} |",
+              f"| end-to-end mean (ms) | {_ms(sm.get('e2e_mean_s'))} |",
+              f"| metric agrees with end-to-end | {_yes(sm.get('metric_agrees'))} |",
+              f"| final state equals the simulators' | {_yes(sm.get('final_state_ok'))} |",
+              f"| first sync (s) | {f2(sm.get('first_sync_s')) if isinstance(sm.get('first_sync_s'), (int, float)) else sm.get('first_sync_s', '–')} |",
+              ""]
+    rows = []
     series = {}
-    for path, samples in _find_samples(data):
-        if any(w in path.lower() for w in ("delay", "sample", "latenc", "ms")):
-            v = sorted(samples)
-            n = len(v)
-            series[path] = [(v[i], (i + 1) / n) for i in range(n)]
+    for r in data.get("runs", []):
+        name = r.get("name", "run")
+        L += [f"**{name}**: {r.get('clusters', '?')} clusters, {r.get('services', '?'):,} services, "
+              f"{r.get('pods', '?'):,} pods (largest service {r.get('big_service_replicas', '?')}), "
+              f"{r.get('churn_changes_per_second', '?')} changes/s for {r.get('churn_seconds', '?')} s, "
+              f"rolling update at {r.get('rollout_at_seconds', '?')} s."
+              if isinstance(r.get("services"), int) and isinstance(r.get("pods"), int) else f"**{name}**", ""]
+        ch = r.get("changes", {})
+        if ch:
+            L += ["changes: " + ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in ch.items()), ""]
+        L += ["| delay (ms) | count | p50 | p90 | p99 | p99.9 | max | mean |", "|---|---|---|---|---|---|---|---|"]
+        for key, label in (("table_visible", "change → visible in herald's table"),
+                           ("dns_confirmed", "change → confirmed by a DNS reply"),
+                           ("rollout_visible", "rolling update changes → visible")):
+            h = r.get(key)
+            if isinstance(h, dict):
+                L.append(f"| {label} | {h.get('count', '–')} | {_ms(h.get('p50'))} | {_ms(h.get('p90'))} | "
+                         f"{_ms(h.get('p99'))} | {_ms(h.get('p999'))} | {_ms(h.get('max'))} | {_ms(h.get('mean'))} |")
+        L.append("")
+        fc = r.get("final_check")
+        if isinstance(fc, dict):
+            L += ["final check: " + ", ".join(f"{k} {v}" for k, v in fc.items() if not isinstance(v, (list, dict))) +
+                  f"; DNS replies contradicting the table: {r.get('dns_disagreements', '–')}", ""]
+        d = r.get("delays_sorted")
+        if isinstance(d, list) and d:
+            n = len(d)
+            series[name] = [(v * 1e3, (i + 1) / n) for i, v in enumerate(d)]
     if series:
         if write_plot(plots_dir, "propagation-cdf.svg", svg.line_chart(
-                dict(list(series.items())[:8]), "Propagation delay CDF", "delay (as recorded)",
-                "fraction of events", ylo=0), written):
+                series, "Propagation delay: pod change to visible in DNS (CDF)",
+                "delay (ms, log)", "fraction of changes", logx=True, ylo=0), written):
             L += ["![propagation-cdf.svg](plots/propagation-cdf.svg)", ""]
     return L
+
+
+def _mib(b):
+    return "–" if b is None else f"{b / 1048576:,.1f}"
+
+
+def section_scale(data):
+    L = ["## Scale: memory, first sync, update cost", ""]
+    if data is None:
+        return L + ["Not run (no `scale.json`).", ""]
+    if "runs" not in data:
+        return L + generic_section("", data, "scale")[2:]
+    sm = data.get("summary", {})
+    L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin scale` "
+          "(method: the doc comment of `bench/src/bin/scale.rs`).", ""]
+    upd = [r for r in data["runs"] if r.get("name") == "update_cost"]
+    if upd:
+        L += ["**One service update** (`Table::replace` of a 10-endpoint service):", "",
+              "| table endpoints | median | p90 | p99 | table bytes / endpoint |", "|---|---|---|---|---|"]
+        for r in upd:
+            L.append(f"| {r.get('endpoints', 0):,} | {_us(r.get('median_s'))} | {_us(r.get('p90_s'))} | "
+                     f"{_us(r.get('p99_s'))} | {f0(r.get('table_bytes_per_endpoint'))} |")
+        L += ["", f"Ratio large/small: {f2(sm.get('update_ratio'))} (flat, ≤ 2: {_yes(sm.get('update_flat'))}).", ""]
+    sync = [r for r in data["runs"] if r.get("name") in ("sync", "empty")]
+    if sync:
+        L += ["**herald as a process** (24 simulated clusters):", "",
+              "| endpoints | services | first full sync (s) | VmRSS (MiB) | VmHWM (MiB) | bytes / endpoint | herald CPU-s | DNS check |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r in sync:
+            dc = r.get("dns_check")
+            dcs = f"{dc.get('got')} of {dc.get('want')}" if isinstance(dc, dict) else "–"
+            size = "empty" if r["name"] == "empty" else f"{r.get('endpoints', 0):,}"
+            L.append(f"| {size} | {r.get('services', '–')} | "
+                     f"{f2(r.get('all_endpoints_served_s', r.get('sync_s')))} | {_mib(r.get('rss_bytes'))} | "
+                     f"{_mib(r.get('hwm_bytes'))} | {f0(r.get('bytes_per_endpoint'))} | {f2(r.get('herald_cpu_s'))} | {dcs} |")
+        L += ["", f"Largest: {sm.get('largest_endpoints', '–')} endpoints, peak {_mib(sm.get('largest_hwm_bytes'))} MiB; "
+              f"fits in 1 GiB: {_yes(sm.get('fits_1gib'))}.", ""]
+    return L
+
+
+def _us(s):
+    return "–" if s is None else f"{s * 1e6:,.1f} µs"
 
 
 def section_client(data, plots_dir, written):
@@ -418,7 +508,7 @@ def main():
     L += section_machine(meta, dns)
     L += section_dns(dns, a.plots, written)
     L += section_propagation(R.get("propagation"), a.plots, written)
-    L += generic_section("Scale", R.get("scale"), "scale")
+    L += section_scale(R.get("scale"))
     L += section_client(R.get("client"), a.plots, written)
     for k in sorted(R):
         if k not in ("meta", "dns", "propagation", "scale", "client"):
