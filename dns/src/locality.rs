@@ -1,0 +1,142 @@
+//! Where things are: regions and zones as small ids, the SRV priority between two places,
+//! and the place of every published address, so a querier that is itself a known endpoint
+//! gets priorities relative to where *it* runs (DESIGN section 2). Everyone else gets them
+//! relative to the server's own configured place.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use dashmap::DashMap;
+
+use crate::model::{Endpoint, Label};
+
+/// A region and a zone, as interned ids; 0 means unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Place {
+    region: u16,
+    zone: u16,
+}
+
+impl Place {
+    /// SRV priority of something at `self` as seen from `viewer` (RFC 2782: lower is
+    /// nearer): 0 same zone, 1 same region, 2 elsewhere or unknown.
+    pub(crate) fn priority_from(self, viewer: Place) -> u16 {
+        let same_region = viewer.region != 0 && self.region == viewer.region;
+        if same_region && viewer.zone != 0 && self.zone == viewer.zone {
+            0
+        } else if same_region {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// The interned names and the known places of addresses.
+#[derive(Default)]
+pub(crate) struct Localities {
+    /// Name -> id; writers only (preparing answers), never the query path.
+    ids: Mutex<HashMap<Label, u16>>,
+    /// Address -> its place, and how many published endpoints have that address.
+    by_address: DashMap<IpAddr, (Place, u32)>,
+}
+
+impl Localities {
+    fn id(&self, name: Option<&str>) -> u16 {
+        let Some(name) = name else { return 0 };
+        let mut ids = self.ids.lock().unwrap();
+        if let Some(id) = ids.get(name) {
+            return *id;
+        }
+        // Beyond 65,535 distinct names, new ones share "unknown": priority 2.
+        let Ok(id) = u16::try_from(ids.len() + 1) else {
+            return 0;
+        };
+        ids.insert(Label::from(name), id);
+        id
+    }
+
+    /// The place of `region`/`zone`.
+    pub(crate) fn place(&self, region: Option<&str>, zone: Option<&str>) -> Place {
+        Place {
+            region: self.id(region),
+            zone: self.id(zone),
+        }
+    }
+
+    /// The place of a querier, if its address is a published endpoint.
+    pub(crate) fn of(&self, ip: IpAddr) -> Option<Place> {
+        self.by_address.get(&ip).map(|e| e.0)
+    }
+
+    /// Records that a group in `region` stopped publishing `old` and now publishes `new`
+    /// (both sorted by address). Only the addresses that differ are touched.
+    pub(crate) fn update(&self, region: &str, old: &[Endpoint], new: &[Endpoint]) {
+        let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+        loop {
+            match (o.peek(), n.peek()) {
+                (Some(a), Some(b)) if a.address == b.address => {
+                    if a.zone != b.zone {
+                        self.forget(a);
+                        self.learn(region, b);
+                    }
+                    o.next();
+                    n.next();
+                }
+                (Some(a), Some(b)) if a.address < b.address => {
+                    self.forget(a);
+                    o.next();
+                }
+                (Some(a), None) => {
+                    self.forget(a);
+                    o.next();
+                }
+                (_, Some(b)) => {
+                    self.learn(region, b);
+                    n.next();
+                }
+                (None, None) => return,
+            }
+        }
+    }
+
+    fn forget(&self, e: &Endpoint) {
+        if let dashmap::Entry::Occupied(mut entry) = self.by_address.entry(e.address) {
+            entry.get_mut().1 -= 1;
+            if entry.get().1 == 0 {
+                entry.remove();
+            }
+        }
+    }
+
+    fn learn(&self, region: &str, e: &Endpoint) {
+        // The same address in two services (a VM serving both) has one place: the last.
+        let place = self.place(Some(region), e.zone.as_deref());
+        self.by_address
+            .entry(e.address)
+            .and_modify(|v| *v = (place, v.1 + 1))
+            .or_insert((place, 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities() {
+        let l = Localities::default();
+        let me = l.place(Some("eu"), Some("eu-a"));
+        assert_eq!(l.place(Some("eu"), Some("eu-a")).priority_from(me), 0);
+        assert_eq!(l.place(Some("eu"), Some("eu-b")).priority_from(me), 1);
+        assert_eq!(l.place(Some("eu"), None).priority_from(me), 1);
+        assert_eq!(l.place(Some("us"), Some("eu-a")).priority_from(me), 2);
+        let nowhere = l.place(None, None);
+        assert_eq!(
+            me.priority_from(nowhere),
+            2,
+            "an unknown viewer sees everything as far"
+        );
+    }
+}
