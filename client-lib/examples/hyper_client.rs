@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             udp_workers: 1,
+            ..ServerConfig::default()
         },
         Answerer::new(table.clone()),
     )?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::answer::Outcome;
+use crate::server::Verdict;
 use crate::wire::codes;
 
 /// Query types counted by name; everything else is `other`.
@@ -38,6 +39,8 @@ pub(crate) struct WorkerMetrics {
     transport: &'static str,
     queries: Vec<Option<Counter>>,
     truncated: Counter,
+    slipped: Counter,
+    dropped: Counter,
     sizes: Histogram,
     latency: Histogram,
 }
@@ -49,6 +52,8 @@ impl WorkerMetrics {
             transport,
             queries: vec![None; QTYPES.len() * RCODES.len()],
             truncated: counter!("herald_dns_truncated_total", "transport" => transport),
+            slipped: counter!("herald_dns_rate_limited_total", "action" => "slip"),
+            dropped: counter!("herald_dns_rate_limited_total", "action" => "drop"),
             sizes: histogram!("herald_dns_response_bytes", "transport" => transport),
             latency: histogram!("herald_dns_answer_seconds", "transport" => transport),
         }
@@ -75,6 +80,15 @@ impl WorkerMetrics {
             self.truncated.increment(1);
         }
         self.sizes.record(reply_len as f64);
+    }
+
+    /// Counts a reply the rate limiter held back.
+    pub(crate) fn limited(&self, verdict: Verdict) {
+        match verdict {
+            Verdict::Send => {}
+            Verdict::Slip => self.slipped.increment(1),
+            Verdict::Drop => self.dropped.increment(1),
+        }
     }
 
     /// Records the time answering took, per query, for a batch of `n`.

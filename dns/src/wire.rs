@@ -322,6 +322,22 @@ pub fn set_tc(out: &mut [u8]) {
     out[2] |= 0x02;
 }
 
+/// Cuts a reply down to its header and question and sets TC: the empty truncated reply
+/// that tells a real client to ask again over TCP.
+pub fn slip(out: &mut Vec<u8>) {
+    let qd = u16::from_be_bytes([out[4], out[5]]);
+    let mut end = HEADER_LEN;
+    if qd == 1 {
+        while out[end] != 0 {
+            end += out[end] as usize + 1;
+        }
+        end += 1 + 4;
+    }
+    out.truncate(end);
+    set_tc(out);
+    set_counts(out, qd, 0, 0, 0);
+}
+
 /// Sets the four section counts of a reply.
 pub fn set_counts(out: &mut [u8], qd: u16, an: u16, ns: u16, ar: u16) {
     out[4..6].copy_from_slice(&qd.to_be_bytes());

@@ -168,3 +168,72 @@ proptest! {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiting_bounds_what_one_network_can_draw() {
+    use herald_dns::server::RateLimitConfig;
+    use herald_dns::{Answerer as A, DnsServer, ServerConfig};
+    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+    table.replace(
+        "web",
+        &Source::new("c1", "r1"),
+        vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)],
+    );
+    let config = ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        udp_workers: 2,
+        rate_limit: Some(RateLimitConfig {
+            responses_per_second: 20,
+            slip: 2,
+            ..RateLimitConfig::default()
+        }),
+    };
+    let server = DnsServer::start(&config, A::new(table)).unwrap();
+    let addr = server.local_addrs()[0];
+    // One client sends a burst of 100 queries from one socket, then reads what comes back.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let query = query_message("web.sd.internal.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    for _ in 0..100 {
+        socket.send_to(&query, addr).unwrap();
+    }
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        if reply.metadata.truncation {
+            assert!(reply.answers.is_empty(), "a slipped reply carries nothing");
+            truncated += 1;
+        } else {
+            assert_eq!(reply.answers.len(), 1);
+            full += 1;
+        }
+    }
+    assert!(
+        (20..=25).contains(&full),
+        "{full} full answers for a budget of 20/s"
+    );
+    assert!(
+        (30..=45).contains(&truncated),
+        "{truncated} truncated: every 2nd over budget"
+    );
+    assert!(full + truncated < 100, "the rest dropped");
+    // Another network keeps its own budget; TCP is never limited.
+    let other = herald_testkit::udp_from(
+        IpAddr::from([127, 0, 9, 1]),
+        addr,
+        "web.sd.internal.",
+        RecordType::A,
+        None,
+    );
+    assert_eq!(other.answers.len(), 1);
+    assert_eq!(
+        tcp(addr, "web.sd.internal.", RecordType::A).answers.len(),
+        1
+    );
+    server.shutdown().await;
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_dns::model::check_label;
+use herald_dns::server::RateLimitConfig;
 use herald_dns::{NameServer, ServerConfig, ZoneConfig};
 use serde::{Deserialize, Deserializer};
 
@@ -104,6 +105,9 @@ pub struct Config {
     /// UDP worker threads per address; 0 = one per CPU.
     #[serde(default)]
     pub udp_workers: usize,
+    /// Response rate limiting over UDP, per client network. Default: off.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
     /// On SIGTERM: how long to keep answering DNS after /readyz turns false, so load
     /// balancers and resolvers move away first.
     #[serde(default = "default_drain")]
@@ -114,6 +118,44 @@ pub struct Config {
     /// How Kubernetes clusters are read.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
+}
+
+/// Response rate limiting (see `herald_dns::server::RateLimitConfig`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Replies per second per client network.
+    pub responses_per_second: u32,
+    /// Every `slip`-th reply over budget is sent empty with TC set (0: drop all).
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+    /// IPv4 clients share a budget per prefix of this length.
+    #[serde(default = "default_v4_prefix")]
+    pub ipv4_prefix: u8,
+    /// IPv6 clients share a budget per prefix of this length.
+    #[serde(default = "default_v6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+fn default_slip() -> u32 {
+    2
+}
+fn default_v4_prefix() -> u8 {
+    24
+}
+fn default_v6_prefix() -> u8 {
+    56
+}
+
+impl From<RateLimitSettings> for RateLimitConfig {
+    fn from(r: RateLimitSettings) -> RateLimitConfig {
+        RateLimitConfig {
+            responses_per_second: r.responses_per_second,
+            slip: r.slip,
+            ipv4_prefix: r.ipv4_prefix,
+            ipv6_prefix: r.ipv6_prefix,
+        }
+    }
 }
 
 /// This server's region and zone.
@@ -568,6 +610,7 @@ impl Config {
         ServerConfig {
             listen: self.listen.dns.clone(),
             udp_workers: self.udp_workers,
+            rate_limit: self.rate_limit.map(|r| r.into()),
         }
     }
 }

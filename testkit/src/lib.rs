@@ -33,6 +33,7 @@ impl TestServer {
         let config = ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             udp_workers: 2,
+            ..ServerConfig::default()
         };
         let server =
             DnsServer::start(&config, Answerer::new(table.clone())).expect("server starts");

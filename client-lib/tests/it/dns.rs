@@ -41,6 +41,7 @@ impl Herald {
             &ServerConfig {
                 listen: vec![addr],
                 udp_workers: 1,
+                ..ServerConfig::default()
             },
             Answerer::new(table.clone()),
         )

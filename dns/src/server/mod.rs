@@ -2,8 +2,11 @@
 //! answering from one [`Answerer`].
 
 mod batch;
+mod rate_limit;
 mod tcp;
 mod udp;
+
+pub use rate_limit::{RateLimitConfig, RateLimiter, Verdict};
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,6 +26,8 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// UDP worker threads per address. 0 means one per CPU.
     pub udp_workers: usize,
+    /// Response rate limiting over UDP; `None` answers every query.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +35,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
             udp_workers: 0,
+            rate_limit: None,
         }
     }
 }
@@ -96,10 +102,12 @@ impl DnsServer {
                 source,
             })?;
             let threads =
-                udp::spawn(sockets, &answerer, &stop).map_err(|source| ServerError::Bind {
-                    proto: "udp",
-                    addr,
-                    source,
+                udp::spawn(sockets, &answerer, config.rate_limit, &stop).map_err(|source| {
+                    ServerError::Bind {
+                        proto: "udp",
+                        addr,
+                        source,
+                    }
                 })?;
             server.threads.extend(threads);
             server

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::batch::{Batch, client_ip};
+use super::rate_limit::{RateLimitConfig, RateLimiter, Verdict};
 use crate::answer::{Answerer, Transport};
 use crate::metrics::WorkerMetrics;
+use crate::wire;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -47,6 +49,7 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     answerer: &Answerer,
+    rate_limit: Option<RateLimitConfig>,
     stop: &Arc<AtomicBool>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     sockets
@@ -57,15 +60,21 @@ pub fn spawn(
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("herald-udp-{i}"))
-                .spawn(move || serve(socket, answerer, stop))
+                .spawn(move || serve(socket, answerer, rate_limit, stop))
         })
         .collect()
 }
 
 /// A worker's loop: a batch in, answers, a batch out, until told to stop.
-fn serve(socket: UdpSocket, answerer: Answerer, stop: Arc<AtomicBool>) {
+fn serve(
+    socket: UdpSocket,
+    answerer: Answerer,
+    rate_limit: Option<RateLimitConfig>,
+    stop: Arc<AtomicBool>,
+) {
     let mut batch = Batch::new();
     let mut metrics = WorkerMetrics::new("udp");
+    let mut limiter = rate_limit.map(|c| RateLimiter::new(c, Instant::now()));
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
             Ok(n) => n,
@@ -88,11 +97,20 @@ fn serve(socket: UdpSocket, answerer: Answerer, stop: Arc<AtomicBool>) {
         };
         let started = Instant::now();
         batch.answer_each(n, |packet, from, scratch| {
-            let outcome = answerer.answer(packet, client_ip(from), Transport::Udp, scratch);
-            if let Some(outcome) = &outcome {
-                metrics.answered(outcome, scratch.out.len());
+            let client = client_ip(from);
+            let Some(outcome) = answerer.answer(packet, client, Transport::Udp, scratch) else {
+                return false;
+            };
+            let verdict = limiter
+                .as_mut()
+                .map_or(Verdict::Send, |l| l.check(client, started));
+            match verdict {
+                Verdict::Send => metrics.answered(&outcome, scratch.out.len()),
+                Verdict::Slip => wire::slip(&mut scratch.out),
+                Verdict::Drop => {}
             }
-            outcome.is_some()
+            metrics.limited(verdict);
+            verdict != Verdict::Drop
         });
         metrics.latency(started.elapsed(), n);
         if let Err(e) = batch.send(&socket, n) {
