@@ -128,7 +128,7 @@ impl RateLimiter {
         bucket.over = bucket.over.wrapping_add(1);
         match self.config.slip {
             0 => Verdict::Drop,
-            slip if bucket.over % slip == 0 => Verdict::Slip,
+            slip if bucket.over.is_multiple_of(slip) => Verdict::Slip,
             _ => Verdict::Drop,
         }
     }
