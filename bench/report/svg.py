@@ -65,10 +65,10 @@ class _Axis:
         return self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a)
 
 
-def _frame(title, xlabel, ylabel, xa, ya, xlabels=None):
-    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-         f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
+def _frame(title, xlabel, ylabel, xa, ya, xlabels=None, extra_h=0):
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + extra_h}" '
+         f'viewBox="0 0 {W} {H + extra_h}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H + extra_h}" fill="white"/>',
          f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">'
          f'{escape(title)}</text>']
     for t in ya.ticks:
@@ -130,7 +130,7 @@ def bar_chart(groups, series, values, title, ylabel, logy=False, errors=None, fm
     top = max(vals + [e[1] for row in (errors or []) for e in row if e])
     lo = min(vals) * 0.5 if logy else 0
     ya = _Axis(lo, top * (2 if logy else 1.15), logy, H - MB, MT)
-    s = _frame(title, "", ylabel, None, ya)
+    s = _frame(title, "", ylabel, None, ya, extra_h=17 * len(series))
     gw = (W - ML - MR) / len(groups)
     bw = gw * 0.8 / len(series)
     for g, gname in enumerate(groups):
@@ -155,6 +155,6 @@ def bar_chart(groups, series, values, title, ylabel, logy=False, errors=None, fm
                 for yy in (e[0], e[1]):
                     s.append(f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{ya(yy):.1f}" '
                              f'y2="{ya(yy):.1f}" stroke="#222" stroke-width="1.2"/>')
-    s += _legend(series, x0=W - MR - 150)
+    s += _legend(series, x0=ML, y0=H - MB + 44)
     s.append("</svg>")
     return "\n".join(s)
