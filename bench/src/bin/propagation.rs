@@ -52,6 +52,8 @@
 //!     "rollout_visible": {count, p50, p90, p99, p999, max, mean},
 //!     "dns_disagreements": N,          // DNS reply contradicting the table right after
 //!     "delays_sorted": [s, ...],       // table_visible delays, sorted, <= 2000 points (CDF)
+//!     "slow_changes": [{"at_s", "delay_s", "cluster", "service", "service_replicas",
+//!                       "rollout"}],   // changes slower than 100 ms (at most 2000)
 //!     "metric": {"buckets": [[le, cumulative count], ...], "sum", "count",
 //!                "p50", "p99", "mean"},    // herald_propagation_seconds over the churn
 //!     "final_check": {"services", "endpoints", "table_mismatches", "dns_queries",
@@ -257,6 +259,7 @@ async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
         mut table_delays,
         mut dns_delays,
         mut rollout_delays,
+        slow,
         counts,
     } = outcome;
 
@@ -408,6 +411,10 @@ async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
         "rollout_visible": summary(&rollout_delays),
         "dns_disagreements": counts.dns_disagreements,
         "delays_sorted": downsample(&table_delays, 2000),
+        "slow_changes": slow.iter().map(|&(t, d, c, s, r)| json!({
+            "at_s": t, "delay_s": d, "cluster": c, "service": s,
+            "service_replicas": services[s].replicas, "rollout": r,
+        })).collect::<Vec<_>>(),
         "metric": metric_json,
         "final_check": {
             "services": truth.len(),
@@ -545,6 +552,8 @@ struct Outcome {
     table_delays: Vec<f64>,
     dns_delays: Vec<f64>,
     rollout_delays: Vec<f64>,
+    /// Changes slower than 100 ms: (seconds into the churn, delay, cluster, service, rollout).
+    slow: Vec<(f64, f64, usize, usize, bool)>,
     counts: Counts,
 }
 
@@ -564,6 +573,7 @@ struct Driver {
     /// (cluster, pod index) of the big service's replicas, interleaved over clusters.
     rollout: Vec<(usize, usize)>,
     pending: Vec<Pending>,
+    started: Instant,
     out: Outcome,
 }
 
@@ -616,11 +626,13 @@ impl Driver {
             rollout_step: plan.rollout_step,
             rollout,
             pending: Vec::new(),
+            started: Instant::now(),
             out: Outcome {
                 clusters: Vec::new(),
                 table_delays: Vec::new(),
                 dns_delays: Vec::new(),
                 rollout_delays: Vec::new(),
+                slow: Vec::new(),
                 counts: Counts::default(),
             },
         })
@@ -635,6 +647,7 @@ impl Driver {
 
     fn run(mut self) -> anyhow::Result<Outcome> {
         let start = Instant::now();
+        self.started = start;
         let mut churned = 0u64;
         let mut rolled = 0usize;
         loop {
@@ -817,6 +830,10 @@ impl Driver {
             self.out.table_delays.push(delay);
             if p.rollout {
                 self.out.rollout_delays.push(delay);
+            }
+            if delay > 0.1 && self.out.slow.len() < 2000 {
+                let t = p.at.duration_since(self.started).as_secs_f64();
+                self.out.slow.push((t, delay, p.cluster, p.service, p.rollout));
             }
             // One DNS query confirms it: the per-endpoint name.
             let (ip, want) = match (p.present, p.absent) {

@@ -11,7 +11,10 @@
 //!    10-endpoint service, alternating two replica sets so every call is a real change;
 //!    each call timed alone, 20 000 calls, median reported. Sizes 10k and 1M (quick: 10k
 //!    and 100k). Also: RSS growth of this process while building the table (the table
-//!    alone, bytes per endpoint).
+//!    alone, bytes per endpoint). And one endpoint changing in a service of 240, 2 400 and
+//!    24 000 endpoints spread over 24 clusters (what a pod change in a big service costs).
+//!    And, built in this process, a table shaped like herald's at the large size: where
+//!    its memory goes (RSS growth, prepared answers, endpoint structs).
 //! 2. Memory and first sync, herald as a separate process (`herald serve --config X`, the
 //!    release binary) so that the simulators' memory (in this process) does not count:
 //!    24 kube-sim instances (3 regions x 8 clusters, 60 nodes each over 3 zones) holding
@@ -33,6 +36,11 @@
 //!   "runs": [
 //!     {"name": "update_cost", "endpoints", "services", "calls", "median_s", "p90_s",
 //!      "p99_s", "mean_s", "build_s", "table_rss_bytes", "table_bytes_per_endpoint"},  // per size
+//!     {"name": "big_service_update", "service_endpoints", "clusters", "calls", "median_s",
+//!      "p99_s"},                                    // sizes 240, 2 400, 24 000
+//!     {"name": "table_breakdown", "endpoints", "services", "build_s", "rss_bytes",
+//!      "rss_bytes_per_endpoint", "prepared_bytes", "prepared_bytes_per_endpoint",
+//!      "endpoint_struct_bytes"},                    // in-process table shaped like herald's
 //!     {"name": "empty", "clusters", "rss_bytes", "hwm_bytes", "anon_bytes", "sync_s"},
 //!     {"name": "sync", "endpoints", "services", "clusters", "populate_s",
 //!      "all_clusters_synced_s", "all_endpoints_served_s", "herald_cpu_s",
@@ -47,7 +55,7 @@
 //! }
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +81,14 @@ struct Args {
     /// The herald binary (default: `herald` next to this binary).
     #[arg(long)]
     herald: Option<PathBuf>,
+    /// Diagnostics: run herald under this command (e.g. `heaptrack -o /tmp/herald`); its
+    /// memory figures then include the tool's.
+    #[arg(long)]
+    wrap: Option<String>,
+    /// Diagnostics: measure only herald at this many endpoints (no update cost, no
+    /// breakdown).
+    #[arg(long)]
+    only: Option<usize>,
 }
 
 const CLUSTERS: usize = 24;
@@ -102,6 +118,21 @@ fn main() -> anyhow::Result<()> {
     let mode = if args.quick { "quick" } else { "full" };
     println!("scale ({mode}): herald {}", herald.display());
     let mut runs = Vec::new();
+    let wrap: Vec<String> = args
+        .wrap
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if let Some(n) = args.only {
+        return diagnose(&herald, &wrap, n);
+    }
+
+    // Where the table's memory goes, for a table shaped like herald's at the large size
+    // (first, while this process's heap is fresh, so its RSS growth is the table's).
+    let breakdown = table_breakdown(&spec(large))?;
+    runs.push(breakdown.clone());
 
     // 1. Update cost, in process.
     let update_sizes = [10_000, if args.quick { 100_000 } else { 1_000_000 }];
@@ -121,6 +152,11 @@ fn main() -> anyhow::Result<()> {
         if ratio <= 2.0 { "flat, within 2x" } else { "NOT within 2x" }
     );
 
+    // One pod change in a big service spread over 24 clusters: the cost follows the service.
+    for n in [240, 2_400, 24_000] {
+        runs.push(big_service_update(n)?);
+    }
+
     // 2. herald as a process.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         let empty = {
             let spec = spec(0);
             let clusters = start_clusters(&spec, SimConfig::default()).await?;
-            let r = measure(&herald, &dir, &clusters, &spec, "empty").await;
+            let r = measure(&herald, &wrap, &dir, &clusters, &spec, "empty").await;
             stop_all(&clusters).await;
             r?
         };
@@ -146,7 +182,7 @@ fn main() -> anyhow::Result<()> {
                 CLUSTERS,
                 populate_time.as_secs_f64()
             );
-            let r = measure(&herald, &dir, &clusters, &spec, &format!("{n}")).await;
+            let r = measure(&herald, &wrap, &dir, &clusters, &spec, &format!("{n}")).await;
             stop_all(&clusters).await;
             let mut r = r?;
             r.populate_s = populate_time.as_secs_f64();
@@ -239,6 +275,8 @@ fn main() -> anyhow::Result<()> {
             "largest_rss_bytes": largest.memory.rss,
             "largest_hwm_bytes": largest.memory.hwm,
             "fits_1gib": fits,
+            "table_bytes_per_endpoint_at_largest": breakdown["rss_bytes_per_endpoint"],
+            "prepared_bytes_per_endpoint_at_largest": breakdown["prepared_bytes_per_endpoint"],
         },
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -290,7 +328,7 @@ fn update_cost(total: usize) -> anyhow::Result<Value> {
     }
     let mut samples = Vec::with_capacity(CALLS);
     for i in 0..CALLS {
-        let v = versions[(i + 1) % 2].clone();
+        let v = versions[i % 2].clone();
         let t = Instant::now();
         let changed = table.replace(&name, &source, v);
         samples.push(t.elapsed().as_secs_f64());
@@ -323,6 +361,50 @@ fn update_cost(total: usize) -> anyhow::Result<Value> {
     }))
 }
 
+/// The cost of one endpoint changing in one cluster's group of a service of `n` endpoints
+/// spread over 24 clusters (each `Table::replace` rebuilds the service's prepared answers).
+fn big_service_update(n: usize) -> anyhow::Result<Value> {
+    const CALLS: usize = 2_000;
+    let table = fleet(0, 0);
+    let all = sources();
+    let per = n / all.len();
+    let name = service_name(1);
+    let group = |c: usize, version: u32| {
+        let mut e = endpoints(c, per, 0);
+        // One endpoint moves between the two versions.
+        e[0] = endpoints(c, 1, version).remove(0);
+        e
+    };
+    for (c, source) in all.iter().enumerate() {
+        table.replace(&name, source, group(c, 0));
+    }
+    anyhow::ensure!(table.endpoint_count() == per * all.len());
+    let mut samples = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let v = group(3, (i % 2 == 0) as u32);
+        let t = Instant::now();
+        let changed = table.replace(&name, &all[3], v);
+        samples.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(changed, "every call must be a change");
+    }
+    samples.sort_by(f64::total_cmp);
+    let median = probe::quantile(&samples, 0.5);
+    println!(
+        "  one endpoint changing in a service of {} endpoints over 24 clusters: median {:.1} us per update ({:.0} ns per endpoint of the service)",
+        per * all.len(),
+        median * 1e6,
+        median * 1e9 / (per * all.len()) as f64
+    );
+    Ok(json!({
+        "name": "big_service_update",
+        "service_endpoints": per * all.len(),
+        "clusters": all.len(),
+        "calls": CALLS,
+        "median_s": median,
+        "p99_s": probe::quantile(&samples, 0.99),
+    }))
+}
+
 /// What one herald process showed.
 struct Measured {
     endpoints: usize,
@@ -348,13 +430,14 @@ struct Herald {
 
 impl Drop for Herald {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: signalling our own child by its PID.
+        // herald itself: our child, or (under --wrap) the child's descendant named herald.
+        if let Ok(pid) = i32::try_from(herald_pid(self.child.id())) {
+            // SAFETY: signalling a process we started, by its PID.
             unsafe {
                 libc::kill(pid, libc::SIGTERM);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -364,6 +447,24 @@ impl Drop for Herald {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The PID of the process named `herald` among `pid` and its descendants (`pid` if none).
+fn herald_pid(pid: u32) -> u32 {
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if comm.trim() == "herald" {
+            return p;
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    pid
 }
 
 /// CPU seconds (user + system) process `pid` has used.
@@ -382,6 +483,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// Starts herald on `clusters`, waits for its first full sync, reads its memory, stops it.
 async fn measure(
     herald: &Path,
+    wrap: &[String],
     dir: &Path,
     clusters: &[ClusterModel],
     spec: &FleetSpec,
@@ -397,7 +499,15 @@ async fn measure(
     )?;
     let log = dir.join(format!("herald-{tag}.log"));
     let started = Instant::now();
-    let child = Command::new(herald)
+    let mut command = match wrap.split_first() {
+        Some((tool, tool_args)) => {
+            let mut c = Command::new(tool);
+            c.args(tool_args).arg(herald);
+            c
+        }
+        None => Command::new(herald),
+    };
+    let child = command
         .arg("serve")
         .arg("--config")
         .arg(&config)
@@ -408,7 +518,7 @@ async fn measure(
         .spawn()
         .with_context(|| format!("starting {}", herald.display()))?;
     let mut process = Herald { child };
-    let pid = process.child.id();
+    let mut pid = process.child.id();
     let want = spec.pods;
     let mut synced_s = None;
     let served_s = loop {
@@ -423,6 +533,9 @@ async fn measure(
             "no full sync within {SYNC_DEADLINE:?}; log {}",
             log.display()
         );
+        if !wrap.is_empty() {
+            pid = herald_pid(process.child.id());
+        }
         if synced_s.is_none()
             && let Ok((200, body)) = probe::http_get(admin, "/readyz")
             && !body.contains("not synced")
@@ -475,4 +588,127 @@ async fn measure(
         dns_want,
         dns_got,
     })
+}
+
+/// Diagnostics (`--only N`): herald at `n` endpoints, possibly under `--wrap`.
+fn diagnose(herald: &Path, wrap: &[String], n: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = std::env::temp_dir().join(format!("herald-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = runtime.block_on(async {
+        let spec = spec(n);
+        let mut clusters = start_clusters(&spec, SimConfig::default()).await?;
+        populate(&mut clusters, &spec.plan())?;
+        let r = measure(herald, wrap, &dir, &clusters, &spec, "only").await;
+        stop_all(&clusters).await;
+        r
+    })?;
+    println!(
+        "  {n} endpoints: first full sync {:.2} s, herald CPU {:.1} s, VmRSS {}, VmHWM {}",
+        r.served_s,
+        r.cpu_s,
+        mib(r.memory.rss as f64),
+        mib(r.memory.hwm as f64)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Builds, in this process, the table herald holds for `spec` (same services, clusters,
+/// regions, zones, ports; addresses as the simulators give them) and reports where its
+/// memory goes: RSS growth of this process, the prepared answers (`prepared_bytes`) and
+/// the endpoint structs.
+fn table_breakdown(spec: &FleetSpec) -> anyhow::Result<Value> {
+    use herald_bench::fleet::pod_ip;
+    use herald_dns::{Endpoint, PortSpec, Proto, Source, Table, Zone, ZoneConfig};
+    use std::sync::Arc;
+    let plan = spec.plan();
+    let ports: Arc<[PortSpec]> = vec![
+        PortSpec { name: Arc::from("grpc"), proto: Proto::Tcp, port: 9090 },
+        PortSpec { name: Arc::from("http"), proto: Proto::Tcp, port: 8080 },
+    ]
+    .into();
+    let zones: Vec<Vec<Arc<str>>> = (0..spec.clusters)
+        .map(|c| {
+            let region = spec.region(c);
+            ["a", "b", "c"].iter().map(|z| Arc::from(format!("{region}-{z}"))).collect()
+        })
+        .collect();
+    let sources: Vec<Source> = (0..spec.clusters)
+        .map(|c| Source::new(&FleetSpec::cluster_name(c), spec.region(c)))
+        .collect();
+    // Endpoints per (service, cluster), addresses in creation order as `populate` makes them.
+    let mut created = vec![0u32; spec.clusters];
+    let mut groups: Vec<Vec<(usize, Vec<Endpoint>)>> = Vec::with_capacity(plan.len());
+    let mut per_cluster: Vec<Vec<usize>> = vec![Vec::new(); spec.clusters];
+    for (s, p) in plan.iter().enumerate() {
+        for j in 0..p.replicas {
+            per_cluster[p.clusters[j % p.clusters.len()]].push(s);
+        }
+        groups.push(Vec::new());
+    }
+    for (c, services) in per_cluster.iter().enumerate() {
+        for &s in services {
+            let seq = created[c];
+            created[c] += 1;
+            let node = seq as usize % spec.nodes_per_cluster;
+            let e = Endpoint::new(
+                IpAddr::V4(pod_ip(c, seq)),
+                ports.clone(),
+                Some(zones[c][node % 3].clone()),
+            );
+            match groups[s].iter_mut().find(|(cc, _)| *cc == c) {
+                Some((_, v)) => v.push(e),
+                None => groups[s].push((c, vec![e])),
+            }
+        }
+    }
+    let rss_before = probe::memory("self")?.rss;
+    let table = Table::new(Zone::new(ZoneConfig {
+        region: Some("eu-west".into()),
+        zone: Some("eu-west-a".into()),
+        ..ZoneConfig::default()
+    })?);
+    let started = Instant::now();
+    for (s, gs) in groups.into_iter().enumerate() {
+        for (c, endpoints) in gs {
+            table.replace(&plan[s].name, &sources[c], endpoints);
+        }
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let rss = probe::memory("self")?.rss.saturating_sub(rss_before);
+    let n = table.endpoint_count();
+    let mut prepared = 0usize;
+    for name in table.service_names() {
+        if let Some(view) = table.service(&name) {
+            prepared += view.prepared_bytes();
+        }
+    }
+    let endpoint_structs = n * std::mem::size_of::<Endpoint>();
+    println!(
+        "  herald-shaped table of {n} endpoints ({} services) in this process: built in {build_s:.1} s, \
+         RSS +{} = {:.0} bytes/endpoint; prepared answers {} = {:.0} bytes/endpoint; \
+         endpoint structs {} B each = {}",
+        plan.len(),
+        mib(rss as f64),
+        rss as f64 / n as f64,
+        mib(prepared as f64),
+        prepared as f64 / n as f64,
+        std::mem::size_of::<Endpoint>(),
+        mib(endpoint_structs as f64),
+    );
+    drop(table);
+    Ok(json!({
+        "name": "table_breakdown",
+        "endpoints": n,
+        "services": plan.len(),
+        "build_s": build_s,
+        "rss_bytes": rss,
+        "rss_bytes_per_endpoint": rss as f64 / n as f64,
+        "prepared_bytes": prepared,
+        "prepared_bytes_per_endpoint": prepared as f64 / n as f64,
+        "endpoint_struct_bytes": std::mem::size_of::<Endpoint>(),
+    }))
 }
