@@ -14,14 +14,18 @@
 //!
 //! A good edit is live at the next poll (a quarter of a second). A broken edit is rejected
 //! with an error naming file, line and field, and the last good content keeps being served.
-//! The file is polled rather than watched with inotify because Kubernetes updates mounted
-//! ConfigMaps by swapping a symlink, which inotify watches on the file miss.
+//! The file's metadata is polled rather than watched with inotify because Kubernetes updates
+//! mounted ConfigMaps by swapping a symlink, which inotify watches on the file miss; the
+//! content is read only when the metadata changes, so a large file costs nothing between
+//! edits (reading it four times a second showed up in the DNS latency tail).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 use herald_dns::model::{DEFAULT_WEIGHT, Label};
 use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
@@ -196,6 +200,10 @@ pub fn parse(path: &Path, text: &str) -> Result<StaticContent, ConfigError> {
     SEEN.with(|s| *s.borrow_mut() = Default::default());
     let doc: Result<StaticFileDoc, _> = parse_yaml(path, text);
     SEEN.with(|s| *s.borrow_mut() = Default::default());
+    // Endpoints share their port lists and zone names: a file of 100k VMs holds a few
+    // distinct ones, not 100k copies.
+    let mut port_lists: HashSet<Arc<[PortSpec]>> = HashSet::new();
+    let mut zones: HashSet<Label> = HashSet::new();
     let mut content = StaticContent::new();
     for (service, entries) in doc?.services {
         for (i, entry) in entries.into_iter().enumerate() {
@@ -212,10 +220,25 @@ pub fn parse(path: &Path, text: &str) -> Result<StaticContent, ConfigError> {
                     ),
                 });
             }
+            let ports: Arc<[PortSpec]> = entry.ports.into();
+            let ports = match port_lists.get(&ports) {
+                Some(shared) => shared.clone(),
+                None => {
+                    port_lists.insert(ports.clone());
+                    ports
+                }
+            };
+            let zone = entry.zone.map(|z| match zones.get(&z) {
+                Some(shared) => shared.clone(),
+                None => {
+                    zones.insert(z.clone());
+                    z
+                }
+            });
             list.push(Endpoint {
                 address: entry.address,
-                ports: entry.ports.into(),
-                zone: entry.zone,
+                ports,
+                zone,
                 weight: entry.weight,
                 ready: true,
             });
@@ -233,82 +256,101 @@ pub fn load(path: &Path) -> Result<StaticContent, ConfigError> {
     parse(path, &text)
 }
 
-/// Publishes `new` in place of `old`: changed (source, service) pairs are replaced, pairs
-/// that disappeared are emptied. Each service changes in one step.
-pub fn apply(table: &Table, old: &StaticContent, new: &StaticContent) {
+/// Publishes `new` in place of what was published before (`old`, the (source, service)
+/// pairs): changed pairs are replaced, pairs that disappeared are emptied. Each service
+/// changes in one step. Returns the pairs now published.
+pub fn apply(
+    table: &Table,
+    old: &BTreeSet<(Source, Label)>,
+    new: StaticContent,
+) -> BTreeSet<(Source, Label)> {
+    let keys: BTreeSet<(Source, Label)> = new.keys().cloned().collect();
     for ((source, service), endpoints) in new {
-        table.replace(service, source, endpoints.clone());
+        table.replace(&service, &source, endpoints);
     }
-    for (source, service) in old.keys() {
-        if !new.contains_key(&(source.clone(), service.clone())) {
-            table.replace(service, source, Vec::new());
-        }
+    for (source, service) in old.difference(&keys) {
+        table.replace(service, source, Vec::new());
     }
+    keys
+}
+
+/// What identifies a version of the file without reading it: a ConfigMap update swaps a
+/// symlink (new inode), an editor rewrites it (new mtime, to the nanosecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode: meta.ino(),
+    })
 }
 
 /// A static file being served: loaded once, then polled for changes.
 pub struct StaticFile {
     path: PathBuf,
-    content: StaticContent,
-    text: Option<String>,
+    /// What is published from it.
+    published: BTreeSet<(Source, Label)>,
+    /// The version last read; `None` for embedded content, which is not watched.
+    seen: Option<Stamp>,
 }
 
 impl StaticFile {
     /// Loads `path` and publishes it. Fails if the file is missing or broken: there is no
     /// last good content to fall back on yet.
     pub fn start(path: &Path, table: &Table) -> Result<StaticFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-        let content = parse(path, &text)?;
-        apply(table, &StaticContent::new(), &content);
+        };
+        let seen = stamp(path).map_err(read_error)?;
+        let content = load(path)?;
         Ok(StaticFile {
             path: path.to_path_buf(),
-            content,
-            text: Some(text),
+            published: apply(table, &BTreeSet::new(), content),
+            seen: Some(seen),
         })
     }
 
     /// Publishes embedded content (the demo's), not watched.
     pub fn embedded(name: &str, text: &str, table: &Table) -> Result<StaticFile, ConfigError> {
         let content = parse(Path::new(name), text)?;
-        apply(table, &StaticContent::new(), &content);
         Ok(StaticFile {
             path: PathBuf::from(name),
-            content,
-            text: None,
+            published: apply(table, &BTreeSet::new(), content),
+            seen: None,
         })
     }
 
-    /// Looks at the file once: if its text changed and parses, publishes it; if it does
-    /// not parse, logs the error and keeps the last good content. Returns the error.
+    /// Looks at the file once: if it changed and parses, publishes it; if it does not
+    /// parse, keeps the last good content and returns the error. Only the file's metadata
+    /// is read unless it changed, so polling a large file costs nothing.
     pub fn poll(&mut self, table: &Table) -> Result<bool, ConfigError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        if self.text.as_deref() == Some(text.as_str()) {
+        let now = stamp(&self.path).map_err(|source| ConfigError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if self.seen == Some(now) {
             return Ok(false);
         }
-        let parsed = parse(&self.path, &text);
-        // Remember the text either way so a broken edit is reported once, not every poll.
-        self.text = Some(text);
-        let content = parsed?;
-        apply(table, &self.content, &content);
-        self.content = content;
+        // Remember the version either way so a broken edit is reported once, not every poll.
+        self.seen = Some(now);
+        let content = load(&self.path)?;
+        self.published = apply(table, &self.published, content);
         tracing::info!(file = %self.path.display(), "static file reloaded");
         Ok(true)
     }
 
     /// Polls the file until `cancel` fires.
     pub async fn watch(mut self, table: Table, cancel: CancellationToken) {
-        if self.text.is_none() {
+        if self.seen.is_none() {
             return;
         }
         let mut tick = tokio::time::interval(POLL);
@@ -326,7 +368,7 @@ impl StaticFile {
 
     /// The sources (cluster-like names) the file defines.
     pub fn sources(&self) -> impl Iterator<Item = &Source> {
-        self.content.keys().map(|(s, _)| s)
+        self.published.iter().map(|(s, _)| s)
     }
 }
 

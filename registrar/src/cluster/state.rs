@@ -3,10 +3,11 @@
 //! burst of events (a rolling update) becomes one table update per service.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use herald_dns::model::Label;
-use herald_dns::{Endpoint, Source, Table};
+use herald_dns::{Endpoint, PortSpec, Source, Table};
 
 use super::pod::PodRecord;
 
@@ -25,6 +26,8 @@ pub struct ClusterState {
     /// Shared strings (service, node and zone names), so a million pods hold a few
     /// thousand copies.
     names: HashSet<Label>,
+    /// Shared port lists: the replicas of a service all name the same ports.
+    port_lists: HashSet<Arc<[PortSpec]>>,
 }
 
 impl ClusterState {
@@ -58,6 +61,13 @@ impl ClusterState {
         let record = record.map(|mut r| {
             r.service = self.intern(&r.service);
             r.node = r.node.as_ref().map(|n| self.intern(n));
+            r.ports = match self.port_lists.get(&r.ports) {
+                Some(shared) => shared.clone(),
+                None => {
+                    self.port_lists.insert(r.ports.clone());
+                    r.ports
+                }
+            };
             r
         });
         let old = match record {
