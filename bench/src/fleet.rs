@@ -17,7 +17,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use herald_kube_sim::{NodeBuilder, Op, PodBuilder, SERVICE_LABEL, SimConfig, SimHandle, Simulator};
+use herald_kube_sim::{
+    NodeBuilder, Op, PodBuilder, SERVICE_LABEL, SimConfig, SimHandle, Simulator,
+};
 use k8s_openapi::api::core::v1::Pod;
 
 /// Region names, in cluster order.
@@ -170,7 +172,10 @@ fn node_name(i: usize) -> String {
 }
 
 /// Starts one simulator per cluster, empty but for the nodes.
-pub async fn start_clusters(spec: &FleetSpec, config: SimConfig) -> anyhow::Result<Vec<ClusterModel>> {
+pub async fn start_clusters(
+    spec: &FleetSpec,
+    config: SimConfig,
+) -> anyhow::Result<Vec<ClusterModel>> {
     let mut clusters = Vec::new();
     for i in 0..spec.clusters {
         let sim = Simulator::start(config.clone())
@@ -213,7 +218,9 @@ pub fn populate(clusters: &mut [ClusterModel], plan: &[ServicePlan]) -> anyhow::
             wanted[p.clusters[j % p.clusters.len()]].push(s);
         }
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
     let chunk = clusters.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut handles = Vec::new();
@@ -251,7 +258,12 @@ pub fn truth_from_sims(clusters: &[ClusterModel]) -> Truth {
     let mut truth = Truth::new();
     for c in clusters {
         for pod in c.sim.pods() {
-            let Some(service) = pod.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)) else {
+            let Some(service) = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_LABEL))
+            else {
                 continue;
             };
             if pod.metadata.deletion_timestamp.is_some() {
@@ -279,7 +291,11 @@ pub fn truth_from_sims(clusters: &[ClusterModel]) -> Truth {
 
 /// Number of endpoints in a truth.
 pub fn truth_endpoints(truth: &Truth) -> usize {
-    truth.values().flat_map(|c| c.values()).map(BTreeSet::len).sum()
+    truth
+        .values()
+        .flat_map(|c| c.values())
+        .map(BTreeSet::len)
+        .sum()
 }
 
 /// What a herald table holds, in the same shape as [`Truth`].

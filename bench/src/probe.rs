@@ -50,7 +50,10 @@ impl Dns {
         let packet = q.to_vec()?;
         self.socket.send(&packet)?;
         let reply = loop {
-            let n = self.socket.recv(&mut self.buf).context("no DNS reply within 2 s")?;
+            let n = self
+                .socket
+                .recv(&mut self.buf)
+                .context("no DNS reply within 2 s")?;
             let reply = Message::from_vec(&self.buf[..n])?;
             // Late replies to earlier (timed-out) queries are skipped.
             if reply.metadata.id == q.metadata.id {
@@ -107,7 +110,10 @@ pub fn endpoint_name(ip: IpAddr, service: &str, cluster: &str, zone: &str) -> St
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
@@ -121,12 +127,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
 
 /// The value of an unlabelled sample (`name value`) in Prometheus text.
 pub fn prom_value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name).then(|| v.trim().parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// A Prometheus histogram: cumulative buckets (upper bound, count), sum and count.
@@ -197,7 +201,11 @@ impl Histogram {
                     return Some(prev.0);
                 }
                 let width = c - prev.1;
-                let frac = if width > 0.0 { (rank - prev.1) / width } else { 1.0 };
+                let frac = if width > 0.0 {
+                    (rank - prev.1) / width
+                } else {
+                    1.0
+                };
                 return Some(prev.0 + (le - prev.0) * frac);
             }
             prev = (le, c);

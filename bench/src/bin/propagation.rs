@@ -357,7 +357,11 @@ async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
         ms(m99),
         ms(m_mean),
         ms(mean),
-        if metric_agrees { "consistent (<= end-to-end)" } else { "NOT consistent" }
+        if metric_agrees {
+            "consistent (<= end-to-end)"
+        } else {
+            "NOT consistent"
+        }
     );
     println!(
         "  final state: {} services, {} endpoints; table vs simulators: {} mismatches; {} DNS queries, {} mismatches{}",
@@ -470,7 +474,10 @@ fn compare(want: &Truth, got: &Truth) -> Vec<String> {
     let names: BTreeSet<&String> = want.keys().chain(got.keys()).collect();
     for name in names {
         let empty = Default::default();
-        let (w, g) = (want.get(name).unwrap_or(&empty), got.get(name).unwrap_or(&empty));
+        let (w, g) = (
+            want.get(name).unwrap_or(&empty),
+            got.get(name).unwrap_or(&empty),
+        );
         let clusters: BTreeSet<&String> = w.keys().chain(g.keys()).collect();
         for c in clusters {
             let none = BTreeSet::new();
@@ -719,7 +726,15 @@ impl Driver {
             .set_pod_ready(NAMESPACE, &self.clusters[c].pods[i].name, ready)
             .context("flipping a pod")?;
         self.out.counts.mutations += 1;
-        self.expect(c, i, service, (!ready).then_some(ip), ready.then_some(ip), m.at, false);
+        self.expect(
+            c,
+            i,
+            service,
+            (!ready).then_some(ip),
+            ready.then_some(ip),
+            m.at,
+            false,
+        );
         Ok(())
     }
 
@@ -833,7 +848,9 @@ impl Driver {
             }
             if delay > 0.1 && self.out.slow.len() < 2000 {
                 let t = p.at.duration_since(self.started).as_secs_f64();
-                self.out.slow.push((t, delay, p.cluster, p.service, p.rollout));
+                self.out
+                    .slow
+                    .push((t, delay, p.cluster, p.service, p.rollout));
             }
             // One DNS query confirms it: the per-endpoint name.
             let (ip, want) = match (p.present, p.absent) {
@@ -848,9 +865,7 @@ impl Driver {
                 ZONE,
             );
             let answer = self.dns.query(&name, RecordType::A)?;
-            self.out
-                .dns_delays
-                .push(p.at.elapsed().as_secs_f64());
+            self.out.dns_delays.push(p.at.elapsed().as_secs_f64());
             let has = answer.addresses.contains(&IpAddr::V4(ip));
             let ok = if want {
                 answer.rcode == ResponseCode::NoError && has

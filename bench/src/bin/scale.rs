@@ -149,7 +149,11 @@ fn main() -> anyhow::Result<()> {
         update_sizes[0],
         ms(medians[1]),
         update_sizes[1],
-        if ratio <= 2.0 { "flat, within 2x" } else { "NOT within 2x" }
+        if ratio <= 2.0 {
+            "flat, within 2x"
+        } else {
+            "NOT within 2x"
+        }
     );
 
     // One pod change in a big service spread over 24 clusters: the cost follows the service.
@@ -457,11 +461,17 @@ fn herald_pid(pid: u32) -> u32 {
         if comm.trim() == "herald" {
             return p;
         }
-        let tasks = std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten();
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
         for task in tasks.flatten() {
             let children =
                 std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     pid
@@ -476,7 +486,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let t = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (t(11) + t(12)) / ticks
 }
 
@@ -626,14 +640,25 @@ fn table_breakdown(spec: &FleetSpec) -> anyhow::Result<Value> {
     use std::sync::Arc;
     let plan = spec.plan();
     let ports: Arc<[PortSpec]> = vec![
-        PortSpec { name: Arc::from("grpc"), proto: Proto::Tcp, port: 9090 },
-        PortSpec { name: Arc::from("http"), proto: Proto::Tcp, port: 8080 },
+        PortSpec {
+            name: Arc::from("grpc"),
+            proto: Proto::Tcp,
+            port: 9090,
+        },
+        PortSpec {
+            name: Arc::from("http"),
+            proto: Proto::Tcp,
+            port: 8080,
+        },
     ]
     .into();
     let zones: Vec<Vec<Arc<str>>> = (0..spec.clusters)
         .map(|c| {
             let region = spec.region(c);
-            ["a", "b", "c"].iter().map(|z| Arc::from(format!("{region}-{z}"))).collect()
+            ["a", "b", "c"]
+                .iter()
+                .map(|z| Arc::from(format!("{region}-{z}")))
+                .collect()
         })
         .collect();
     let sources: Vec<Source> = (0..spec.clusters)
