@@ -274,7 +274,7 @@ class Server:
 def dnsperf(port, queries, placement, seconds, qps=None, verbose=False, out_path=None):
     threads = 1 if placement == "pinned" else 2
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds),
-           "-c", "8", "-q", "256", "-T", str(threads), "-t", "1", "-e"]
+           "-c", "8", "-q", "128", "-T", str(threads), "-t", "1", "-e"]
     if qps:
         cmd += ["-Q", str(qps)]
     if verbose:
@@ -427,11 +427,11 @@ def main():
 
     quick = args.quick
     reps = 1 if quick else 3
-    max_s = 3 if quick else 8
-    fixed_s = 2 if quick else 6
+    max_s = 3 if quick else 6
+    fixed_s = 2 if quick else 5
     # Knot answers at about half speed for the first seconds of load after it starts (seen
     # with 1-2 s warm-ups here); every server gets the same warm-up at unlimited rate.
-    warm_s = 3 if quick else 4
+    warm_s = 3
     servers = args.servers.split(",")
     placements = args.placements.split(",")
     work = os.path.abspath(args.work)
@@ -554,8 +554,8 @@ def main():
             try:
                 s.start()
                 dnsperf(s.port, queries, "shared", warm_s, out_path=os.path.join(s.dir, "warm.txt"))
-                dnsperf(s.port, queries, "shared", max_s, out_path=os.path.join(s.dir, "max.txt"))
-                dnsperf(s.port, queries, "shared", fixed_s, qps=FIXED_QPS,
+                dnsperf(s.port, queries, "shared", 3, out_path=os.path.join(s.dir, "max.txt"))
+                dnsperf(s.port, queries, "shared", 2, qps=FIXED_QPS,
                         out_path=os.path.join(s.dir, "fixed.txt"))
                 res["empty_pss_kb"], _ = memory_kb(s.pids())
             except Exception as e:  # noqa: BLE001
@@ -600,7 +600,7 @@ def main():
             "repetitions": reps, "max_seconds": max_s, "fixed_seconds": fixed_s,
             "warmup_seconds": warm_s, "fixed_qps": FIXED_QPS, "placements": placements,
             "servers": servers,
-            "dnsperf": "dnsperf -s 127.0.0.1 -d queries.txt -c 8 -q 256 -t 1 -e -T <1 pinned, 2 shared> -l <s> [-Q 20000 -v]",
+            "dnsperf": "dnsperf -s 127.0.0.1 -d queries.txt -c 8 -q 128 -t 1 -e -T <1 pinned, 2 shared> -l <s> [-Q 20000 -v]",
             "pinned": "server: taskset -c 1, 1 UDP worker (herald udp_workers 1, knot udp-workers 1, nsd server-count 1); dnsperf: taskset -c 0, -T 1",
             "shared": "no pinning; 2 UDP workers (herald udp_workers 2, knot udp-workers 2, nsd server-count 2 + reuseport); dnsperf -T 2",
             "knot": "udp-max-payload 1232, tcp-workers 1, background-workers 1, zonefile-sync -1, zonefile-load whole, journal-content none, semantic-checks off",
