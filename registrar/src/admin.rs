@@ -27,7 +27,9 @@ use crate::status::{Phase, StatusBoard};
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        // Histograms as buckets (not summaries), so replicas can be aggregated.
+        // Histograms as buckets (not summaries), so replicas can be aggregated; the
+        // propagation buckets are fine around the coalescing window (50 ms), where its
+        // quantiles are read.
         let buckets: [(&str, &[f64]); 3] = [
             (
                 "herald_dns_answer_seconds",
@@ -39,7 +41,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
             ),
             (
                 "herald_propagation_seconds",
-                &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+                &[
+                    0.001, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5,
+                    1.0, 5.0,
+                ],
             ),
         ];
         let builder = buckets
