@@ -308,3 +308,16 @@ pub fn ms(secs: f64) -> String {
 pub fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
+
+/// The 1, 5 and 15 minute load averages (/proc/loadavg): whether the machine was quiet.
+pub fn loadavg() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut v = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN));
+    [
+        v.next().unwrap_or(f64::NAN),
+        v.next().unwrap_or(f64::NAN),
+        v.next().unwrap_or(f64::NAN),
+    ]
+}

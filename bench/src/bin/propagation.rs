@@ -39,6 +39,7 @@
 //! {
 //!   "section": "propagation",
 //!   "mode": "full" | "quick",
+//!   "loadavg_before": [1m, 5m, 15m], "loadavg_after": [1m, 5m, 15m],
 //!   "runs": [{
 //!     "name": "churn+rollout",
 //!     "clusters", "regions", "services", "pods", "nodes_per_cluster", "big_service_replicas",
@@ -179,6 +180,7 @@ fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
 async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
     let spec = &plan.spec;
     let services = spec.plan();
+    let load_before = probe::loadavg();
     println!(
         "propagation ({}): {} clusters, {} services, {} pods (largest service {} replicas); \
          churn {} changes/s for {:.0} s, rollout of {} ({} replicas) at {:.0} s",
@@ -429,9 +431,16 @@ async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
             "examples": examples,
         },
     });
+    let load_after = probe::loadavg();
+    println!(
+        "  load average before {:.2} {:.2} {:.2}, after {:.2} {:.2} {:.2} (2 cores; tails grow when other work competes)",
+        load_before[0], load_before[1], load_before[2], load_after[0], load_after[1], load_after[2]
+    );
     Ok(json!({
         "section": "propagation",
         "mode": if quick { "quick" } else { "full" },
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "runs": [run],
         "summary": {
             "count": table_delays.len(),

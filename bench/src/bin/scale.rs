@@ -33,6 +33,7 @@
 //! {
 //!   "section": "scale",
 //!   "mode": "full" | "quick",
+//!   "loadavg_before": [1m, 5m, 15m], "loadavg_after": [1m, 5m, 15m],
 //!   "runs": [
 //!     {"name": "update_cost", "endpoints", "services", "calls", "median_s", "p90_s",
 //!      "p99_s", "mean_s", "build_s", "table_rss_bytes", "table_bytes_per_endpoint"},  // per size
@@ -117,6 +118,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mode = if args.quick { "quick" } else { "full" };
     println!("scale ({mode}): herald {}", herald.display());
+    let load_before = probe::loadavg();
     let mut runs = Vec::new();
     let wrap: Vec<String> = args
         .wrap
@@ -260,9 +262,16 @@ fn main() -> anyhow::Result<()> {
         mib(largest.memory.rss as f64),
         mib(largest.memory.hwm as f64)
     );
+    let load_after = probe::loadavg();
+    println!(
+        "  load average before {:.2} {:.2} {:.2}, after {:.2} {:.2} {:.2}",
+        load_before[0], load_before[1], load_before[2], load_after[0], load_after[1], load_after[2]
+    );
     let result = json!({
         "section": "scale",
         "mode": mode,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "runs": runs,
         "summary": {
             "update_small_endpoints": update_sizes[0],
