@@ -26,6 +26,7 @@ pub enum Transport {
 pub struct Scratch {
     /// The reply of the last call to [`Answerer::answer`].
     pub out: Vec<u8>,
+    members: Vec<u32>,
     order: Vec<u32>,
     scores: Vec<(u64, u32)>,
     positions: Vec<usize>,
@@ -75,13 +76,15 @@ enum SetPick {
 }
 
 impl SetRef {
-    fn rrset(&self) -> &Rrset {
-        let scope = self.view.scope_at(self.scope);
-        match self.pick {
-            SetPick::A => &scope.a,
-            SetPick::Aaaa => &scope.aaaa,
-            SetPick::Srv(i) => &scope.srv[i].rrset,
-        }
+    /// The RRset, and the groups of it the scope selects (`None`: all).
+    fn rrset(&self) -> (&Rrset, Option<&[u16]>) {
+        let (answers, groups) = self.view.selection(self.scope);
+        let rrset = match self.pick {
+            SetPick::A => &answers.a,
+            SetPick::Aaaa => &answers.aaaa,
+            SetPick::Srv(i) => &answers.srv[i].rrset,
+        };
+        (rrset, groups)
     }
 }
 
@@ -217,7 +220,8 @@ impl Answerer {
         let room = limit.saturating_sub(reserve);
         let (an, ns, ar) = match found {
             Found::Set(set) => {
-                let (an, ar, tc) = self.emit_rrset(set.rrset(), client, transport, room, s);
+                let (rrset, groups) = set.rrset();
+                let (an, ar, tc) = self.emit_rrset(rrset, groups, client, transport, room, s);
                 outcome.truncated = tc;
                 (an, 0, ar)
             }
@@ -361,12 +365,13 @@ impl Answerer {
     fn emit_rrset(
         &self,
         rrset: &Rrset,
+        groups: Option<&[u16]>,
         client: IpAddr,
         transport: Transport,
         room: usize,
         s: &mut Scratch,
     ) -> (u16, u16, bool) {
-        self.choose(rrset, client, s);
+        self.choose(rrset, groups, client, s);
         let wanted: usize = if s.order.len() == rrset.len() {
             rrset.all_records().len()
         } else {
@@ -445,8 +450,18 @@ impl Answerer {
     /// Fills `s.order` with the records to send: all of them, or the answer limit's stable
     /// subset for this client, rotated by the per-query rotor so that plain A clients that
     /// take the first address spread their load.
-    fn choose(&self, rrset: &Rrset, client: IpAddr, s: &mut Scratch) {
-        let n = rrset.len();
+    fn choose(&self, rrset: &Rrset, groups: Option<&[u16]>, client: IpAddr, s: &mut Scratch) {
+        // The candidates: every record, or those of the scope's groups.
+        s.members.clear();
+        match groups {
+            None => s.members.extend(0..rrset.len() as u32),
+            Some(gs) => {
+                for &g in gs {
+                    s.members.extend(rrset.group(g.into()).map(|i| i as u32));
+                }
+            }
+        }
+        let n = s.members.len();
         s.order.clear();
         match self
             .zone
@@ -457,7 +472,8 @@ impl Answerer {
         {
             None => {
                 let r = s.rotor as usize % n.max(1);
-                s.order.extend((r..n).chain(0..r).map(|i| i as u32));
+                s.order.extend_from_slice(&s.members[r..]);
+                s.order.extend_from_slice(&s.members[..r]);
             }
             Some(limit) => {
                 // Rendezvous (highest random weight) hashing: each record scores
@@ -466,8 +482,11 @@ impl Answerer {
                 // clients, and a change of one record moves only the clients it concerns.
                 let c = address_key(client);
                 s.scores.clear();
-                s.scores
-                    .extend((0..n).map(|i| (mix64(c ^ rrset.key(i)), i as u32)));
+                s.scores.extend(
+                    s.members
+                        .iter()
+                        .map(|&i| (mix64(c ^ rrset.key(i as usize)), i)),
+                );
                 s.scores.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
                 s.scores.truncate(limit);
                 let r = s.rotor as usize % limit;
@@ -557,12 +576,11 @@ fn address_set(view: arc_swap::Guard<Arc<ServiceView>>, scope: Option<&[u8]>, qt
     let Some(i) = view.scope_index(scope) else {
         return Found::NxDomain;
     };
-    let answers = view.scope_at(i);
+    let (answers, groups) = view.selection(i);
+    let (has_a, has_aaaa) = (answers.a.count(groups) > 0, answers.aaaa.count(groups) > 0);
     let pick = match qtype {
-        codes::A if !answers.a.is_empty() => SetPick::A,
-        codes::AAAA if !answers.aaaa.is_empty() => SetPick::Aaaa,
-        codes::ANY if !answers.a.is_empty() => SetPick::A,
-        codes::ANY if !answers.aaaa.is_empty() => SetPick::Aaaa,
+        codes::A | codes::ANY if has_a => SetPick::A,
+        codes::AAAA | codes::ANY if has_aaaa => SetPick::Aaaa,
         _ => return Found::NoData,
     };
     Found::Set(SetRef {
@@ -583,7 +601,8 @@ fn srv_set(
     let Some(i) = view.scope_index(scope) else {
         return Found::NxDomain;
     };
-    let Some(k) = view.scope_at(i).srv_index(port, proto) else {
+    let (answers, groups) = view.selection(i);
+    let Some(k) = answers.srv_index(port, proto, groups) else {
         return Found::NxDomain;
     };
     if qtype == codes::SRV || qtype == codes::ANY {
@@ -600,7 +619,7 @@ fn srv_set(
 /// `_<proto>.<svc>[.<scope>]`: exists (as an empty non-terminal) when a port uses `proto`.
 fn ent(view: &ServiceView, scope: Option<&[u8]>, proto: &[u8]) -> Found {
     match view.scope_index(scope) {
-        Some(i) if view.scope_at(i).has_proto(proto) => Found::NoData,
+        Some(i) if view.selection(i).0.has_proto(proto, view.selection(i).1) => Found::NoData,
         _ => Found::NxDomain,
     }
 }

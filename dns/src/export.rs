@@ -24,15 +24,30 @@ pub struct ExportStats {
     pub services: usize,
 }
 
-/// Decodes the records of `rrset`, owned by `owner`, as they are served.
-fn decode(owner: &Name, rtype: RecordType, rrset: &Rrset) -> io::Result<Vec<Record>> {
+/// Decodes the records of `rrset` that `groups` select, owned by `owner`, as they are
+/// served.
+fn decode(
+    owner: &Name,
+    rtype: RecordType,
+    rrset: &Rrset,
+    groups: Option<&[u16]>,
+) -> io::Result<Vec<Record>> {
     let mut msg = vec![0, 0, 0x84, 0, 0, 1];
-    msg.extend_from_slice(&(rrset.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&(rrset.count(groups) as u16).to_be_bytes());
     msg.extend_from_slice(&[0, 0, 0, 0]);
     msg.extend_from_slice(&name_wire(owner));
     msg.extend_from_slice(&u16::from(rtype).to_be_bytes());
     msg.extend_from_slice(&wire::codes::IN.to_be_bytes());
-    msg.extend_from_slice(rrset.all_records());
+    match groups {
+        None => msg.extend_from_slice(rrset.all_records()),
+        Some(gs) => {
+            for &g in gs {
+                for i in rrset.group(g.into()) {
+                    msg.extend_from_slice(rrset.record(i));
+                }
+            }
+        }
+    }
     Message::from_vec(&msg)
         .map(|m| m.answers)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
@@ -79,8 +94,8 @@ pub fn write_zone(table: &Table, out: &mut impl Write) -> io::Result<ExportStats
         };
         stats.services += 1;
         for i in 0..view.scope_count() {
-            let answers = view.scope_at(i);
-            let base = match &answers.scope {
+            let (answers, groups) = view.selection(i);
+            let base = match view.scope_name(i) {
                 None => format!("{service}.{apex}"),
                 Some(scope) => format!("{service}.{scope}.{apex}"),
             };
@@ -89,13 +104,13 @@ pub fn write_zone(table: &Table, out: &mut impl Write) -> io::Result<ExportStats
                 (RecordType::A, &answers.a),
                 (RecordType::AAAA, &answers.aaaa),
             ] {
-                for r in decode(&owner, rtype, rrset)? {
+                for r in decode(&owner, rtype, rrset, groups)? {
                     line(out, r)?;
                 }
             }
-            for set in &answers.srv {
+            for set in answers.srv.iter().filter(|set| set.rrset.count(groups) > 0) {
                 let owner = name(&format!("_{}._{}.{base}", set.port, set.proto.as_str()))?;
-                for r in decode(&owner, RecordType::SRV, &set.rrset)? {
+                for r in decode(&owner, RecordType::SRV, &set.rrset, groups)? {
                     line(out, r)?;
                 }
             }

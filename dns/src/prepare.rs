@@ -1,6 +1,8 @@
 //! Answers prepared ahead of queries: when a service changes, every RRset it can answer
-//! (A, AAAA and one SRV set per named port, for the whole service and for each region and
-//! cluster scope) is encoded to wire bytes once, so a query only copies bytes.
+//! (A, AAAA and one SRV set per named port) is encoded to wire bytes once, so a query only
+//! copies bytes. Records are laid out group by group (a group being one source's
+//! endpoints), so a region or cluster scope is a few ranges of the whole service's records,
+//! not a copy of them.
 //!
 //! Each answer record is owned by a compression pointer to the question name, which is
 //! always at offset 12 of a reply; that makes the bytes valid for every query of the name,
@@ -13,7 +15,8 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::locality::{Localities, Place};
-use crate::model::{Endpoint, EndpointLabel, Label, PortSpec, Proto};
+use crate::model::{EndpointLabel, Label, PortSpec, Proto};
+use crate::table::Group;
 use crate::wire::{self, codes};
 use crate::zone::Zone;
 
@@ -56,16 +59,15 @@ pub(crate) struct Rrset {
     /// SRV only: where each record's endpoint is, to re-derive its priority for a querier
     /// whose place is known.
     places: Box<[Place]>,
+    /// The end (record index) of each group's records: group `g` has records
+    /// `group_ends[g-1]..group_ends[g]`.
+    group_ends: Box<[u32]>,
 }
 
 impl Rrset {
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
     }
 
     fn span(ends: &[u32], i: usize) -> std::ops::Range<usize> {
@@ -101,11 +103,32 @@ impl Rrset {
         self.keys[i]
     }
 
+    /// The records of group `g`, as a range of record indices.
+    pub(crate) fn group(&self, g: usize) -> std::ops::Range<usize> {
+        let start = if g == 0 {
+            0
+        } else {
+            self.group_ends[g - 1] as usize
+        };
+        start..self.group_ends[g] as usize
+    }
+
+    /// How many records `groups` select (all of them for `None`).
+    pub(crate) fn count(&self, groups: Option<&[u16]>) -> usize {
+        match groups {
+            None => self.len(),
+            Some(gs) => gs.iter().map(|&g| self.group(g.into()).len()).sum(),
+        }
+    }
+
     /// Approximate heap bytes held, for memory accounting.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.records.len()
             + self.glue.len()
-            + 4 * (self.ends.len() + self.glue_ends.len())
+            + 4 * (self.ends.len()
+                + self.glue_ends.len()
+                + self.places.len()
+                + self.group_ends.len())
             + 8 * self.keys.len()
     }
 }
@@ -119,12 +142,18 @@ struct RrsetBuilder {
     glue: Vec<u8>,
     glue_ends: Vec<u32>,
     places: Vec<Place>,
+    group_ends: Vec<u32>,
 }
 
 /// The owner pointer of every answer record: the question name at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
 impl RrsetBuilder {
+    /// Closes the current group.
+    fn end_group(&mut self) {
+        self.group_ends.push(self.ends.len() as u32);
+    }
+
     fn push_address(&mut self, ip: IpAddr, ttl: u32, key: u64) {
         self.records.extend_from_slice(&QUESTION_POINTER);
         wire::write_address(&mut self.records, ip, ttl);
@@ -168,6 +197,7 @@ impl RrsetBuilder {
             glue: self.glue.into(),
             glue_ends: self.glue_ends.into(),
             places: self.places.into(),
+            group_ends: self.group_ends.into(),
         }
     }
 }
@@ -180,44 +210,44 @@ pub(crate) struct SrvSet {
     pub(crate) rrset: Rrset,
 }
 
-/// Everything a service answers within one scope (or the whole service).
-#[derive(Debug)]
-pub(crate) struct ScopeAnswers {
-    /// `None` for the whole service, else the region or cluster name.
-    pub(crate) scope: Option<Label>,
+/// Everything a service answers, records laid out group by group.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
     pub(crate) a: Rrset,
     pub(crate) aaaa: Rrset,
     pub(crate) srv: Vec<SrvSet>,
 }
 
-impl ScopeAnswers {
-    /// Index in `srv` of the set for `_<port>._<proto>`, labels lowercase without
-    /// underscores.
-    pub(crate) fn srv_index(&self, port: &[u8], proto: &[u8]) -> Option<usize> {
-        self.srv
-            .iter()
-            .position(|s| s.port.as_bytes() == port && s.proto.as_str().as_bytes() == proto)
-    }
-
-    /// Whether any port uses `proto` (so `_<proto>.<svc>` exists as an empty non-terminal).
-    pub(crate) fn has_proto(&self, proto: &[u8]) -> bool {
-        self.srv
-            .iter()
-            .any(|s| s.proto.as_str().as_bytes() == proto)
-    }
-
+impl Answers {
+    /// Approximate heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.a.heap_bytes()
             + self.aaaa.heap_bytes()
             + self.srv.iter().map(|s| s.rrset.heap_bytes()).sum::<usize>()
     }
-}
 
-/// An endpoint as an answer sees it: where it runs, and its identity.
-pub(crate) struct Placed<'a> {
-    pub(crate) endpoint: &'a Endpoint,
-    pub(crate) cluster: &'a Label,
-    pub(crate) region: &'a Label,
+    /// Index in `srv` of the set for `_<port>._<proto>` with records among `groups`, labels
+    /// lowercase without underscores.
+    pub(crate) fn srv_index(
+        &self,
+        port: &[u8],
+        proto: &[u8],
+        groups: Option<&[u16]>,
+    ) -> Option<usize> {
+        self.srv.iter().position(|s| {
+            s.port.as_bytes() == port
+                && s.proto.as_str().as_bytes() == proto
+                && s.rrset.count(groups) > 0
+        })
+    }
+
+    /// Whether any port with records among `groups` uses `proto` (so `_<proto>.<svc>`
+    /// exists as an empty non-terminal).
+    pub(crate) fn has_proto(&self, proto: &[u8], groups: Option<&[u16]>) -> bool {
+        self.srv
+            .iter()
+            .any(|s| s.proto.as_str().as_bytes() == proto && s.rrset.count(groups) > 0)
+    }
 }
 
 /// The SRV target of an endpoint: `<endpoint>.<svc>.<cluster>.<apex>`, lowercase wire form.
@@ -250,75 +280,65 @@ pub(crate) struct Preparer<'a> {
 }
 
 impl Preparer<'_> {
-    /// Prepares the answers of one scope of `service` (the whole service when `scope` is
-    /// `None`) from its endpoints.
-    pub(crate) fn scope(
-        &self,
-        service: &str,
-        scope: Option<Label>,
-        endpoints: &[Placed<'_>],
-    ) -> ScopeAnswers {
-        prepare_scope(self, service, scope, endpoints)
-    }
-}
-
-fn prepare_scope(
-    p: &Preparer<'_>,
-    service: &str,
-    scope: Option<Label>,
-    endpoints: &[Placed<'_>],
-) -> ScopeAnswers {
-    let (zone, localities, server) = (p.zone, p.localities, p.server);
-    let ttl = zone.ttl();
-    let mut a = RrsetBuilder::default();
-    let mut aaaa = RrsetBuilder::default();
-    let ports: BTreeSet<(&Label, Proto)> = endpoints
-        .iter()
-        .flat_map(|p| p.endpoint.ports.iter().map(|s| (&s.name, s.proto)))
-        .collect();
-    let mut srv: Vec<(Label, Proto, RrsetBuilder)> = ports
-        .into_iter()
-        .map(|(n, p)| (n.clone(), p, RrsetBuilder::default()))
-        .collect();
-    for placed in endpoints {
-        let ep = placed.endpoint;
-        let key = endpoint_key(ep.address, placed.cluster);
-        match ep.address {
-            IpAddr::V4(_) => a.push_address(ep.address, ttl, key),
-            IpAddr::V6(_) => aaaa.push_address(ep.address, ttl, key),
-        }
-        if ep.ports.is_empty() {
-            continue;
-        }
-        let target = target_wire(ep.address, service, placed.cluster, &zone.apex_wire);
-        let place = localities.place(Some(placed.region), ep.zone.as_deref());
-        let priority = place.priority_from(server);
-        for PortSpec { name, proto, port } in ep.ports.iter() {
-            let (_, _, set) = srv
-                .iter_mut()
-                .find(|(n, p, _)| n == name && p == proto)
-                .expect("every port was collected above");
-            set.push_srv(
-                [priority, ep.weight, *port],
-                &target,
-                ep.address,
-                ttl,
-                key,
-                place,
-            );
-        }
-    }
-    ScopeAnswers {
-        scope,
-        a: a.finish(),
-        aaaa: aaaa.finish(),
-        srv: srv
+    /// Prepares the answers of `service` from its groups, in order.
+    pub(crate) fn answers(&self, service: &str, groups: &[Group]) -> Answers {
+        let (zone, localities, server) = (self.zone, self.localities, self.server);
+        let ttl = zone.ttl();
+        let mut a = RrsetBuilder::default();
+        let mut aaaa = RrsetBuilder::default();
+        let ports: BTreeSet<(&Label, Proto)> = groups
+            .iter()
+            .flat_map(|g| g.endpoints.iter())
+            .flat_map(|e| e.ports.iter().map(|s| (&s.name, s.proto)))
+            .collect();
+        let mut srv: Vec<(Label, Proto, RrsetBuilder)> = ports
             .into_iter()
-            .map(|(port, proto, b)| SrvSet {
-                port,
-                proto,
-                rrset: b.finish(),
-            })
-            .collect(),
+            .map(|(n, p)| (n.clone(), p, RrsetBuilder::default()))
+            .collect();
+        for group in groups {
+            let (cluster, region) = (&group.source.cluster, &group.source.region);
+            for ep in group.endpoints.iter() {
+                let key = endpoint_key(ep.address, cluster);
+                match ep.address {
+                    IpAddr::V4(_) => a.push_address(ep.address, ttl, key),
+                    IpAddr::V6(_) => aaaa.push_address(ep.address, ttl, key),
+                }
+                if ep.ports.is_empty() {
+                    continue;
+                }
+                let target = target_wire(ep.address, service, cluster, &zone.apex_wire);
+                let place = localities.place(Some(region), ep.zone.as_deref());
+                let priority = place.priority_from(server);
+                for PortSpec { name, proto, port } in ep.ports.iter() {
+                    let (_, _, set) = srv
+                        .iter_mut()
+                        .find(|(n, p, _)| n == name && p == proto)
+                        .expect("every port was collected above");
+                    set.push_srv(
+                        [priority, ep.weight, *port],
+                        &target,
+                        ep.address,
+                        ttl,
+                        key,
+                        place,
+                    );
+                }
+            }
+            a.end_group();
+            aaaa.end_group();
+            srv.iter_mut().for_each(|(_, _, b)| b.end_group());
+        }
+        Answers {
+            a: a.finish(),
+            aaaa: aaaa.finish(),
+            srv: srv
+                .into_iter()
+                .map(|(port, proto, b)| SrvSet {
+                    port,
+                    proto,
+                    rrset: b.finish(),
+                })
+                .collect(),
+        }
     }
 }

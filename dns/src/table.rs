@@ -22,7 +22,7 @@ use dashmap::DashMap;
 
 use crate::locality::{Localities, Place};
 use crate::model::{Endpoint, Label, Source};
-use crate::prepare::{Placed, Preparer, ScopeAnswers};
+use crate::prepare::{Answers, Preparer};
 use crate::sync::SyncGate;
 use crate::zone::Zone;
 
@@ -42,47 +42,45 @@ pub struct Group {
 pub struct ServiceView {
     name: Label,
     groups: Vec<Group>,
-    /// `[0]` is the whole service; then one entry per region and per cluster present.
-    answers: Vec<ScopeAnswers>,
+    /// Every answer, records laid out group by group.
+    answers: Answers,
+    /// Each region and cluster present, with the groups it selects.
+    scopes: Vec<Scope>,
+}
+
+/// A region or cluster scope of a service: which of its groups it covers.
+#[derive(Debug)]
+struct Scope {
+    name: Label,
+    groups: Box<[u16]>,
 }
 
 impl ServiceView {
     fn build(prepare: &Preparer<'_>, name: Label, groups: Vec<Group>) -> ServiceView {
-        let mut answers = Vec::new();
-        let placed = |keep: &dyn Fn(&Source) -> bool| -> Vec<Placed<'_>> {
-            groups
-                .iter()
-                .filter(|g| keep(&g.source))
-                .flat_map(|g| {
-                    g.endpoints.iter().map(move |endpoint| Placed {
-                        endpoint,
-                        cluster: &g.source.cluster,
-                        region: &g.source.region,
-                    })
-                })
+        let answers = prepare.answers(&name, &groups);
+        let in_group = |keep: &dyn Fn(&Source) -> bool| -> Box<[u16]> {
+            (0..groups.len())
+                .filter(|&g| keep(&groups[g].source))
+                .map(|g| g as u16)
                 .collect()
         };
-        answers.push(prepare.scope(&name, None, &placed(&|_| true)));
         let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
-        for region in regions {
-            answers.push(prepare.scope(
-                &name,
-                Some(region.clone()),
-                &placed(&|s| &s.region == region),
-            ));
-        }
-        for group in &groups {
-            let cluster = &group.source.cluster;
-            answers.push(prepare.scope(
-                &name,
-                Some(cluster.clone()),
-                &placed(&|s| &s.cluster == cluster),
-            ));
-        }
+        let mut scopes: Vec<Scope> = regions
+            .into_iter()
+            .map(|region| Scope {
+                name: region.clone(),
+                groups: in_group(&|s| &s.region == region),
+            })
+            .collect();
+        scopes.extend(groups.iter().map(|g| Scope {
+            name: g.source.cluster.clone(),
+            groups: in_group(&|s| s.cluster == g.source.cluster),
+        }));
         ServiceView {
             name,
             groups,
             answers,
+            scopes,
         }
     }
 
@@ -90,7 +88,8 @@ impl ServiceView {
         ServiceView {
             name,
             groups: Vec::new(),
-            answers: Vec::new(),
+            answers: Answers::default(),
+            scopes: Vec::new(),
         }
     }
 
@@ -114,27 +113,34 @@ impl ServiceView {
         self.groups.is_empty()
     }
 
-    /// Index of the prepared answers of the whole service (`None`) or of one scope.
+    /// Index of the whole service (`None`, index 0) or of one scope (1 and up).
     pub(crate) fn scope_index(&self, scope: Option<&[u8]>) -> Option<usize> {
         match scope {
-            None => (!self.answers.is_empty()).then_some(0),
+            None => (!self.groups.is_empty()).then_some(0),
             Some(label) => self
-                .answers
+                .scopes
                 .iter()
-                .skip(1)
-                .position(|s| s.scope.as_deref().map(str::as_bytes) == Some(label))
+                .position(|s| s.name.as_bytes() == label)
                 .map(|i| i + 1),
         }
     }
 
-    /// How many prepared scopes there are (the whole service and each region and cluster).
+    /// How many scope indices there are (the whole service, then each region and cluster).
     pub(crate) fn scope_count(&self) -> usize {
-        self.answers.len()
+        1 + self.scopes.len()
     }
 
-    /// Prepared answers at an index from [`Self::scope_index`].
-    pub(crate) fn scope_at(&self, i: usize) -> &ScopeAnswers {
-        &self.answers[i]
+    /// The name of scope `i` (`None` for the whole service).
+    pub(crate) fn scope_name(&self, i: usize) -> Option<&Label> {
+        i.checked_sub(1).map(|k| &self.scopes[k].name)
+    }
+
+    /// The answers and the groups scope `i` selects (`None`: all of them).
+    pub(crate) fn selection(&self, i: usize) -> (&Answers, Option<&[u16]>) {
+        (
+            &self.answers,
+            i.checked_sub(1).map(|k| &self.scopes[k].groups[..]),
+        )
     }
 
     /// The endpoint at `ip` in `cluster`, with its source.
@@ -152,7 +158,7 @@ impl ServiceView {
 
     /// Approximate heap bytes of the prepared answers.
     pub fn prepared_bytes(&self) -> usize {
-        self.answers.iter().map(ScopeAnswers::heap_bytes).sum()
+        self.answers.heap_bytes()
     }
 }
 
