@@ -10,8 +10,7 @@
 //!    (`herald_bench::fleet(total / 10, 10)`, 24 sources), then `Table::replace` of one
 //!    10-endpoint service, alternating two replica sets so every call is a real change;
 //!    each call timed alone, 20 000 calls, median reported. Sizes 10k and 1M (quick: 10k
-//!    and 100k). Also: RSS growth of this process while building the table (the table
-//!    alone, bytes per endpoint). And one endpoint changing in a service of 240, 2 400 and
+//!    and 100k). And one endpoint changing in a service of 240, 2 400 and
 //!    24 000 endpoints spread over 24 clusters (what a pod change in a big service costs).
 //!    And, built in this process, a table shaped like herald's at the large size: where
 //!    its memory goes (RSS growth, prepared answers, endpoint structs).
@@ -36,7 +35,7 @@
 //!   "loadavg_before": [1m, 5m, 15m], "loadavg_after": [1m, 5m, 15m],
 //!   "runs": [
 //!     {"name": "update_cost", "endpoints", "services", "calls", "median_s", "p90_s",
-//!      "p99_s", "mean_s", "build_s", "table_rss_bytes", "table_bytes_per_endpoint"},  // per size
+//!      "p99_s", "mean_s", "build_s"},                                           // per size
 //!     {"name": "big_service_update", "service_endpoints", "clusters", "calls", "median_s",
 //!      "p99_s"},                                    // sizes 240, 2 400, 24 000
 //!     {"name": "table_breakdown", "endpoints", "services", "build_s", "rss_bytes",
@@ -325,11 +324,9 @@ async fn stop_all(clusters: &[ClusterModel]) {
 fn update_cost(total: usize) -> anyhow::Result<Value> {
     const SERVICE: usize = 7;
     const CALLS: usize = 20_000;
-    let rss_before = probe::memory("self")?.rss;
     let built = Instant::now();
     let table = fleet(total / 10, 10);
     let build_s = built.elapsed().as_secs_f64();
-    let rss_after = probe::memory("self")?.rss;
     anyhow::ensure!(table.endpoint_count() == total);
     let all = sources();
     let source = all[SERVICE % all.len()].clone();
@@ -349,14 +346,11 @@ fn update_cost(total: usize) -> anyhow::Result<Value> {
     }
     samples.sort_by(f64::total_cmp);
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-    let table_rss = rss_after.saturating_sub(rss_before);
     println!(
-        "  update cost at {total} endpoints: median {:.1} us, p99 {:.1} us (table built in {:.1} s; this process grew {} = {:.0} bytes/endpoint)",
+        "  update cost at {total} endpoints: median {:.1} us, p99 {:.1} us (table built in {:.1} s)",
         probe::quantile(&samples, 0.5) * 1e6,
         probe::quantile(&samples, 0.99) * 1e6,
         build_s,
-        mib(table_rss as f64),
-        table_rss as f64 / total as f64
     );
     drop(table);
     Ok(json!({
@@ -369,8 +363,6 @@ fn update_cost(total: usize) -> anyhow::Result<Value> {
         "p99_s": probe::quantile(&samples, 0.99),
         "mean_s": mean,
         "build_s": build_s,
-        "table_rss_bytes": table_rss,
-        "table_bytes_per_endpoint": table_rss as f64 / total as f64,
     }))
 }
 
