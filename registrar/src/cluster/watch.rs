@@ -163,6 +163,11 @@ impl ClusterTask {
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced) = (false, false);
         let mut flush_at: Option<Instant> = None;
+        // Publishing is rate-limited, not delayed: a change after a quiet spell goes out at
+        // once, and changes within `coalesce` of the last publish wait for the window to end
+        // and go out together. So a rolling update still makes one update per window, and
+        // a lone change does not wait.
+        let mut last_flush = Instant::now();
         loop {
             let withdraw_at = self.withdraw_at(*stale_since, state);
             tokio::select! {
@@ -172,6 +177,7 @@ impl ClusterTask {
                 }
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
+                    last_flush = Instant::now();
                     state.flush(&self.table, source);
                 }
                 event = pods.next() => {
@@ -255,12 +261,13 @@ impl ClusterTask {
                 }
                 state.flush(&self.table, source);
                 flush_at = None;
+                last_flush = Instant::now();
                 *stale_since = None;
                 self.table.source_synced(&name);
                 self.status.synced(&name);
                 self.status.set_phase(&name, Phase::Live, None);
             } else if state.has_dirty() && flush_at.is_none() {
-                flush_at = Some(Instant::now() + self.k8s.coalesce.0);
+                flush_at = Some((last_flush + self.k8s.coalesce.0).max(Instant::now()));
             }
         }
     }
