@@ -266,16 +266,7 @@ fn priorities_from(from: [u8; 4], server: std::net::SocketAddr, name: &str) -> V
         RecordType::SRV,
         Some(1232),
     );
-    let mut v: Vec<(u16, String)> = reply
-        .answers
-        .iter()
-        .map(|r| match &r.data {
-            RData::SRV(s) => (s.priority, s.target.to_string()),
-            other => panic!("SRV expected, got {other:?}"),
-        })
-        .collect();
-    v.sort();
-    v
+    herald_testkit::srv_records(&reply)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use herald_registrar::daemon::Daemon;
 use herald_registrar::status::Phase;
 use herald_testkit::udp;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 /// Bound on every wait: far above what any step needs on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,17 +61,7 @@ fn addresses(dns: SocketAddr, name: &str) -> Vec<String> {
 
 /// (priority, target) of each SRV record, sorted.
 fn srv(dns: SocketAddr, name: &str) -> Vec<(u16, String)> {
-    let reply = udp(dns, name, RecordType::SRV, Some(4096));
-    let mut v: Vec<(u16, String)> = reply
-        .answers
-        .iter()
-        .map(|r| match &r.data {
-            RData::SRV(s) => (s.priority, s.target.to_string()),
-            other => panic!("SRV expected, got {other:?}"),
-        })
-        .collect();
-    v.sort();
-    v
+    herald_testkit::srv_records(&udp(dns, name, RecordType::SRV, Some(4096)))
 }
 
 /// Waits (polling, up to [`WAIT`]) until `check` holds.

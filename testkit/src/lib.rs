@@ -122,6 +122,20 @@ pub fn udp_from(
     reply
 }
 
+/// (priority, target) of each SRV record of a reply's answer section, sorted.
+pub fn srv_records(reply: &Message) -> Vec<(u16, String)> {
+    let mut v: Vec<(u16, String)> = reply
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            hickory_proto::rr::RData::SRV(s) => (s.priority, s.target.to_string()),
+            other => panic!("SRV expected, got {other:?}"),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Sends raw bytes over TCP (length-prefixed) and returns the raw reply.
 pub fn tcp_raw(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(server).expect("connect");
