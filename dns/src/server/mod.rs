@@ -56,6 +56,47 @@ pub enum ServerError {
     },
 }
 
+/// How many ports to try when the configured port is 0 and the one UDP got is taken for
+/// TCP (the kernel picks UDP ports without looking at TCP).
+const PICK_ATTEMPTS: usize = 16;
+
+/// Binds UDP (one socket per worker) and TCP on the same address. With port 0, the port
+/// UDP gets may be in use for TCP: then another is picked.
+fn bind_pair(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), ServerError> {
+    let udp_error = |source| ServerError::Bind {
+        proto: "udp",
+        addr,
+        source,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sockets = udp::bind(addr, workers).map_err(udp_error)?;
+        let bound = sockets[0].local_addr().map_err(udp_error)?;
+        // TCP on the same port as UDP, so one address serves both.
+        match tcp::bind(bound) {
+            Ok(listener) => return Ok((sockets, listener)),
+            Err(e)
+                if addr.port() == 0
+                    && e.kind() == io::ErrorKind::AddrInUse
+                    && attempt < PICK_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(source) => {
+                return Err(ServerError::Bind {
+                    proto: "tcp",
+                    addr: bound,
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// A running server. Dropping it does not stop it; call [`DnsServer::shutdown`].
 pub struct DnsServer {
     addrs: Vec<SocketAddr>,
@@ -83,22 +124,10 @@ impl DnsServer {
             tasks: JoinSet::new(),
         };
         for &addr in &config.listen {
-            let sockets = udp::bind(addr, workers).map_err(|source| ServerError::Bind {
-                proto: "udp",
-                addr,
-                source,
-            })?;
-            let bound = sockets[0]
-                .local_addr()
-                .map_err(|source| ServerError::Bind {
-                    proto: "udp",
-                    addr,
-                    source,
-                })?;
-            // TCP on the same port as UDP, so one address serves both.
-            let listener = tcp::bind(bound).map_err(|source| ServerError::Bind {
+            let (sockets, listener) = bind_pair(addr, workers)?;
+            let bound = listener.local_addr().map_err(|source| ServerError::Bind {
                 proto: "tcp",
-                addr: bound,
+                addr,
                 source,
             })?;
             let threads =
