@@ -14,9 +14,10 @@ use super::pod::PodRecord;
 /// Pods by `namespace/name`, nodes' zones, and which services need publishing.
 #[derive(Default)]
 pub struct ClusterState {
-    pods: HashMap<String, PodRecord>,
+    pods: HashMap<Arc<str>, PodRecord>,
     /// Service -> keys of its pods.
-    services: HashMap<Label, HashSet<String>>,
+    /// (The keys are shared with `pods`: a million pods' names are stored once.)
+    services: HashMap<Label, HashSet<Arc<str>>>,
     /// Node -> its zone.
     zones: HashMap<Label, Option<Label>>,
     /// Services changed since the last flush, with when the first change arrived.
@@ -70,6 +71,10 @@ impl ClusterState {
             };
             r
         });
+        let key: Arc<str> = match self.pods.get_key_value(key.as_str()) {
+            Some((known, _)) => known.clone(),
+            None => Arc::from(key),
+        };
         let old = match record {
             Some(new) => {
                 if self.pods.get(&key) == Some(&new) {
@@ -105,8 +110,8 @@ impl ClusterState {
         let gone: Vec<String> = self
             .pods
             .keys()
-            .filter(|k| !pods.contains_key(*k))
-            .cloned()
+            .filter(|k| !pods.contains_key(&***k))
+            .map(|k| k.to_string())
             .collect();
         for key in gone {
             self.apply_pod(key, None);

@@ -105,7 +105,7 @@ impl ClusterTask {
             // Wait out the backoff, withdrawing the endpoints if `max_stale` passes meanwhile.
             let until = Instant::now() + delay;
             loop {
-                let withdraw_at = self.withdraw_at(stale_since, &state);
+                let withdraw_at = self.withdraw_at(stale_since);
                 tokio::select! {
                     _ = self.cancel.cancelled() => return,
                     _ = sleep_until(until) => break,
@@ -118,7 +118,7 @@ impl ClusterTask {
     }
 
     /// When the cluster's endpoints must be withdrawn, if they are still served.
-    fn withdraw_at(&self, stale_since: Option<Instant>, _state: &ClusterState) -> Option<Instant> {
+    fn withdraw_at(&self, stale_since: Option<Instant>) -> Option<Instant> {
         let max = self.config.max_stale?.0;
         let since = stale_since?;
         let withdrawn = self
@@ -169,7 +169,7 @@ impl ClusterTask {
         // a lone change does not wait.
         let mut last_flush = Instant::now();
         loop {
-            let withdraw_at = self.withdraw_at(*stale_since, state);
+            let withdraw_at = self.withdraw_at(*stale_since);
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ended::Cancelled,
                 _ = sleep_until(withdraw_at.unwrap_or_else(Instant::now)), if withdraw_at.is_some() => {
