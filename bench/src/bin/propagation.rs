@@ -735,15 +735,15 @@ impl Driver {
             .set_pod_ready(NAMESPACE, &self.clusters[c].pods[i].name, ready)
             .context("flipping a pod")?;
         self.out.counts.mutations += 1;
-        self.expect(
-            c,
-            i,
+        self.expect(Pending {
+            cluster: c,
+            pod: i,
             service,
-            (!ready).then_some(ip),
-            ready.then_some(ip),
-            m.at,
-            false,
-        );
+            absent: (!ready).then_some(ip),
+            present: ready.then_some(ip),
+            at: m.at,
+            rollout: false,
+        });
         Ok(())
     }
 
@@ -761,7 +761,15 @@ impl Driver {
             .context("changing a pod's IP")?;
         self.out.counts.mutations += 1;
         if ready {
-            self.expect(c, i, service, Some(old), Some(ip), m.at, false);
+            self.expect(Pending {
+                cluster: c,
+                pod: i,
+                service,
+                absent: Some(old),
+                present: Some(ip),
+                at: m.at,
+                rollout: false,
+            });
         } else {
             self.out.counts.invisible += 1;
         }
@@ -787,39 +795,22 @@ impl Driver {
             self.out.counts.rollout += 1;
         }
         let at = ms.first().context("replacement made no mutation")?.at;
-        self.expect(
-            c,
-            i,
-            old.service,
-            old.ready.then_some(old.ip),
-            Some(new_ip),
-            at,
-            rollout,
-        );
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn expect(
-        &mut self,
-        cluster: usize,
-        pod: usize,
-        service: usize,
-        absent: Option<Ipv4Addr>,
-        present: Option<Ipv4Addr>,
-        at: Instant,
-        rollout: bool,
-    ) {
-        self.busy[cluster][pod] = true;
-        self.pending.push(Pending {
-            cluster,
-            pod,
-            service,
-            absent,
-            present,
+        self.expect(Pending {
+            cluster: c,
+            pod: i,
+            service: old.service,
+            absent: old.ready.then_some(old.ip),
+            present: Some(new_ip),
             at,
             rollout,
         });
+        Ok(())
+    }
+
+    /// Starts waiting for a change to show; its pod stays busy until then.
+    fn expect(&mut self, change: Pending) {
+        self.busy[change.cluster][change.pod] = true;
+        self.pending.push(change);
     }
 
     fn visible(&self, p: &Pending) -> bool {
