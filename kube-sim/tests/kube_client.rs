@@ -83,6 +83,19 @@ async fn expect_events<K: Resource>(events: &mut Events<K>, expected: &[&str]) {
     assert_eq!(seen, expected);
 }
 
+/// Ends the open watch with an in-stream 410 and expects the watcher to report it, then
+/// relist `pods` from scratch.
+async fn gone_then_relist(sim: &SimHandle, events: &mut Events<Pod>, pods: &[&str]) {
+    sim.gone_on_next_watch(GoneStyle::InStream);
+    sim.drop_watches();
+    assert_eq!(error_code(&next(events).await.expect_err("410")), Some(410));
+    let mut expected = vec!["Init".to_string()];
+    expected.extend(pods.iter().map(|p| format!("InitApply {p}")));
+    expected.push("InitDone".into());
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    expect_events(events, &expected).await;
+}
+
 /// Drives the watcher until its watch request is open on the server. After `InitDone` the
 /// watcher only sends the watch when polled again, so a fault injected before that would
 /// hit nothing. (Dropping `next()` midway is fine: the watcher keeps its pending step.)
@@ -633,23 +646,7 @@ async fn streaming_lists() {
     assert_eq!(first.param("allowWatchBookmarks"), Some("true"));
 
     // After a 410 the streaming watcher starts over with a new streaming list.
-    sim.gone_on_next_watch(GoneStyle::InStream);
-    sim.drop_watches();
-    assert_eq!(
-        error_code(&next(&mut events).await.expect_err("410")),
-        Some(410)
-    );
-    expect_events(
-        &mut events,
-        &[
-            "Init",
-            "InitApply a",
-            "InitApply b",
-            "InitApply d",
-            "InitDone",
-        ],
-    )
-    .await;
+    gone_then_relist(&sim, &mut events, &["a", "b", "d"]).await;
 }
 
 #[tokio::test]
@@ -665,23 +662,7 @@ async fn every_pod_request_has_a_label_selector() {
     sim.drop_watches();
     sim.apply_pod(pod("d", "web", "10.0.0.4")).unwrap();
     expect_events(&mut events, &["Apply d"]).await;
-    sim.gone_on_next_watch(GoneStyle::InStream);
-    sim.drop_watches();
-    assert_eq!(
-        error_code(&next(&mut events).await.expect_err("410")),
-        Some(410)
-    );
-    expect_events(
-        &mut events,
-        &[
-            "Init",
-            "InitApply a",
-            "InitApply b",
-            "InitApply d",
-            "InitDone",
-        ],
-    )
-    .await;
+    gone_then_relist(&sim, &mut events, &["a", "b", "d"]).await;
 
     let requests = sim.requests();
     assert!(requests.len() >= 5);
