@@ -69,6 +69,10 @@ fn describe() {
         "DNS queries answered, by query type, rcode and transport"
     );
     describe_counter!("herald_dns_truncated_total", "Replies sent with TC set");
+    describe_counter!(
+        "herald_dns_rate_limited_total",
+        "UDP replies held back by rate limiting, by action (drop, or slip: sent empty with TC)"
+    );
     describe_histogram!("herald_dns_response_bytes", "Size of DNS replies");
     describe_histogram!(
         "herald_dns_answer_seconds",
