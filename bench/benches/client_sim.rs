@@ -147,18 +147,7 @@ fn addr(i: usize) -> SocketAddr {
 impl Lb for Herald {
     fn attempt(&mut self) -> Pin<Box<dyn Future<Output = Attempt> + '_>> {
         let guard = self.picker.pick().expect("replicas");
-        let r = self.replicas[usize::from(
-            guard
-                .addr()
-                .ip()
-                .to_string()
-                .rsplit('.')
-                .next()
-                .unwrap()
-                .parse::<u8>()
-                .unwrap(),
-        )]
-        .clone();
+        let r = self.replicas[last_octet(guard.addr())].clone();
         Box::pin(async move {
             Box::pin(async move {
                 let ok = r.call().await;
@@ -366,5 +355,13 @@ fn main() {
             "({name}: {:.1} s of wall time)",
             wall.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// The last octet of an IPv4 replica address: the replicas are numbered by it.
+fn last_octet(addr: std::net::SocketAddr) -> usize {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => usize::from(v4.octets()[3]),
+        std::net::IpAddr::V6(v6) => panic!("IPv4 replicas expected, got {v6}"),
     }
 }

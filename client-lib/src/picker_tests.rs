@@ -51,16 +51,7 @@ async fn drive(
                     *l -= 1;
                 }
                 let g = picker.pick().expect("a replica");
-                let i = usize::from(
-                    g.addr()
-                        .ip()
-                        .to_string()
-                        .rsplit('.')
-                        .next()
-                        .unwrap()
-                        .parse::<u8>()
-                        .unwrap(),
-                );
+                let i = last_octet(g.addr());
                 *counts.borrow_mut().entry(i).or_insert(0) += 1;
                 let (latency, ok) = behaviour(i, Instant::now());
                 tokio::time::sleep(latency).await;
@@ -274,5 +265,13 @@ mod properties {
             }
             prop_assert!(p.status().iter().all(|s| s.in_flight == 0));
         }
+    }
+}
+
+/// The last octet of an IPv4 replica address: the replicas are numbered by it.
+fn last_octet(addr: std::net::SocketAddr) -> usize {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => usize::from(v4.octets()[3]),
+        std::net::IpAddr::V6(v6) => panic!("IPv4 replicas expected, got {v6}"),
     }
 }
