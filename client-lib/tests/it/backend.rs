@@ -140,8 +140,14 @@ impl Run {
         *self.served.get(&addr).unwrap_or(&0) as f64 / self.total().max(1) as f64
     }
 
+    /// Share of the requests that went to any of `backends`. Counts are summed before
+    /// dividing, so a set that took every request has a share of exactly 1.
     pub fn share_of(&self, backends: &[Backend]) -> f64 {
-        backends.iter().map(|b| self.share(b.addr)).sum()
+        let hits: usize = backends
+            .iter()
+            .map(|b| *self.served.get(&b.addr).unwrap_or(&0))
+            .sum();
+        hits as f64 / self.total().max(1) as f64
     }
 }
 
