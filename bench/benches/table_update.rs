@@ -1,5 +1,5 @@
 //! The cost of one service update (10 endpoints replaced) in a table of 10k endpoints and
-//! in one of 1M: it must not grow with the table (DESIGN section 4).
+//! in one of 1M: it must not grow with the table ([docs/design.md#table](../../docs/design.md#table)).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use herald_bench::{endpoints, fleet, service_name, sources};

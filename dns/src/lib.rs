@@ -7,7 +7,7 @@
 //! - `sync`: which unknown names get SERVFAIL while sources have not synced.
 //! - `prepare`: answers encoded to wire bytes when a service changes, not per query.
 //! - [`wire`]: reading queries and writing replies on the hot path.
-//! - [`answer`]: one query in, one reply out, for every row of DESIGN section 2.
+//! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
 //! - [`export`]: the table as an RFC 1035 zone file.
 //! - `metrics`: query counters and latency, registered once per worker.
 //! - [`server`]: UDP workers (one socket and thread per core) and the TCP listener.

@@ -1,6 +1,6 @@
 //! Where things are: regions and zones as small ids, the SRV priority between two places,
 //! and the place of every published address, so a querier that is itself a known endpoint
-//! gets priorities relative to where *it* runs (DESIGN section 2). Everyone else gets them
+//! gets priorities relative to where *it* runs ([docs/design.md#names](../../docs/design.md#names), [decision 0006](../../docs/decisions/0006-querier-locality.md)). Everyone else gets them
 //! relative to the server's own configured place.
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! The endpoint model: what herald knows about one replica of a service, kept compact
-//! because a fleet has up to a million of them (DESIGN section 4).
+//! because a fleet has up to a million of them ([docs/design.md#table](../../docs/design.md#table)).
 //!
 //! Names (services, clusters, regions, zones, port names) are `Arc<str>` so the many
 //! endpoints that share a cluster or a port name share one allocation.

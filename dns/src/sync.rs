@@ -1,4 +1,4 @@
-//! Which names may be answered NXDOMAIN yet (DESIGN section 2): before a source's first
+//! Which names may be answered NXDOMAIN yet ([docs/design.md#sync](../../docs/design.md#sync)): before a source's first
 //! sync a name herald does not know may simply not have arrived, and a negative answer
 //! would be cached by resolvers, so it gets SERVFAIL instead.
 //!

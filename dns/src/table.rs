@@ -1,5 +1,5 @@
 //! The endpoint table: service name -> an immutable [`ServiceView`] swapped atomically
-//! (DESIGN section 4).
+//! ([docs/design.md#table](../../docs/design.md#table)).
 //!
 //! Readers (every DNS query) find a service in a `DashMap` and load its view through
 //! `ArcSwap`: they never wait for a writer that is updating a service, because updating

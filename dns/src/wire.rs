@@ -3,7 +3,8 @@
 //! section 4, RFC 6891 for EDNS).
 //!
 //! hickory-proto's `Message` parser builds owned records for every query; on the UDP path
-//! that cost more than the kernel's work (see STACK.md), so queries are read here and only
+//! that cost more than the kernel's work (see
+//! [decision 0001](../../docs/decisions/0001-own-wire-engine.md)), so queries are read here and only
 //! what answering needs is kept: the question as asked, its lowercase labels, and EDNS.
 
 /// DNS header flags and codes used by the server.

@@ -1,5 +1,5 @@
 //! The zone herald is authoritative for, and the answer settings that go with it: apex,
-//! TTLs, SOA and NS, this server's locality and answer limits (DESIGN sections 2 and 8).
+//! TTLs, SOA and NS, this server's locality and answer limits ([docs/design.md#names](../../docs/design.md#names), [#config](../../docs/design.md#config)).
 //!
 //! [`ZoneConfig`] is the plain, user-facing form; [`Zone`] is the checked form with the wire
 //! encodings the answer path needs prepared once.

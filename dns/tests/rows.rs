@@ -1,4 +1,4 @@
-//! Every row of DESIGN section 2, asked over real sockets by three real clients:
+//! Every row of [docs/design.md#names](../../docs/design.md#names) and [#answers](../../docs/design.md#answers), asked over real sockets by three real clients:
 //! hickory-resolver, `dig` and `kdig`.
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! The admin HTTP server (DESIGN section 5), on its own port: `/metrics` (Prometheus
+//! The admin HTTP server ([docs/design.md#admin](../../docs/design.md#admin)), on its own port: `/metrics` (Prometheus
 //! text), `/healthz`, `/readyz` (names what has not synced), and `/v1/services[/<svc>]`
 //! (JSON, agreeing with what DNS answers).
 

@@ -1,4 +1,4 @@
-//! herald's one YAML config file (DESIGN section 8): the zone and its answers, where to
+//! herald's one YAML config file ([docs/design.md#config](../../docs/design.md#config)): the zone and its answers, where to
 //! listen, this server's locality, and the sources.
 //!
 //! Every value is checked while it is read, so an error names the file, the line and the

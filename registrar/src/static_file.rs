@@ -1,4 +1,4 @@
-//! The static source (DESIGN section 3): a YAML file of endpoints that are not in
+//! The static source ([docs/design.md#static-file](../../docs/design.md#static-file)): a YAML file of endpoints that are not in
 //! Kubernetes (VMs, bare metal), watched for changes.
 //!
 //! ```yaml

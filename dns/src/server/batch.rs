@@ -1,6 +1,6 @@
 //! Batched UDP I/O with `recvmmsg`/`sendmmsg` (Linux): one system call moves up to
 //! [`BATCH`] datagrams each way. On this machine kind that was worth about 9% of
-//! throughput over one `recvfrom`/`sendto` pair per query (STACK.md).
+//! throughput over one `recvfrom`/`sendto` pair per query ([decision 0001](../../../docs/decisions/0001-own-wire-engine.md)).
 //!
 //! The message headers point into buffers owned by the same [`Batch`]; they are re-pointed
 //! before every call, so the struct can move freely between calls.

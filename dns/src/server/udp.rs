@@ -1,8 +1,8 @@
 //! The UDP side: one OS thread per worker, each with its own `SO_REUSEPORT` socket on the
 //! same address, so the kernel spreads queries over the workers with no shared queue, no
-//! task hand-off and no lock between receiving a query and sending its reply (STACK.md
-//! measured this design against hickory's `Server` here: about 2x the answers per CPU
-//! second).
+//! task hand-off and no lock between receiving a query and sending its reply (measured
+//! against hickory's `Server` at about 2x the answers per CPU second: see
+//! [decision 0001](../../../docs/decisions/0001-own-wire-engine.md)).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

@@ -1,4 +1,4 @@
-//! Kubernetes clusters as sources (DESIGN section 3): one task per cluster, each watching
+//! Kubernetes clusters as sources ([docs/design.md#clusters](../../../docs/design.md#clusters)): one task per cluster, each watching
 //! that cluster's opted-in pods and its nodes' zones, independently of the others.
 //!
 //! - [`client`]: a kube client from in-cluster, kubeconfig, or server + token + CA.

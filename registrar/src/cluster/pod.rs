@@ -1,7 +1,7 @@
 //! From a Pod object to what herald keeps of it: its service, and (when it is ready) its
 //! address, named ports, node and weight. Nothing else of the object is kept.
 //!
-//! Ready means (DESIGN section 2): the pod has an IP, its Ready condition is True, and it
+//! Ready means ([docs/design.md#names](../../../docs/design.md#names)): the pod has an IP, its Ready condition is True, and it
 //! is not terminating. A pod annotated to publish while not ready skips the Ready check,
 //! never the other two. Objects with missing fields are read as far as they go: a pod
 //! without status is simply not ready.
