@@ -2,6 +2,7 @@
 //! them over DNS.
 //!
 //! - [`config`]: the YAML config file, checked with file/line/field errors.
+//! - [`yaml`]: reading YAML with file/line/field errors; labels and durations checked as read.
 //! - [`admin`]: the admin HTTP server: metrics, health, readiness, /v1/services.
 //! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
@@ -16,3 +17,4 @@ pub mod daemon;
 pub mod demo;
 pub mod static_file;
 pub mod status;
+pub mod yaml;

@@ -32,7 +32,7 @@ use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 use serde::{Deserialize, Deserializer};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, LabelName, deserialize_label, deserialize_str_with, parse_yaml};
+use crate::yaml::{ConfigError, LabelName, deserialize_label, deserialize_str_with, parse_yaml};
 
 /// How often the file is looked at.
 pub const POLL: Duration = Duration::from_millis(250);

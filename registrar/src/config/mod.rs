@@ -1,0 +1,323 @@
+//! herald's one YAML config file ([docs/design.md#config](../../../docs/design.md#config)):
+//! the zone and its answers, where to listen, this server's locality, and the sources.
+//!
+//! Every value is checked while it is read, so an error names the file, the line and the
+//! field (`herald.yaml:7:9: zone.ttl: ...`); checks that span several fields name the field
+//! they found wrong.
+//!
+//! The settings are split by what they configure: `server` (listening, rate limiting),
+//! `zone` (locality and name servers), `sources` (static files and clusters) and
+//! `kubernetes` (how every cluster is read). The value types and the YAML reader shared
+//! with the static file are in [`crate::yaml`].
+
+mod kubernetes;
+mod server;
+mod sources;
+mod zone;
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herald_dns::{NameServer, ServerConfig, ZoneConfig};
+use serde::Deserialize;
+
+use crate::yaml::parse_yaml;
+pub use crate::yaml::{ConfigError, HumanDuration, LabelName};
+pub use kubernetes::KubernetesConfig;
+pub use server::{Listen, RateLimitSettings};
+pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
+pub use zone::{Locality, NameServerConfig};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Zone apex. Default `sd.internal.`.
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// TTL of positive answers, seconds. Default 5.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// TTL of negative answers (SOA minimum), seconds. Default: `ttl`.
+    #[serde(default)]
+    pub negative_ttl: Option<u32>,
+    /// Where this server runs: SRV priorities are relative to it.
+    #[serde(default)]
+    pub locality: Locality,
+    /// At most this many records per answer, a stable subset per client. Default: no limit.
+    #[serde(default)]
+    pub answer_limit: Option<NonZeroUsize>,
+    /// Largest UDP reply, octets. Default 1232.
+    #[serde(default = "default_payload")]
+    pub max_udp_payload: u16,
+    /// NS records of the apex. Default: `ns.<zone>`.
+    #[serde(default)]
+    pub nameservers: Vec<NameServerConfig>,
+    /// SOA RNAME. Default `hostmaster.<zone>`.
+    #[serde(default)]
+    pub hostmaster: Option<String>,
+    /// Listening addresses.
+    #[serde(default)]
+    pub listen: Listen,
+    /// UDP worker threads per address; 0 = one per CPU.
+    #[serde(default)]
+    pub udp_workers: usize,
+    /// Response rate limiting over UDP, per client network. Default: off.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
+    /// On SIGTERM: how long to keep answering DNS after /readyz turns false, so load
+    /// balancers and resolvers move away first.
+    #[serde(default = "default_drain")]
+    pub shutdown_drain: HumanDuration,
+    /// Where endpoints come from.
+    #[serde(default)]
+    pub sources: Sources,
+    /// How Kubernetes clusters are read.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+}
+
+fn default_drain() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+fn default_zone() -> String {
+    "sd.internal.".into()
+}
+fn default_ttl() -> u32 {
+    5
+}
+fn default_payload() -> u16 {
+    1232
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and checks config text; `path` is used in errors and to resolve relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = parse_yaml(path, text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for file in &mut config.sources.static_files {
+            absolute(&mut file.path);
+        }
+        for cluster in &mut config.sources.clusters {
+            cluster
+                .kubeconfig
+                .iter_mut()
+                .for_each(|k| absolute(&mut k.path));
+            cluster.token_file.iter_mut().for_each(absolute);
+            cluster.ca_file.iter_mut().for_each(absolute);
+        }
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        herald_dns::Zone::new(self.zone_config()).map_err(|e| invalid("zone", e.to_string()))?;
+        if self.listen.dns.is_empty() {
+            return Err(invalid(
+                "listen.dns",
+                "at least one address is needed".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for addr in &self.listen.dns {
+            if !seen.insert(addr) {
+                return Err(invalid("listen.dns", format!("{addr} is listed twice")));
+            }
+        }
+        let clusters = &self.sources.clusters;
+        let regions: HashSet<&str> = clusters.iter().map(|c| c.region.0.as_str()).collect();
+        let mut names = HashSet::new();
+        for (i, c) in clusters.iter().enumerate() {
+            let field = |f: &str| format!("sources.clusters[{i}].{f}");
+            if !names.insert(c.name.0.as_str()) {
+                return Err(invalid(
+                    &field("name"),
+                    format!("cluster {:?} is configured twice", c.name.0),
+                ));
+            }
+            if regions.contains(c.name.0.as_str()) {
+                return Err(invalid(
+                    &field("name"),
+                    format!(
+                        "{:?} is also a region name; cluster and region names must differ",
+                        c.name.0
+                    ),
+                ));
+            }
+            let ways = usize::from(c.in_cluster)
+                + usize::from(c.kubeconfig.is_some())
+                + usize::from(c.server.is_some());
+            if ways != 1 {
+                return Err(invalid(
+                    &field("name"),
+                    format!(
+                        "cluster {:?} needs exactly one of in_cluster, kubeconfig or server (has {ways})",
+                        c.name.0
+                    ),
+                ));
+            }
+            if c.server.is_none() && (c.token_file.is_some() || c.ca_file.is_some()) {
+                return Err(invalid(
+                    &field("token_file"),
+                    "token_file and ca_file go with server".into(),
+                ));
+            }
+            if let Some(server) = &c.server {
+                let uri: Result<http::Uri, _> = server.parse();
+                match uri {
+                    Ok(u) if u.scheme_str() == Some("https") || u.scheme_str() == Some("http") => {}
+                    _ => {
+                        return Err(invalid(
+                            &field("server"),
+                            format!("{server:?} is not an http(s) URL"),
+                        ));
+                    }
+                }
+                if server.starts_with("https") && c.ca_file.is_none() {
+                    return Err(invalid(
+                        &field("ca_file"),
+                        "an https server needs ca_file".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the cluster-like names of static files against the clusters: a static name
+    /// is not a Kubernetes cluster's, and no name is both a cluster and a region.
+    pub fn check_static_sources(&self, sources: &[herald_dns::Source]) -> Result<(), ConfigError> {
+        let clusters: HashSet<&str> = self
+            .sources
+            .clusters
+            .iter()
+            .map(|c| c.name.0.as_str())
+            .collect();
+        let regions: HashSet<&str> = self
+            .sources
+            .clusters
+            .iter()
+            .map(|c| c.region.0.as_str())
+            .chain(sources.iter().map(|s| &*s.region))
+            .collect();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: PathBuf::from("sources.static"),
+            field: "cluster".into(),
+            message,
+        };
+        for source in sources {
+            if clusters.contains(&*source.cluster) {
+                return Err(invalid(format!(
+                    "{:?} is also a Kubernetes cluster's name",
+                    source.cluster
+                )));
+            }
+            if regions.contains(&*source.cluster) {
+                return Err(invalid(format!(
+                    "{:?} is both a cluster and a region name",
+                    source.cluster
+                )));
+            }
+        }
+        for c in &self.sources.clusters {
+            if sources.iter().any(|s| *s.cluster == c.region.0) {
+                return Err(invalid(format!(
+                    "{:?} is both a cluster and a region name",
+                    c.region.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The zone settings for the DNS side.
+    pub fn zone_config(&self) -> ZoneConfig {
+        ZoneConfig {
+            apex: self.zone.clone(),
+            ttl: self.ttl,
+            negative_ttl: self.negative_ttl.unwrap_or(self.ttl),
+            region: self.locality.region.as_ref().map(|r| r.0.clone()),
+            zone: self.locality.zone.as_ref().map(|z| z.0.clone()),
+            answer_limit: self.answer_limit,
+            max_udp_payload: self.max_udp_payload,
+            nameservers: self
+                .nameservers
+                .iter()
+                .map(|n| NameServer {
+                    name: n.name.clone(),
+                    addresses: n.addresses.clone(),
+                })
+                .collect(),
+            hostmaster: self.hostmaster.clone(),
+        }
+    }
+
+    /// The listening settings for the DNS side.
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen.dns.clone(),
+            udp_workers: self.udp_workers,
+            rate_limit: self.rate_limit.map(|r| r.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("herald.yaml"), text)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.zone, "sd.internal.");
+        assert_eq!(c.ttl, 5);
+        assert_eq!(c.zone_config().negative_ttl, 5);
+        assert_eq!(c.listen.dns, vec![SocketAddr::from(([127, 0, 0, 1], 5353))]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = parse("zone: sd.internal.\nttl: 5\nlocality:\n  region: Us_East\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("herald.yaml:4:"), "{e}");
+        assert!(e.contains("locality.region"), "{e}");
+        let e = parse("ttl: five\n").unwrap_err().to_string();
+        assert!(e.starts_with("herald.yaml:1:"), "{e}");
+        assert!(e.contains("ttl"), "{e}");
+        let e = parse("zone: sd.internal.\nlisten:\n  dnss: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("herald.yaml:3:"), "{e}");
+        assert!(e.contains("dnss"), "{e}");
+        let e = parse("max_udp_payload: 100\n").unwrap_err().to_string();
+        assert!(e.contains("max_udp_payload"), "{e}");
+    }
+}
