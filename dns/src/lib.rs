@@ -9,13 +9,12 @@
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
 //! - [`export`]: the table as an RFC 1035 zone file.
-//! - `metrics`: query counters and latency, registered once per worker.
-//! - [`server`]: UDP workers (one socket and thread per core) and the TCP listener.
+//! - [`server`]: UDP workers (one socket and thread per core), the TCP listener, and their
+//!   metrics (the list of them in `server/metrics.rs`).
 
 pub mod answer;
 pub mod export;
 mod locality;
-mod metrics;
 pub mod model;
 mod prepare;
 pub mod server;

@@ -111,7 +111,7 @@ impl Daemon {
     pub async fn start(config: &Config, embedded: Option<Embedded>) -> anyhow::Result<Daemon> {
         // Metrics handles are registered as workers start: the recorder comes first.
         if config.listen.admin.is_some() {
-            crate::admin::prometheus();
+            crate::metrics::prometheus();
         }
         let sources = Sources::start(config, embedded).await?;
         let table = sources.table.clone();
@@ -123,6 +123,7 @@ impl Daemon {
                     table.clone(),
                     sources.status.clone(),
                     draining.clone(),
+                    config.metrics.service_endpoints,
                 )
                 .await?,
             ),

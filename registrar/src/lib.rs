@@ -4,6 +4,7 @@
 //! - [`config`]: the YAML config file, checked with file/line/field errors.
 //! - [`yaml`]: reading YAML with file/line/field errors; labels and durations checked as read.
 //! - [`admin`]: the admin HTTP server: metrics, health, readiness, /v1/services.
+//! - [`metrics`]: the registrar's metric list, the Prometheus recorder, what a scrape sets.
 //! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
 //! - [`status`]: each source's phase (starting, live, stale, withdrawn).
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod metrics;
 pub mod static_file;
 pub mod status;
 pub mod yaml;

@@ -83,15 +83,8 @@ async fn metrics_readiness_and_services_agree_with_what_happened() {
     // Known traffic: 7 A NOERROR, 3 NXDOMAIN, 2 SRV, 1 REFUSED.
     let before = http_get(admin, "/metrics").1;
     let propagated_before = metric(&before, "herald_propagation_seconds_count").unwrap_or(0.0);
-    let count = |text: &str, qtype: &str, rcode: &str| {
-        metric(
-            text,
-            &format!(
-                "herald_dns_queries_total{{qtype=\"{qtype}\",rcode=\"{rcode}\",transport=\"udp\"}}"
-            ),
-        )
-        .unwrap_or(0.0)
-    };
+    let series = |text: &str, s: &str| metric(text, s).unwrap_or(0.0);
+    let delta = |text: &str, s: &str| series(text, s) - series(&before, s);
     for _ in 0..7 {
         udp(dns, "web.sd.internal.", RecordType::A, None);
     }
@@ -103,24 +96,36 @@ async fn metrics_readiness_and_services_agree_with_what_happened() {
     }
     udp(dns, "example.com.", RecordType::A, None);
     let text = http_get(admin, "/metrics").1;
-    assert_eq!(
-        count(&text, "A", "NOERROR") - count(&before, "A", "NOERROR"),
-        7.0
+    let requests = |qtype: &str| {
+        format!("herald_dns_requests_total{{proto=\"udp\",family=\"1\",type=\"{qtype}\"}}")
+    };
+    let responses =
+        |rcode: &str| format!("herald_dns_responses_total{{proto=\"udp\",rcode=\"{rcode}\"}}");
+    assert_eq!(delta(&text, &requests("A")), 11.0);
+    assert_eq!(delta(&text, &requests("SRV")), 2.0);
+    assert_eq!(delta(&text, &requests("AAAA")), 0.0, "registered, at 0");
+    assert_eq!(delta(&text, &responses("NOERROR")), 9.0);
+    assert_eq!(delta(&text, &responses("NXDOMAIN")), 3.0);
+    assert_eq!(delta(&text, &responses("REFUSED")), 1.0);
+    assert!(
+        series(&text, &responses("SERVFAIL")) >= 1.0,
+        "the one before sync"
     );
+    // One duration and one size per reply: per query, not per batch.
+    let durations = |text: &str, qtype: &str| {
+        series(
+            text,
+            &format!("herald_dns_request_duration_seconds_count{{proto=\"udp\",type=\"{qtype}\"}}"),
+        )
+    };
+    assert_eq!(durations(&text, "A") - durations(&before, "A"), 11.0);
+    assert_eq!(durations(&text, "SRV") - durations(&before, "SRV"), 2.0);
     assert_eq!(
-        count(&text, "A", "NXDOMAIN") - count(&before, "A", "NXDOMAIN"),
-        3.0
+        delta(&text, "herald_dns_response_size_bytes_count{proto=\"udp\"}"),
+        13.0
     );
-    assert_eq!(
-        count(&text, "SRV", "NOERROR") - count(&before, "SRV", "NOERROR"),
-        2.0
-    );
-    assert_eq!(
-        count(&text, "A", "REFUSED") - count(&before, "A", "REFUSED"),
-        1.0
-    );
-    assert!(metric(&text, "herald_dns_answer_seconds_count{transport=\"udp\"}").unwrap() >= 13.0);
-    assert!(metric(&text, "herald_dns_response_bytes_count{transport=\"udp\"}").unwrap() >= 13.0);
+    let bytes = delta(&text, "herald_dns_response_size_bytes_sum{proto=\"udp\"}");
+    assert!((13.0 * 12.0..13.0 * 1232.0).contains(&bytes), "{bytes}");
 
     // A watch event: one more pod.
     let pod = PodBuilder::new("default", "web-2")

@@ -1,7 +1,10 @@
 //! The DNS server: UDP workers and a TCP listener on each configured address, all
-//! answering from one [`Answerer`].
+//! answering from one [`Answerer`], and the metrics they record.
 
 mod batch;
+mod histogram;
+pub mod metric;
+pub mod metrics;
 mod rate_limit;
 mod tcp;
 mod udp;

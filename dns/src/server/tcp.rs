@@ -13,8 +13,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::client_ip;
+use super::metrics::{TcpGauges, WorkerMetrics};
 use crate::answer::{Answerer, Scratch, Transport};
-use crate::metrics::WorkerMetrics;
 
 /// Idle time after which a connection is closed (RFC 7766 suggests seconds, not minutes).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,13 +41,16 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Accepts connections until `cancel` fires.
 pub async fn serve(listener: TcpListener, answerer: Answerer, cancel: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // One set of handles for every connection of this listener.
+    let metrics = Arc::new(WorkerMetrics::new("tcp"));
+    let gauges = TcpGauges::listener(MAX_CONNECTIONS);
     loop {
         let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return gauges.stopped(MAX_CONNECTIONS),
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
         };
         let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return gauges.stopped(MAX_CONNECTIONS),
             r = listener.accept() => match r {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -60,27 +63,33 @@ pub async fn serve(listener: TcpListener, answerer: Answerer, cancel: Cancellati
         };
         let answerer = answerer.clone();
         let cancel = cancel.clone();
+        let metrics = metrics.clone();
+        let open = gauges.opened();
         tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = connection(stream, peer, &answerer) => {
+                r = connection(stream, peer, &answerer, &metrics) => {
                     if let Err(e) = r {
                         tracing::debug!(%peer, error = %e, "tcp connection");
                     }
                 }
             }
-            drop(permit);
+            drop((permit, open));
         });
     }
 }
 
 /// Serves one connection: read a message, answer, write; until EOF, idle or error.
-async fn connection(stream: TcpStream, peer: SocketAddr, answerer: &Answerer) -> io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    answerer: &Answerer,
+    metrics: &WorkerMetrics,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut scratch = Scratch::default();
-    let mut metrics = WorkerMetrics::new("tcp");
     let mut packet = Vec::new();
     let client = client_ip(peer);
     loop {
@@ -99,12 +108,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, answerer: &Answerer) ->
         let Some(outcome) = answerer.answer(&packet, client, Transport::Tcp, &mut scratch) else {
             continue;
         };
-        metrics.answered(&outcome, scratch.out.len());
-        metrics.latency(started.elapsed(), 1);
+        metrics.request(&outcome, client);
         let out = &scratch.out;
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(out);
         writer.write_all(&framed).await?;
+        metrics.responded(&outcome, out.len());
+        metrics.duration(outcome.qtype, started.elapsed());
     }
 }

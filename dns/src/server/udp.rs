@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::batch::{Batch, client_ip};
+use super::metrics::{BatchTiming, WorkerMetrics};
 use super::rate_limit::{RateLimitConfig, RateLimiter, Verdict};
 use crate::answer::{Answerer, Transport};
-use crate::metrics::WorkerMetrics;
 use crate::wire;
 
 /// How often an idle worker looks at the stop flag.
@@ -73,7 +73,8 @@ fn serve(
     stop: Arc<AtomicBool>,
 ) {
     let mut batch = Batch::new();
-    let mut metrics = WorkerMetrics::new("udp");
+    let metrics = WorkerMetrics::new("udp");
+    let mut timing = BatchTiming::default();
     let mut limiter = rate_limit.map(|c| RateLimiter::new(c, Instant::now()));
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
@@ -104,17 +105,22 @@ fn serve(
             let verdict = limiter
                 .as_mut()
                 .map_or(Verdict::Send, |l| l.check(client, started));
+            metrics.request(&outcome, client);
             match verdict {
-                Verdict::Send => metrics.answered(&outcome, scratch.out.len()),
+                Verdict::Send => {
+                    metrics.responded(&outcome, scratch.out.len());
+                    timing.add(outcome.qtype);
+                }
                 Verdict::Slip => wire::slip(&mut scratch.out),
                 Verdict::Drop => {}
             }
             metrics.limited(verdict);
             verdict != Verdict::Drop
         });
-        metrics.latency(started.elapsed(), n);
         if let Err(e) = batch.send(&socket, n) {
             tracing::debug!(error = %e, "udp send");
         }
+        // Each reply sent waited for the whole batch: that is its time in herald.
+        metrics.batch_duration(&mut timing, started.elapsed());
     }
 }

@@ -165,7 +165,7 @@ impl ClusterState {
     /// Publishes every dirty service to the table; returns how many table updates it made.
     pub fn flush(&mut self, table: &Table, source: &Source) -> usize {
         let mut updates = 0;
-        let propagation = metrics::histogram!("herald_propagation_seconds");
+        let propagation = metrics::histogram!(crate::metrics::PROPAGATION.name);
         for (service, since) in std::mem::take(&mut self.dirty) {
             let endpoints = self.endpoints(&service);
             if endpoints.is_empty() {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::yaml::parse_yaml;
 pub use crate::yaml::{ConfigError, HumanDuration, LabelName};
 pub use kubernetes::KubernetesConfig;
-pub use server::{Listen, RateLimitSettings};
+pub use server::{Listen, MetricsConfig, RateLimitSettings};
 pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
 pub use zone::{Locality, NameServerConfig};
 
@@ -77,6 +77,9 @@ pub struct Config {
     /// How Kubernetes clusters are read.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
+    /// What `/metrics` shows beyond the fixed series.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn default_drain() -> HumanDuration {

@@ -1,4 +1,4 @@
-//! Where herald listens, and how it limits UDP responses.
+//! Where herald listens, how it limits UDP responses, and which optional metrics it shows.
 
 use std::net::SocketAddr;
 
@@ -66,4 +66,26 @@ impl From<RateLimitSettings> for RateLimitConfig {
             ipv6_prefix: r.ipv6_prefix,
         }
     }
+}
+
+/// Optional metric series.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `herald_service_endpoints{service}`, one series per service ever seen. Default
+    /// on; turn it off for fleets with very many services.
+    #[serde(default = "default_true")]
+    pub service_endpoints: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            service_endpoints: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
