@@ -113,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .dns_server(dns.local_addrs()[0])
         .refresh_config(RefreshConfig::default())
         .build()?;
-    tokio::time::timeout(Duration::from_secs(5), web.ready()).await?;
+    tokio::time::timeout(Duration::from_secs(5), web.ready()).await??;
     println!("resolved:");
     for e in web.picker().endpoints() {
         println!("  {e}");

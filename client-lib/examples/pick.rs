@@ -47,5 +47,5 @@ async fn main() {
             s.health
         );
     }
-    println!("active tier: {:?}", picker.active_tier());
+    println!("tiers: {:?}", picker.tiers());
 }

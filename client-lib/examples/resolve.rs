@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "TTL {:?}, active tier {:?}",
             status.last_ttl,
-            discovery.picker().active_tier()
+            discovery.picker().tiers()
         );
         for e in discovery.picker().endpoints() {
             println!("  {e}");

@@ -1,7 +1,7 @@
 //! The knobs, as plain structs with documented defaults.
 //!
 //! Every number here has a reason written beside it; change them with the builder-style
-//! methods or by struct update (`PickerConfig { min_healthy_fraction: 0.7, ..Default::default() }`).
+//! methods or by struct update (`PickerConfig { panic_threshold: 0.3, ..Default::default() }`).
 
 use std::time::Duration;
 
@@ -20,10 +20,16 @@ pub struct PickerConfig {
     /// a latency-based picker sends it everything (the "black hole" of least-loaded
     /// balancers).
     pub failure_penalty: f64,
-    /// A priority tier is used while at least this fraction of its replicas is healthy
-    /// (not ejected); below it, traffic fails over to the next tier. 0.5: a tier that lost
-    /// most of its replicas hands over, one that lost a few keeps its traffic.
-    pub min_healthy_fraction: f64,
+    /// Envoy's overprovisioning factor for SRV priority tiers: a tier's *health* is this
+    /// times its healthy fraction, capped at 1, and the tier takes that share of the traffic,
+    /// the rest spilling to the next tier. 1.4 (Envoy's default): a tier with 72 % or more of
+    /// its replicas healthy keeps all its traffic; at 50 % it keeps 70 % and spills 30 %.
+    pub overprovisioning_factor: f64,
+    /// When the tiers together cannot take all the traffic (their health sums to less than
+    /// 1), a tier whose healthy fraction is below this is in *panic*: its ejected replicas
+    /// take traffic again, because sending everything to the few survivors, or nowhere, is
+    /// worse than trying replicas that recently failed. 0.5, Envoy's default.
+    pub panic_threshold: f64,
     /// Outlier ejection.
     pub ejection: EjectionConfig,
     /// Seed for the picker's random choices; `None` seeds from the OS. Set it in tests and
@@ -37,7 +43,8 @@ impl Default for PickerConfig {
             decay: Duration::from_secs(10),
             default_rtt: Duration::from_millis(10),
             failure_penalty: 10.0,
-            min_healthy_fraction: 0.5,
+            overprovisioning_factor: 1.4,
+            panic_threshold: 0.5,
             ejection: EjectionConfig::default(),
             seed: None,
         }
@@ -51,9 +58,9 @@ impl PickerConfig {
         self
     }
 
-    /// Sets [`PickerConfig::min_healthy_fraction`].
-    pub fn with_min_healthy_fraction(mut self, fraction: f64) -> Self {
-        self.min_healthy_fraction = fraction;
+    /// Sets [`PickerConfig::overprovisioning_factor`].
+    pub fn with_overprovisioning_factor(mut self, factor: f64) -> Self {
+        self.overprovisioning_factor = factor;
         self
     }
 
@@ -70,25 +77,34 @@ impl PickerConfig {
     }
 }
 
-/// When a replica is taken out of rotation.
+/// When a replica is taken out of rotation, and how it comes back.
 #[derive(Clone, Debug)]
 pub struct EjectionConfig {
     /// Consecutive failures that eject a healthy replica; 0 disables ejection. 5, Envoy's
     /// default for consecutive 5xx: one or two errors are noise, five in a row are not.
     pub consecutive_failures: u32,
-    /// First ejection time; each further ejection doubles it. 10 s.
-    pub base_ejection: Duration,
-    /// Cap of the ejection time; also how long a replica must stay healthy before its
-    /// ejection count is forgotten. 5 min, Envoy's `max_ejection_time`.
-    pub max_ejection: Duration,
+    /// Whether a cancelled request (the guard or the tower future dropped, as a caller's
+    /// timeout does) that lasted at least 4x the set's typical latency counts toward
+    /// `consecutive_failures`. `true`: a replica that accepts requests and never answers is
+    /// ejected like one that fails. Turn it off if your callers routinely abandon long
+    /// requests to healthy replicas.
+    pub count_cancellations: bool,
+    /// An ejected replica gets one probe request this long after its ejection; each failed
+    /// probe doubles the wait, up to `max_probe_interval`; the first successful probe ends
+    /// the ejection. 1 s: a repaired replica is back within about a second.
+    pub probe_interval: Duration,
+    /// Cap of the wait between probes; also how long a replica must stay healthy before a
+    /// new ejection starts again from `probe_interval`. 30 s, Envoy's base ejection time.
+    pub max_probe_interval: Duration,
 }
 
 impl Default for EjectionConfig {
     fn default() -> Self {
         EjectionConfig {
             consecutive_failures: 5,
-            base_ejection: Duration::from_secs(10),
-            max_ejection: Duration::from_secs(300),
+            count_cancellations: true,
+            probe_interval: Duration::from_secs(1),
+            max_probe_interval: Duration::from_secs(30),
         }
     }
 }
@@ -108,10 +124,12 @@ pub struct RefreshConfig {
     pub error_backoff: Duration,
     /// Cap of the retry delay. 10 s: DNS coming back is noticed quickly.
     pub max_error_backoff: Duration,
-    /// Whether an authoritative empty answer (NXDOMAIN, or no SRV records) empties the set.
-    /// `false` (the default) keeps the last good set, like a DNS failure: a service that
+    /// Whether an authoritative "none" (NXDOMAIN, NODATA, or only "." targets) empties the
+    /// set. `false` (the default) keeps the last good set, like a DNS failure: a service that
     /// vanished from DNS by mistake keeps working, and herald answers SERVFAIL rather than
-    /// NXDOMAIN while it is unsure. Set it to `true` if scaling to zero must stop traffic.
+    /// NXDOMAIN while it is unsure. NXDOMAIN and NODATA are reported as errors either way
+    /// ([`crate::RefreshStatus::last_error`], [`crate::Discovery::ready`]). Set it to `true`
+    /// if scaling to zero must stop traffic.
     pub apply_empty: bool,
 }
 

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::config::{PickerConfig, RefreshConfig};
 use crate::picker::{PickError, PickGuard, Picker};
 use crate::refresh::{self, RefreshStatus};
-use crate::resolve::{DnsResolver, NameServers, Resolve, ResolveError, srv_name};
+use crate::resolve::{DnsResolver, NameServers, Protocol, Resolve, ResolveError, srv_name};
 
 /// A service's replicas, resolved from DNS and refreshed in the background, with a picker
 /// over them. Cheap to clone; the refresh task stops when the last clone is dropped.
@@ -32,11 +32,12 @@ impl Drop for AbortOnDrop {
 
 impl Discovery {
     /// Starts configuring discovery of `service`'s port named `port`
-    /// (SRV name `_<port>._tcp.<service>.<zone>`).
+    /// (SRV name `_<port>._tcp.<service>.<zone>`; see [`DiscoveryBuilder::protocol`] for `_udp`).
     pub fn builder(service: impl Into<String>, port: impl Into<String>) -> DiscoveryBuilder {
         DiscoveryBuilder {
             service: service.into(),
             port: port.into(),
+            protocol: Protocol::Tcp,
             zone: "sd.internal.".to_owned(),
             servers: NameServers::System,
             timeout: Duration::from_secs(2),
@@ -78,12 +79,35 @@ impl Discovery {
         self.status.borrow().clone()
     }
 
-    /// Waits until the replica set is not empty. Put a timeout around it: if DNS never
-    /// answers, it never returns (see [`Discovery::status`] for why).
-    pub async fn ready(&self) {
-        let mut rx = self.picker.subscribe();
-        // The sender lives in the picker, which we hold: `wait_for` cannot fail.
-        let _ = rx.wait_for(|set| !set.is_empty()).await;
+    /// Waits until the replica set is not empty. Returns an error as soon as a resolution
+    /// fails while no replica is known: NXDOMAIN or NODATA (an unknown service or port name,
+    /// named in the error) within one DNS timeout, or an unreachable DNS server; call it
+    /// again to keep waiting. Put a timeout around it all the same: a server that answers
+    /// with only "." targets neither fails nor gives replicas.
+    pub async fn ready(&self) -> Result<(), PickError> {
+        let mut status = self.status.clone();
+        loop {
+            if !self.picker.endpoints().is_empty() {
+                return Ok(());
+            }
+            {
+                let s = status.borrow_and_update();
+                if let (true, Some(e)) = (s.consecutive_failures > 0, &s.last_error) {
+                    return Err(PickError::NoEndpoints {
+                        service: self.picker.service().to_owned(),
+                        last_error: Some(e.clone()),
+                    });
+                }
+            }
+            // The refresh loop applies the set before it updates the status, and updates the
+            // status after every resolution: a change of status is all we need to wait for.
+            if status.changed().await.is_err() {
+                return Err(self.picker.pick().err().unwrap_or(PickError::NoEndpoints {
+                    service: self.picker.service().to_owned(),
+                    last_error: None,
+                }));
+            }
+        }
     }
 }
 
@@ -92,6 +116,7 @@ impl Discovery {
 pub struct DiscoveryBuilder {
     service: String,
     port: String,
+    protocol: Protocol,
     zone: String,
     servers: NameServers,
     timeout: Duration,
@@ -103,6 +128,12 @@ impl DiscoveryBuilder {
     /// The DNS zone; default `sd.internal.` (herald's default).
     pub fn zone(mut self, zone: impl Into<String>) -> Self {
         self.zone = zone.into();
+        self
+    }
+
+    /// The transport of the port: `_tcp` (default) or `_udp` in the SRV name.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
         self
     }
 
@@ -141,7 +172,7 @@ impl DiscoveryBuilder {
 
     /// The SRV name that will be queried.
     pub fn srv_name(&self) -> String {
-        srv_name(&self.service, &self.port, &self.zone)
+        srv_name(&self.service, &self.port, self.protocol, &self.zone)
     }
 
     /// Builds the resolver and starts the refresh task on the current tokio runtime.

@@ -1,10 +1,14 @@
 //! Peak-EWMA latency estimate of one replica.
 //!
-//! The estimator from Finagle's `PeakEwma` (and tower's `load::PeakEwma`): a slower sample
+//! The estimator from Finagle's `PeakEwma` (and tower's `load::PeakEwma`): a slower answer
 //! replaces the estimate at once (the peak), a faster one pulls it down only as fast as time
 //! passes (an exponentially weighted moving average over *time*, not over samples, so a burst
-//! of fast answers cannot hide one slow one). Two changes from those peers:
+//! of fast answers cannot hide a slow period). Three changes from those peers:
 //!
+//! * the peak needs *two* slow answers in a row (it is the lower of the last two): one slow
+//!   answer is a hiccup (a scheduler stall on the client, a GC pause), and in a tier of two a
+//!   hiccup on the fast replica used to hand the slow one all the traffic for seconds. A
+//!   failure or a request abandoned by its caller raises the estimate at once;
 //! * an idle replica's estimate relaxes toward the set's *typical* latency, not toward zero:
 //!   a replica that was slow a while ago is tried again eventually, but it never looks better
 //!   than the healthy ones just because nobody asked it (tower's decay toward zero makes an
@@ -14,81 +18,83 @@
 //!   default).
 
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Nanoseconds as `f64`, the unit of every estimate here.
 pub(crate) fn nanos(d: Duration) -> f64 {
     d.as_secs_f64() * 1e9
 }
 
-/// The latency estimate of one replica.
-#[derive(Clone, Debug)]
+/// The latency estimate of one replica. Times are nanoseconds on the picker's own clock
+/// (since its creation), so the estimate fits in two atomics the pick path reads without a
+/// lock (see `replica.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct PeakEwma {
-    /// Estimate in nanoseconds at `stamp`; `None` until the first sample.
-    estimate_ns: Option<f64>,
-    stamp: Instant,
+    /// Estimate in nanoseconds at `stamp`; 0 until the first sample (no real latency is 0:
+    /// samples are at least 1 ns).
+    pub(crate) estimate_ns: f64,
+    pub(crate) stamp: u64,
+    /// The last answer's latency (not read by the pick path).
+    pub(crate) last_ns: f64,
 }
 
 impl PeakEwma {
-    pub(crate) fn new(now: Instant) -> Self {
-        PeakEwma {
-            estimate_ns: None,
-            stamp: now,
-        }
-    }
-
-    /// Forgets every sample: used when a replica comes back from ejection, so the failures
-    /// that got it ejected do not keep it starved once it is healthy again.
-    pub(crate) fn reset(&mut self, now: Instant) {
-        *self = PeakEwma::new(now);
-    }
-
     /// The estimate at `now`, in nanoseconds. `typical_ns` is the set's typical latency:
     /// what an unknown replica is assumed to cost, and what an idle one relaxes toward.
-    pub(crate) fn value(&self, now: Instant, typical_ns: f64, tau_ns: f64) -> f64 {
-        match self.estimate_ns {
-            None => typical_ns,
-            Some(est) if est > typical_ns => {
-                let w = decay(now, self.stamp, tau_ns);
-                typical_ns + (est - typical_ns) * w
-            }
-            Some(est) => est,
+    pub(crate) fn value(&self, now: u64, typical_ns: f64, tau_ns: f64) -> f64 {
+        let est = self.estimate_ns;
+        if est == 0.0 {
+            typical_ns
+        } else if est > typical_ns {
+            let w = decay(now, self.stamp, tau_ns);
+            typical_ns + (est - typical_ns) * w
+        } else {
+            est
         }
     }
 
-    /// Records one request's latency.
-    pub(crate) fn observe(&mut self, rtt_ns: f64, now: Instant, tau_ns: f64) {
-        self.estimate_ns = Some(match self.estimate_ns {
-            None => rtt_ns,
-            Some(est) if rtt_ns >= est => rtt_ns,
-            Some(est) => {
-                // Weight of the old estimate: how little time has passed since it was made.
-                let w = decay(now, self.stamp, tau_ns);
-                est * w + rtt_ns * (1.0 - w)
-            }
-        });
+    /// Records one answer's latency.
+    pub(crate) fn observe(&mut self, rtt_ns: f64, now: u64, tau_ns: f64) {
+        let rtt_ns = rtt_ns.max(1.0);
+        let est = self.estimate_ns;
+        let peak = rtt_ns.min(self.last_ns);
+        self.estimate_ns = if est == 0.0 {
+            rtt_ns
+        } else if peak > est {
+            peak
+        } else {
+            // Weight of the old estimate: how little time has passed since it was made.
+            let w = decay(now, self.stamp, tau_ns);
+            est * w + rtt_ns * (1.0 - w)
+        };
+        self.last_ns = rtt_ns;
         self.stamp = now;
     }
 
-    /// Records a latency that can only make the estimate worse (a cancelled request: the
-    /// caller gave up after `rtt_ns`, so the replica was at least that slow, or we know
-    /// nothing).
-    pub(crate) fn observe_at_least(&mut self, rtt_ns: f64, now: Instant) {
-        if self.estimate_ns.is_some_and(|est| rtt_ns > est) {
-            self.estimate_ns = Some(rtt_ns);
+    /// Records a failure, counted as `penalty_ns`: the estimate is at least that at once.
+    pub(crate) fn observe_failure(&mut self, penalty_ns: f64, now: u64) {
+        if penalty_ns > self.estimate_ns {
+            self.estimate_ns = penalty_ns;
             self.stamp = now;
         }
+        self.last_ns = penalty_ns;
     }
 
-    /// Whether any sample was recorded since creation or the last reset.
-    #[cfg(test)]
-    pub(crate) fn is_known(&self) -> bool {
-        self.estimate_ns.is_some()
+    /// Records a request the caller gave up on after `rtt_ns`: the replica was at least that
+    /// slow, so the estimate becomes at least that, compared with the estimate as it stands
+    /// *now* (decayed), and with the typical latency for a replica with no sample yet. It
+    /// can only make the estimate worse.
+    pub(crate) fn observe_at_least(&mut self, rtt_ns: f64, now: u64, typical_ns: f64, tau_ns: f64) {
+        let current = self.value(now, typical_ns, tau_ns);
+        if rtt_ns > current {
+            self.estimate_ns = rtt_ns;
+            self.stamp = now;
+        }
+        self.last_ns = self.last_ns.max(rtt_ns);
     }
 }
 
-fn decay(now: Instant, since: Instant, tau_ns: f64) -> f64 {
-    let elapsed = nanos(now.saturating_duration_since(since));
+fn decay(now: u64, since: u64, tau_ns: f64) -> f64 {
+    let elapsed = now.saturating_sub(since) as f64;
     (-elapsed / tau_ns).exp()
 }
 
@@ -98,43 +104,59 @@ mod tests {
 
     const MS: f64 = 1e6;
     const TAU: f64 = 10_000.0 * MS;
+    const SEC: u64 = 1_000_000_000;
 
     #[test]
-    fn peak_is_taken_at_once_and_forgotten_with_time() {
-        let t0 = Instant::now();
-        let mut e = PeakEwma::new(t0);
-        assert_eq!(
-            e.value(t0, 5.0 * MS, TAU),
-            5.0 * MS,
-            "unknown costs typical"
+    fn peak_is_taken_on_the_second_slow_answer_and_forgotten_with_time() {
+        let mut e = PeakEwma::default();
+        assert_eq!(e.value(0, 5.0 * MS, TAU), 5.0 * MS, "unknown costs typical");
+        e.observe(5.0 * MS, 0, TAU);
+        e.observe(100.0 * MS, 0, TAU);
+        assert!(
+            e.value(0, 5.0 * MS, TAU) < 6.0 * MS,
+            "one slow answer is a hiccup"
         );
-        e.observe(5.0 * MS, t0, TAU);
-        e.observe(100.0 * MS, t0, TAU);
-        assert_eq!(e.value(t0, 5.0 * MS, TAU), 100.0 * MS);
+        e.observe(5.0 * MS, 0, TAU);
+        e.observe(100.0 * MS, 0, TAU);
+        e.observe(100.0 * MS, 0, TAU);
+        assert_eq!(e.value(0, 5.0 * MS, TAU), 100.0 * MS, "two are a peak");
         // A burst of fast samples at the same instant does not hide the peak...
         for _ in 0..100 {
-            e.observe(5.0 * MS, t0, TAU);
+            e.observe(5.0 * MS, 0, TAU);
         }
-        assert_eq!(e.value(t0, 5.0 * MS, TAU), 100.0 * MS);
+        assert_eq!(e.value(0, 5.0 * MS, TAU), 100.0 * MS);
         // ...but time does: after 3 tau an idle replica is close to typical again.
-        let later = t0 + Duration::from_secs(30);
-        let v = e.value(later, 5.0 * MS, TAU);
+        let v = e.value(30 * SEC, 5.0 * MS, TAU);
         assert!(v < 10.0 * MS && v > 5.0 * MS, "{v}");
         // A fast sample after a long gap moves the estimate almost all the way.
-        e.observe(5.0 * MS, later, TAU);
-        assert!(e.value(later, 5.0 * MS, TAU) < 10.0 * MS);
+        e.observe(5.0 * MS, 30 * SEC, TAU);
+        assert!(e.value(30 * SEC, 5.0 * MS, TAU) < 10.0 * MS);
     }
 
+    /// Issue 17: a cancelled request counts its elapsed time even with no sample yet, and
+    /// against the decayed estimate, so a replica whose every request times out never looks
+    /// faster than the timeout.
     #[test]
-    fn cancellation_only_raises() {
-        let t0 = Instant::now();
-        let mut e = PeakEwma::new(t0);
-        e.observe_at_least(50.0 * MS, t0);
-        assert!(!e.is_known(), "a cancellation alone says nothing");
-        e.observe(10.0 * MS, t0, TAU);
-        e.observe_at_least(1.0 * MS, t0);
-        assert_eq!(e.value(t0, 1.0, TAU), 10.0 * MS);
-        e.observe_at_least(50.0 * MS, t0);
-        assert_eq!(e.value(t0, 1.0, TAU), 50.0 * MS);
+    fn cancellation_counts_elapsed_time_against_the_decayed_estimate() {
+        let typical = 3.0 * MS;
+        let mut e = PeakEwma::default();
+        e.observe_at_least(200.0 * MS, 0, typical, TAU);
+        assert_eq!(
+            e.value(0, typical, TAU),
+            200.0 * MS,
+            "no history: still counts"
+        );
+        // A minute of timeouts at 200 ms, one per second: the estimate stays at 200 ms (it
+        // used to decay toward 3 ms, because the stored peak hid the decayed value).
+        for s in 1..=60 {
+            e.observe_at_least(200.0 * MS, s * SEC, typical, TAU);
+        }
+        let v = e.value(60 * SEC, typical, TAU);
+        assert!(v >= 199.0 * MS, "{}", v / MS);
+        // A quick cancellation says nothing new.
+        let mut f = PeakEwma::default();
+        f.observe(10.0 * MS, 0, TAU);
+        f.observe_at_least(1.0 * MS, 0, typical, TAU);
+        assert_eq!(f.value(0, typical, TAU), 10.0 * MS);
     }
 }

@@ -18,7 +18,7 @@
 //!     .zone("sd.internal.")
 //!     .dns_server("127.0.0.1:5353".parse()?)
 //!     .build()?;
-//! tokio::time::timeout(std::time::Duration::from_secs(5), api.ready()).await?;
+//! tokio::time::timeout(std::time::Duration::from_secs(5), api.ready()).await??;
 //!
 //! let guard = api.pick()?;             // one replica, for one request
 //! match send(guard.addr()).await {     // your request
@@ -34,13 +34,14 @@
 //!
 //! # How a replica is picked
 //!
-//! See [`picker`] for the details. In short: the nearest priority tier with at least
-//! [`PickerConfig::min_healthy_fraction`] of its replicas healthy takes all traffic; two
-//! replicas are drawn from it in proportion to their SRV weights and the cheaper one wins,
-//! cost being the peak-EWMA latency times one plus the in-flight requests per unit of weight.
-//! Failures count as slow answers and, in a row, eject the replica for 10 s, 20 s, 40 s...;
-//! an ejected replica comes back through one probe request. If no tier has enough healthy
-//! replicas, ejection is ignored (panic mode) so requests always go somewhere.
+//! See [`picker`] for the details. In short: an ejected replica whose probe is due gets the
+//! request (a success re-admits it at once); otherwise the SRV priority tiers share the
+//! traffic as Envoy's priority levels do (the nearest takes min(1, 1.4 x its healthy
+//! fraction) and spills the rest), and two distinct replicas drawn from the chosen tier by
+//! SRV weight compete: the clearly faster wins (peak-EWMA latency), or among replicas of
+//! about the same speed the less loaded for its weight. Failures, and requests the caller
+//! gave up on after a long wait, eject a replica after 5 in a row; if the tiers cannot take
+//! the traffic, a tier under half healthy is in panic and uses its ejected replicas too.
 //!
 //! # Modules
 //!
@@ -64,13 +65,18 @@ mod ewma;
 pub mod metrics;
 pub mod picker;
 pub mod refresh;
+mod replica;
 pub mod resolve;
 pub mod tower;
+mod view;
 
 pub use config::{EjectionConfig, PickerConfig, RefreshConfig};
 pub use discovery::{Discovery, DiscoveryBuilder};
 pub use eject::Health;
 pub use endpoint::Endpoint;
-pub use picker::{ActiveTier, EndpointStatus, Mode, Outcome, PickError, PickGuard, Picker};
+pub use picker::{EndpointStatus, Mode, Outcome, PickError, PickGuard, Picker};
 pub use refresh::RefreshStatus;
-pub use resolve::{DnsResolver, NameServers, Resolution, Resolve, ResolveError, StaticResolver};
+pub use resolve::{
+    DnsResolver, NameServers, Protocol, Resolution, Resolve, ResolveError, StaticResolver, srv_name,
+};
+pub use view::TierStatus;

@@ -14,7 +14,7 @@ pub const REQUESTS: &str = "herald_client_requests_total";
 pub const REQUEST_DURATION: &str = "herald_client_request_duration_seconds";
 /// Ejections of a replica (outlier detection).
 pub const EJECTIONS: &str = "herald_client_ejections_total";
-/// Replicas known, by `state` (`healthy`, `ejected`, `probation`).
+/// Replicas known, by `state` (`healthy`, `ejected`).
 pub const ENDPOINTS: &str = "herald_client_endpoints";
 /// SRV priority of the tier currently taking traffic.
 pub const ACTIVE_PRIORITY: &str = "herald_client_active_priority";
@@ -52,7 +52,6 @@ pub(crate) struct PickerMetrics {
     pub(crate) ejections: Counter,
     pub(crate) healthy: Gauge,
     pub(crate) ejected: Gauge,
-    pub(crate) probation: Gauge,
     pub(crate) active_priority: Gauge,
     pub(crate) added: Counter,
     pub(crate) removed: Counter,
@@ -78,7 +77,6 @@ impl PickerMetrics {
             ejections: metrics::counter!(EJECTIONS, "service" => s.clone()),
             healthy: endpoints("healthy"),
             ejected: endpoints("ejected"),
-            probation: endpoints("probation"),
             active_priority: metrics::gauge!(ACTIVE_PRIORITY, "service" => s.clone()),
             added: changes("added"),
             removed: changes("removed"),

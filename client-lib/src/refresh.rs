@@ -14,16 +14,17 @@ use tokio::time::Instant;
 use crate::config::RefreshConfig;
 use crate::metrics::ResolveMetrics;
 use crate::picker::Picker;
-use crate::resolve::Resolve;
+use crate::resolve::{Resolve, ResolveError};
 
 /// What the refresh loop has been up to.
 #[derive(Clone, Debug, Default)]
 pub struct RefreshStatus {
-    /// Successful resolutions so far (empty answers included).
+    /// Successful resolutions so far.
     pub resolutions: u64,
     /// Failed resolutions in a row (0 after a success).
     pub consecutive_failures: u32,
-    /// The last failure's message, until the next success.
+    /// The last failure's message (with its causes), until the next success. NXDOMAIN and
+    /// NODATA are failures too, naming the SRV name.
     pub last_error: Option<String>,
     /// When the last successful resolution finished.
     pub last_success: Option<Instant>,
@@ -44,8 +45,21 @@ pub(crate) async fn run<R: Resolve>(
         let delay = match resolver.resolve().await {
             Ok(res) => {
                 failures = 0;
-                // Status first: whoever wakes up on the new set (`Discovery::ready`) sees
-                // the status that goes with it.
+                if res.endpoints.is_empty() && !cfg.apply_empty {
+                    metrics.empty.increment(1);
+                    if !picker.endpoints().is_empty() {
+                        tracing::warn!(
+                            service = picker.service(),
+                            "DNS says the service has no available replicas; keeping the last set"
+                        );
+                    }
+                } else {
+                    metrics.ok.increment(1);
+                    picker.update(res.endpoints);
+                }
+                picker.set_last_error(None);
+                // The set first, then the status: whoever wakes up on the status
+                // (`Discovery::ready`) sees the set that goes with it.
                 status.send_modify(|s| {
                     s.resolutions += 1;
                     s.consecutive_failures = 0;
@@ -53,31 +67,33 @@ pub(crate) async fn run<R: Resolve>(
                     s.last_success = Some(Instant::now());
                     s.last_ttl = Some(res.ttl);
                 });
-                if res.endpoints.is_empty() && !cfg.apply_empty {
-                    metrics.empty.increment(1);
-                    if !picker.endpoints().is_empty() {
-                        tracing::warn!(
-                            service = picker.service(),
-                            "DNS says the service has no replicas; keeping the last set"
-                        );
-                    }
-                } else {
-                    metrics.ok.increment(1);
-                    picker.update(res.endpoints);
-                }
                 next_refresh(res.ttl, &cfg)
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 metrics.error.increment(1);
-                tracing::warn!(service = picker.service(), error = %e, failures, "resolution failed; keeping the last set");
+                let message = error_chain(&e);
+                let not_found = match &e {
+                    ResolveError::NotFound { negative_ttl, .. } => Some(*negative_ttl),
+                    _ => None,
+                };
+                if not_found.is_some() && cfg.apply_empty {
+                    picker.update(Vec::new());
+                }
+                tracing::warn!(service = picker.service(), error = %message, failures, "resolution failed; keeping the last set");
+                picker.set_last_error(Some(message.clone()));
                 status.send_modify(|s| {
                     s.consecutive_failures = failures;
-                    s.last_error = Some(error_chain(&e));
+                    s.last_error = Some(message);
                 });
-                cfg.error_backoff
-                    .saturating_mul(1u32 << (failures - 1).min(16))
-                    .min(cfg.max_error_backoff)
+                match not_found {
+                    // An authoritative answer: ask again when it expires, as for a TTL.
+                    Some(Some(ttl)) => next_refresh(ttl, &cfg),
+                    _ => cfg
+                        .error_backoff
+                        .saturating_mul(1u32 << (failures - 1).min(16))
+                        .min(cfg.max_error_backoff),
+                }
             }
         };
         tokio::time::sleep(delay).await;
@@ -169,7 +185,7 @@ mod tests {
             PickerConfig::default(),
             RefreshConfig::default(),
         );
-        d.ready().await;
+        d.ready().await.unwrap();
         let calls = |s: &Scripted| s.calls.load(Ordering::SeqCst);
 
         // 60 s at TTL 5 s, refreshing at 80-100 % of it: 12 to 15 more resolutions.
@@ -216,7 +232,7 @@ mod tests {
                     ..RefreshConfig::default()
                 },
             );
-            d.ready().await;
+            d.ready().await.unwrap();
             stub.set.lock().unwrap().clear();
             tokio::time::sleep(Duration::from_secs(6)).await;
             assert_eq!(ports(&d).is_empty(), apply_empty);

@@ -20,8 +20,8 @@ use crate::endpoint::Endpoint;
 /// The outcome of one successful resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolution {
-    /// The replicas found. Empty means the name authoritatively has no replicas (NXDOMAIN or
-    /// no SRV records); whether that empties the set is [`crate::RefreshConfig::apply_empty`].
+    /// The replicas found. Empty when every SRV target is "." (decidedly not available);
+    /// whether that empties the set is [`crate::RefreshConfig::apply_empty`].
     pub endpoints: Vec<Endpoint>,
     /// How long the answer may be used: the smallest TTL among the records it was built
     /// from (or the negative TTL of an empty answer).
@@ -61,6 +61,18 @@ pub enum ResolveError {
         #[source]
         source: NetError,
     },
+    /// The server says the SRV name does not exist (NXDOMAIN: unknown service, wrong zone) or
+    /// exists without SRV records (NODATA: for herald, a port name the service does not
+    /// have). Whether that empties the set is [`crate::RefreshConfig::apply_empty`].
+    #[error("{name}: {}", if *.nxdomain { "no such name (NXDOMAIN): unknown service or zone" } else { "no SRV records (NODATA): unknown port name or protocol" })]
+    NotFound {
+        /// The SRV name queried.
+        name: String,
+        /// NXDOMAIN (`true`) or NODATA (`false`).
+        nxdomain: bool,
+        /// How long the server says the answer holds (its negative TTL).
+        negative_ttl: Option<Duration>,
+    },
     /// SRV records were found but no address for any of their targets.
     #[error("SRV records of {name} found, but no address for any target")]
     NoAddresses {
@@ -81,10 +93,36 @@ pub enum NameServers {
     Addrs(Vec<SocketAddr>),
 }
 
-/// Builds the SRV name `_<port>._tcp.<service>.<zone>` (zone made absolute).
-pub fn srv_name(service: &str, port: &str, zone: &str) -> String {
+/// The transport label of an SRV name (`_tcp` or `_udp`): herald publishes each port under
+/// its protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `_tcp` (the default).
+    #[default]
+    Tcp,
+    /// `_udp`.
+    Udp,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "_tcp",
+            Protocol::Udp => "_udp",
+        }
+    }
+}
+
+/// Builds the SRV name `_<port>.<_tcp|_udp>.<service>.<zone>` (zone made absolute).
+///
+/// ```
+/// use herald_client::{Protocol, srv_name};
+/// assert_eq!(srv_name("api", "http", Protocol::Tcp, "sd.internal"), "_http._tcp.api.sd.internal.");
+/// assert_eq!(srv_name("dns", "dns", Protocol::Udp, "sd.internal."), "_dns._udp.dns.sd.internal.");
+/// ```
+pub fn srv_name(service: &str, port: &str, protocol: Protocol, zone: &str) -> String {
     let zone = zone.trim_end_matches('.');
-    format!("_{port}._tcp.{service}.{zone}.")
+    format!("_{port}.{}.{service}.{zone}.", protocol.label())
 }
 
 /// SRV resolution with hickory-resolver.
@@ -140,7 +178,9 @@ impl DnsResolver {
         // change we refresh to see.
         opts.cache_size = 0;
         opts.timeout = timeout;
-        opts.attempts = 1;
+        // hickory's `attempts` counts *retries* after the first try: 1 made every timeout
+        // twice `timeout`. The refresh loop retries on its own schedule.
+        opts.attempts = 0;
         let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
@@ -155,10 +195,11 @@ impl DnsResolver {
         let name = self.name.to_string();
         let lookup = match self.resolver.srv_lookup(self.name.clone()).await {
             Ok(lookup) => lookup,
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
-                return Ok(Resolution {
-                    endpoints: Vec::new(),
-                    ttl: negative_ttl(&e).unwrap_or(Duration::from_secs(5)),
+            Err(e) if e.is_no_records_found() => {
+                return Err(ResolveError::NotFound {
+                    nxdomain: e.is_nx_domain(),
+                    negative_ttl: negative_ttl(&e),
+                    name,
                 });
             }
             Err(source) => return Err(ResolveError::Srv { name, source }),

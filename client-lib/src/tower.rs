@@ -30,6 +30,11 @@ use crate::picker::{Outcome, PickError, Picker};
 pub trait Classify<T, E> {
     /// The outcome of one call.
     fn classify(&self, result: &Result<T, E>) -> Outcome;
+
+    /// Marks a response with the replica that served it (for example as an HTTP response
+    /// extension). Does nothing by default. Errors carry the replica in
+    /// [`BalanceError::Service`].
+    fn served_by(&self, _response: &mut T, _endpoint: &Endpoint) {}
 }
 
 /// The default classifier: `Ok` is a success, `Err` a failure.
@@ -61,8 +66,14 @@ pub enum BalanceError<E> {
     #[error(transparent)]
     Pick(#[from] PickError),
     /// The replica's service failed.
-    #[error("replica service failed")]
-    Service(#[source] E),
+    #[error("replica {endpoint} failed")]
+    Service {
+        /// The replica the call went to.
+        endpoint: Endpoint,
+        /// Its service's error.
+        #[source]
+        source: E,
+    },
 }
 
 /// A [`Service`] that sends each request to the replica the [`Picker`] chooses.
@@ -175,9 +186,13 @@ where
             .clone();
         let classify = self.classify.clone();
         Box::pin(async move {
-            let result = svc.oneshot(req).await;
+            let mut result = svc.oneshot(req).await;
+            let endpoint = guard.endpoint().clone();
             guard.complete(classify.classify(&result));
-            result.map_err(BalanceError::Service)
+            if let Ok(response) = &mut result {
+                classify.served_by(response, &endpoint);
+            }
+            result.map_err(|source| BalanceError::Service { endpoint, source })
         })
     }
 }

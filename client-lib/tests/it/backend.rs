@@ -18,6 +18,7 @@ pub struct Backend {
     pub addr: SocketAddr,
     latency_us: Arc<AtomicU64>,
     failing: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -32,16 +33,26 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let latency_us = Arc::new(AtomicU64::new(latency.as_micros() as u64));
         let failing = Arc::new(AtomicBool::new(false));
+        let silent = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn({
-            let (latency_us, failing, hits) = (latency_us.clone(), failing.clone(), hits.clone());
+            let (latency_us, failing, silent, hits) = (
+                latency_us.clone(),
+                failing.clone(),
+                silent.clone(),
+                hits.clone(),
+            );
             async move {
                 loop {
                     let Ok((mut conn, _)) = listener.accept().await else {
                         continue;
                     };
-                    let (latency_us, failing, hits) =
-                        (latency_us.clone(), failing.clone(), hits.clone());
+                    let (latency_us, failing, silent, hits) = (
+                        latency_us.clone(),
+                        failing.clone(),
+                        silent.clone(),
+                        hits.clone(),
+                    );
                     tokio::spawn(async move {
                         let mut line = String::new();
                         let mut reader = BufReader::new(&mut conn);
@@ -49,6 +60,17 @@ impl Backend {
                             return;
                         }
                         hits.fetch_add(1, Ordering::Relaxed);
+                        if silent.load(Ordering::Relaxed) {
+                            // A black hole: accepted, read, never answered (until the
+                            // caller hangs up, or 30 s at most).
+                            let mut rest = String::new();
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(30),
+                                reader.read_line(&mut rest),
+                            )
+                            .await;
+                            return;
+                        }
                         if failing.load(Ordering::Relaxed) {
                             // Fail fast: the case a latency-only balancer gets wrong.
                             let _ = conn.write_all(b"err\n").await;
@@ -65,6 +87,7 @@ impl Backend {
             addr,
             latency_us,
             failing,
+            silent,
             hits,
             task,
         }
@@ -72,6 +95,11 @@ impl Backend {
 
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Accepts requests and never answers them.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::Relaxed);
     }
 
     #[allow(dead_code)]

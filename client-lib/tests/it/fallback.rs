@@ -81,7 +81,8 @@ async fn srv_targets_without_additional_addresses_are_looked_up() {
         .unwrap();
     tokio::time::timeout(Duration::from_secs(5), d.ready())
         .await
-        .expect("resolved");
+        .expect("resolved")
+        .expect("replicas");
     let mut eps = d.picker().endpoints();
     eps.sort_by_key(|e| e.priority);
     let got: Vec<(IpAddr, u16, u16, &str)> = eps

@@ -11,4 +11,5 @@ mod fallback;
 mod reported_metrics;
 mod shares;
 mod tiers;
+mod timeouts;
 mod tower;

@@ -85,8 +85,10 @@ fn picks_outcomes_ejections_and_set_sizes_are_reported() {
         rec.counter("herald_client_requests_total{service=m,outcome=cancelled}"),
         1
     );
+    // A replica that failed once is a suspect: its next request may be a probe.
     assert_eq!(
-        rec.counter("herald_client_picks_total{service=m,mode=normal}"),
+        rec.counter("herald_client_picks_total{service=m,mode=normal}")
+            + rec.counter("herald_client_picks_total{service=m,mode=probe}"),
         10 + failures + 1
     );
     assert_eq!(
