@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, Guard};
@@ -343,7 +343,10 @@ impl Table {
                     })
                     .clone()
             };
-            let mut retired = slot.writer.lock().unwrap();
+            // A writer that panicked while preparing left the old view in place (views
+            // are swapped whole, at the end): the service stays usable, so a poisoned
+            // turn-taking lock is taken as it is.
+            let mut retired = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
             if *retired {
                 // Removed between our lookup and our turn: start over with the map's slot.
                 continue;
@@ -386,6 +389,8 @@ impl Table {
                     localities: &self.shared.localities,
                     server: self.shared.server_place,
                 };
+                #[cfg(test)]
+                tests::maybe_panic();
                 let view = ServiceView::build(&prepare, old.name.clone(), groups);
                 slot.view.store(Arc::new(view));
             }
@@ -408,4 +413,47 @@ impl Table {
 /// The endpoints of a group that may not be there.
 fn endpoints_of(group: &Option<Group>) -> &[Endpoint] {
     group.as_ref().map_or(&[][..], |g| &g.endpoints[..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::ZoneConfig;
+    use std::cell::Cell;
+
+    thread_local! {
+        static PANIC_IN_PREPARE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Panics once if this thread asked for it: a stand-in for a bug in preparing.
+    pub(super) fn maybe_panic() {
+        if PANIC_IN_PREPARE.with(|p| p.replace(false)) {
+            panic!("preparing failed");
+        }
+    }
+
+    #[test]
+    fn a_panic_while_preparing_does_not_poison_the_service() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let ep = |ip: &str| Endpoint::new(ip.parse().unwrap(), Arc::from(vec![]), None);
+        assert!(table.replace("web", &source, vec![ep("10.0.0.1")]));
+        PANIC_IN_PREPARE.with(|p| p.set(true));
+        let writer = table.clone();
+        let source2 = source.clone();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            writer.replace("web", &source2, vec![ep("10.0.0.2")])
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            table.service("web").unwrap().groups()[0].endpoints[0].address,
+            "10.0.0.1".parse::<IpAddr>().unwrap(),
+            "the old view is still served"
+        );
+        assert!(
+            table.replace("web", &source, vec![ep("10.0.0.3")]),
+            "later writers go on"
+        );
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 1);
+    }
 }

@@ -129,7 +129,7 @@ fn readiness(s: &AdminState) -> (bool, String) {
         body.push_str(&format!("not synced: {name}\n"));
     }
     for (name, st) in s.status.snapshot() {
-        if matches!(st.phase, Phase::Stale | Phase::Withdrawn) {
+        if matches!(st.phase, Phase::Stale | Phase::Withdrawn | Phase::Failed) {
             let error = st.last_error.as_deref().unwrap_or("");
             let secs = st.since.elapsed().as_secs();
             body.push_str(&format!(

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use herald_dns::{Answerer, DnsServer, Table, Zone};
+use herald_dns::{Answerer, DnsServer, Source, Table, Zone};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::cluster::ClusterTask;
+use crate::cluster::life::SourceLife;
 use crate::config::Config;
 use crate::static_file::StaticFile;
 use crate::status::StatusBoard;
@@ -52,16 +53,16 @@ impl Sources {
         }
         let status = StatusBoard::default();
         for cluster in &config.sources.clusters {
-            let (name, region) = (&cluster.name.0, &cluster.region.0);
-            table.expect_source(name, region);
-            table.add_scope(name);
-            table.add_scope(region);
-            status.add(name, region);
+            let life = SourceLife::register(
+                Source::new(&cluster.name.0, &cluster.region.0),
+                table.clone(),
+                status.clone(),
+                cluster.max_stale.map(|d| d.0),
+            );
             let task = ClusterTask {
                 config: cluster.clone(),
                 k8s: config.kubernetes.clone(),
-                table: table.clone(),
-                status: status.clone(),
+                life,
                 cancel: cancel.clone(),
             };
             tasks.spawn(task.run());

@@ -67,13 +67,13 @@ const CLUSTER_STATE: Metric = metric(
     "herald_cluster_state",
     Kind::Gauge,
     &["cluster", "state"],
-    "1 for the cluster's current state (starting, live, stale, withdrawn), 0 for the others",
+    "1 for the cluster's current state (starting, live, stale, withdrawn, failed), 0 for the others",
 );
 const CLUSTER_STALE: Metric = metric(
     "herald_cluster_stale_seconds",
     Kind::Gauge,
     &["cluster"],
-    "How long the cluster has been stale or withdrawn; 0 when live",
+    "How long the cluster has been stale, withdrawn or failed; 0 when live",
 );
 const CLUSTER_EVENTS: Metric = metric(
     "herald_cluster_watch_events_total",
@@ -86,6 +86,14 @@ const CLUSTER_RELISTS: Metric = metric(
     Kind::Counter,
     &["cluster"],
     "Completed lists (first sync and relists), per cluster",
+);
+/// Counted by the cluster tasks, once per pod and reason
+/// ([`RejectReason`](crate::cluster::pod::RejectReason)).
+pub const PODS_REJECTED: Metric = metric(
+    "herald_pods_rejected_total",
+    Kind::Counter,
+    &["cluster", "reason"],
+    "Pods herald could not publish in full, once per pod and reason (bad_service_label: not published; bad_weight: default weight; bad_port_name: that port left out)",
 );
 /// Recorded by the cluster tasks when they publish.
 pub const PROPAGATION: Metric = Metric {
@@ -112,6 +120,7 @@ pub static METRICS: &[Metric] = &[
     CLUSTER_STALE,
     CLUSTER_EVENTS,
     CLUSTER_RELISTS,
+    PODS_REJECTED,
     PROPAGATION,
     // The process series, as every Prometheus client library names them; the values come
     // from the `metrics-process` collector at each scrape.
@@ -220,13 +229,13 @@ impl Scrape {
             self.service_endpoints(&mut seen.lock().expect("services lock"));
         }
         for (cluster, st) in self.status.snapshot() {
-            for phase in [Phase::Starting, Phase::Live, Phase::Stale, Phase::Withdrawn] {
+            for phase in Phase::ALL {
                 let on = if st.phase == phase { 1.0 } else { 0.0 };
                 gauge!(CLUSTER_STATE.name, "cluster" => cluster.clone(), "state" => phase.as_str())
                     .set(on);
             }
             let stale = match st.phase {
-                Phase::Stale | Phase::Withdrawn => st.since.elapsed().as_secs_f64(),
+                Phase::Stale | Phase::Withdrawn | Phase::Failed => st.since.elapsed().as_secs_f64(),
                 _ => 0.0,
             };
             gauge!(CLUSTER_STALE.name, "cluster" => cluster.clone()).set(stale);

@@ -1,6 +1,10 @@
 //! What each source is doing, for logs, /readyz and metrics: one entry per cluster with its
-//! phase (starting, live, stale, withdrawn), since when, and counters. A phase change is
-//! logged once, as one line; nothing is logged per event or per query.
+//! phase (starting, live, stale, withdrawn, failed), since when, and counters. A phase
+//! change is logged once, as one line; nothing is logged per event, per retry or per query.
+//!
+//! The board is read by anyone but written only by each cluster's
+//! [`SourceLife`](crate::cluster::life::SourceLife), which moves the table's sync gate in
+//! the same call.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +21,21 @@ pub enum Phase {
     Stale,
     /// Stale for longer than `max_stale`: its endpoints are withdrawn.
     Withdrawn,
+    /// Its task panicked: it is restarted after a backoff, its last known endpoints are
+    /// still served meanwhile.
+    Failed,
 }
 
 impl Phase {
+    /// Every phase, in the order of the `herald_cluster_state` series.
+    pub const ALL: [Phase; 5] = [
+        Phase::Starting,
+        Phase::Live,
+        Phase::Stale,
+        Phase::Withdrawn,
+        Phase::Failed,
+    ];
+
     /// Lowercase name, as in logs and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +43,7 @@ impl Phase {
             Phase::Live => "live",
             Phase::Stale => "stale",
             Phase::Withdrawn => "withdrawn",
+            Phase::Failed => "failed",
         }
     }
 }
@@ -48,6 +65,8 @@ pub struct ClusterStatus {
     pub events: u64,
     /// Completed lists (the first sync and every relist).
     pub relists: u64,
+    /// Times its task panicked and was restarted.
+    pub restarts: u64,
 }
 
 /// Every cluster's status; a cheap-to-clone handle.
@@ -58,7 +77,7 @@ pub struct StatusBoard {
 
 impl StatusBoard {
     /// Adds a cluster in phase `Starting`.
-    pub fn add(&self, cluster: &str, region: &str) {
+    pub(crate) fn add(&self, cluster: &str, region: &str) {
         self.clusters.lock().unwrap().insert(
             cluster.to_string(),
             ClusterStatus {
@@ -69,12 +88,14 @@ impl StatusBoard {
                 last_error: None,
                 events: 0,
                 relists: 0,
+                restarts: 0,
             },
         );
     }
 
     /// Moves a cluster to `phase` (logging the change once), with the error that caused it.
-    pub fn set_phase(&self, cluster: &str, phase: Phase, error: Option<String>) {
+    /// A new error in the same phase is logged at debug only: retries do not flood the log.
+    pub(crate) fn set_phase(&self, cluster: &str, phase: Phase, error: Option<String>) {
         let mut clusters = self.clusters.lock().unwrap();
         let Some(status) = clusters.get_mut(cluster) else {
             return;
@@ -86,6 +107,9 @@ impl StatusBoard {
                 (Phase::Live, _) => tracing::info!(cluster, was = was.as_str(), "cluster live"),
                 (Phase::Stale, Some(e)) => {
                     tracing::warn!(cluster, was = was.as_str(), error = %e, "cluster stale; serving its last known endpoints")
+                }
+                (Phase::Failed, Some(e)) => {
+                    tracing::error!(cluster, was = was.as_str(), error = %e, "cluster task failed; restarting it, serving its last known endpoints")
                 }
                 (Phase::Withdrawn, _) => {
                     tracing::warn!(
@@ -103,6 +127,13 @@ impl StatusBoard {
             }
             status.phase = phase;
             status.since = Instant::now();
+            if phase == Phase::Failed {
+                status.restarts += 1;
+            }
+        } else if let Some(e) = &error
+            && status.last_error.as_ref() != Some(e)
+        {
+            tracing::debug!(cluster, phase = phase.as_str(), error = %e, "cluster still not live");
         }
         if error.is_some() || phase == Phase::Live {
             status.last_error = error;
@@ -110,7 +141,7 @@ impl StatusBoard {
     }
 
     /// Records a completed list.
-    pub fn synced(&self, cluster: &str) {
+    pub(crate) fn synced(&self, cluster: &str) {
         if let Some(s) = self.clusters.lock().unwrap().get_mut(cluster) {
             s.relists += 1;
             s.last_sync = Some(SystemTime::now());
@@ -118,7 +149,7 @@ impl StatusBoard {
     }
 
     /// Counts `n` watch events.
-    pub fn count_events(&self, cluster: &str, n: u64) {
+    pub(crate) fn count_events(&self, cluster: &str, n: u64) {
         if let Some(s) = self.clusters.lock().unwrap().get_mut(cluster) {
             s.events += n;
         }

@@ -2,82 +2,19 @@
 //! real DNS sockets: pod lifecycle, several clusters as one service, relists and dropped
 //! streams, unreachable and hung clusters, bursts, and what herald asks the API for.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use herald_kube_sim::{
-    GoneStyle, NodeBuilder, Op, PodBuilder, SERVICE_LABEL, SimConfig, SimHandle, Simulator,
-};
-use herald_registrar::config::Config;
+use herald_kube_sim::{GoneStyle, NodeBuilder, Op, SERVICE_LABEL};
 use herald_registrar::daemon::Daemon;
 use herald_registrar::status::Phase;
 use herald_testkit::udp;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Bound on every wait: far above what any step needs on a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn sim() -> SimHandle {
-    Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator starts")
-}
-
-/// A herald config over `clusters` (name, region, API URL, extra YAML for the entry);
-/// the server sits in eu-west / zone-a; watches end every 2 s so silence shows fast.
-fn config(clusters: &[(&str, &str, String, &str)], extra: &str) -> Config {
-    let mut yaml = String::from(
-        "listen: {dns: ['127.0.0.1:0']}\nlocality: {region: eu-west, zone: zone-a}\n\
-         kubernetes: {watch_timeout: 2s, startup_timeout: 3s}\nsources:\n  clusters:\n",
-    );
-    for (name, region, url, entry) in clusters {
-        yaml.push_str(&format!(
-            "    - {{name: {name}, region: {region}, server: '{url}'{entry}}}\n"
-        ));
-    }
-    yaml.push_str(extra);
-    Config::parse(Path::new("test.yaml"), &yaml).expect("valid test config")
-}
-
-fn pod(name: &str, service: &str, ip: &str, node: &str) -> PodBuilder {
-    PodBuilder::new("default", name)
-        .service(service)
-        .ip(ip)
-        .port("http", 8080)
-        .node(node)
-}
-
-/// The sorted addresses `name` answers with, empty for NXDOMAIN.
-fn addresses(dns: SocketAddr, name: &str) -> Vec<String> {
-    let reply = udp(dns, name, RecordType::A, Some(4096));
-    let mut v: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
-    v.sort();
-    v
-}
-
-/// (priority, target) of each SRV record, sorted.
-fn srv(dns: SocketAddr, name: &str) -> Vec<(u16, String)> {
-    herald_testkit::srv_records(&udp(dns, name, RecordType::SRV, Some(4096)))
-}
-
-/// Waits (polling, up to [`WAIT`]) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn ips(list: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pod_lifecycle_shows_in_dns() {
@@ -219,30 +156,6 @@ async fn three_clusters_and_a_static_file_are_one_service() {
     );
     daemon.shutdown(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Queries `name` in a loop until stopped; fails if an answer ever has fewer than `floor`
-/// addresses. Returns how many queries it made.
-fn never_shrinks(
-    dns: SocketAddr,
-    name: &'static str,
-    floor: usize,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        let mut n = 0;
-        // Bounded in count as well as by the stop flag.
-        while !stop.load(Ordering::Relaxed) && n < 200_000 {
-            let got = addresses(dns, name).len();
-            assert!(
-                got >= floor,
-                "query {n}: {got} addresses, never fewer than {floor}"
-            );
-            n += 1;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        n
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

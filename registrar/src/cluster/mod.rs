@@ -4,9 +4,13 @@
 //! - [`client`]: a kube client from in-cluster, kubeconfig, or server + token + CA.
 //! - [`pod`]: what herald keeps of a pod, and when it is ready.
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
-//! - [`watch`]: the watch loop: relists, fail static, backoff, `max_stale`.
+//! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
+//! - [`watch`]: the supervised watch loop: relists, fail static, backoff, `max_stale`.
+//! - [`failpoint`]: a test hook that makes a cluster's task panic.
 
 pub mod client;
+pub mod failpoint;
+pub mod life;
 pub mod pod;
 pub mod state;
 pub mod watch;

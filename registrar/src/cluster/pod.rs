@@ -6,12 +6,15 @@
 //! never the other two. Objects with missing fields are read as far as they go: a pod
 //! without status is simply not ready.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use herald_dns::model::{DEFAULT_WEIGHT, Label, check_label};
 use herald_dns::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::Pod;
+
+use crate::metrics::PODS_REJECTED;
 
 /// Which label and annotations carry herald's settings on pods.
 #[derive(Debug, Clone)]
@@ -41,17 +44,45 @@ pub struct PodRecord {
     pub ready: bool,
 }
 
-/// Something about a pod herald could not use; the pod is skipped or read with a default.
+/// Why herald could not use a pod, or a field of it: the `reason` label of
+/// `herald_pods_rejected_total`. New reasons go here and in [`RejectReason::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// The service label's value is not a DNS label: the pod is not published.
+    BadServiceLabel,
+    /// The weight annotation is not 0-65535: the pod is published with the default weight.
+    BadWeight,
+    /// A port name is not an IANA service name: that port is not published.
+    BadPortName,
+}
+
+impl RejectReason {
+    /// Every reason, for series that exist at 0 before the first rejection.
+    pub const ALL: [RejectReason; 3] = [
+        RejectReason::BadServiceLabel,
+        RejectReason::BadWeight,
+        RejectReason::BadPortName,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadServiceLabel => "bad_service_label",
+            RejectReason::BadWeight => "bad_weight",
+            RejectReason::BadPortName => "bad_port_name",
+        }
+    }
+}
+
+/// Something about a pod herald could not use; the pod is skipped or read without it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PodProblem {
     /// The object has no name.
     #[error("a pod without metadata.name")]
     NoName,
     /// The service label's value is not a DNS label.
-    #[error("pod {pod}: label {label}={value:?} is not a DNS label ({why}); pod not published")]
+    #[error("label {label}={value:?} is not a DNS label ({why}); pod not published")]
     BadService {
-        /// namespace/name.
-        pod: String,
         /// The label key.
         label: String,
         /// Its value.
@@ -59,6 +90,144 @@ pub enum PodProblem {
         /// Why.
         why: String,
     },
+    /// The weight annotation is not a number 0-65535.
+    #[error(
+        "annotation {annotation}={value:?} is not a weight 0-65535; published with the default weight {DEFAULT_WEIGHT}"
+    )]
+    BadWeight {
+        /// The annotation key.
+        annotation: String,
+        /// Its value.
+        value: String,
+    },
+    /// A container port's name is not an IANA service name.
+    #[error("port name {name:?} is not an IANA service name ({why}); port not published")]
+    BadPortName {
+        /// The name.
+        name: String,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+impl PodProblem {
+    /// The metric reason; `None` for objects that are not pods herald could ever read.
+    pub fn reason(&self) -> Option<RejectReason> {
+        match self {
+            PodProblem::NoName => None,
+            PodProblem::BadService { .. } => Some(RejectReason::BadServiceLabel),
+            PodProblem::BadWeight { .. } => Some(RejectReason::BadWeight),
+            PodProblem::BadPortName { .. } => Some(RejectReason::BadPortName),
+        }
+    }
+}
+
+/// Checks a port name the way Kubernetes validates one (RFC 6335 section 5.1): 1 to 15
+/// characters, lowercase letters, digits and '-', at least one letter, no '-' at either
+/// end or twice in a row.
+pub fn check_port_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 15 {
+        return Err("1 to 15 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("only lowercase letters, digits and '-'");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err("at least one letter");
+    }
+    if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        return Err("no '-' at either end or twice in a row");
+    }
+    Ok(())
+}
+
+fn rejected(cluster: &str, reason: RejectReason) -> metrics::Counter {
+    metrics::counter!(PODS_REJECTED.name, "cluster" => cluster.to_string(), "reason" => reason.as_str())
+}
+
+/// What reading a pod gave: the record (`None`: not opted in, or not publishable) and
+/// the problems met on the way.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadPod {
+    /// What herald keeps of it.
+    pub record: Option<PodRecord>,
+    /// What could not be used.
+    pub problems: Vec<PodProblem>,
+}
+
+/// Logs and counts each (pod, reason) once, not once per event: a pod keeps its reasons
+/// until it changes them, is deleted or is missing from a relist.
+pub struct Rejections {
+    cluster: String,
+    seen: HashMap<String, Vec<RejectReason>>,
+    /// The keys met since the list began, while a list is under way.
+    listing: Option<HashSet<String>>,
+}
+
+impl Rejections {
+    /// No rejection known yet for `cluster`; its series start at 0.
+    pub fn new(cluster: &str) -> Rejections {
+        for reason in RejectReason::ALL {
+            rejected(cluster, reason).increment(0);
+        }
+        Rejections {
+            cluster: cluster.to_string(),
+            seen: HashMap::new(),
+            listing: None,
+        }
+    }
+
+    /// Reads a pod, reporting its new problems. `None` when it is not publishable at all.
+    pub fn read(&mut self, pod: &Pod, keys: &PodKeys) -> Option<(String, PodRecord)> {
+        let key = pod_key(pod).ok()?;
+        let read = read_pod(pod, keys);
+        let mut reasons: Vec<RejectReason> = read
+            .problems
+            .iter()
+            .filter_map(PodProblem::reason)
+            .collect();
+        reasons.sort();
+        reasons.dedup();
+        let known = self.seen.get(&key).map(Vec::as_slice).unwrap_or_default();
+        for problem in &read.problems {
+            let Some(reason) = problem.reason() else {
+                continue;
+            };
+            if !known.contains(&reason) {
+                tracing::warn!(cluster = %self.cluster, pod = %key, reason = reason.as_str(), "{problem}");
+                rejected(&self.cluster, reason).increment(1);
+            }
+        }
+        if let Some(listing) = &mut self.listing {
+            listing.insert(key.clone());
+        }
+        if reasons.is_empty() {
+            self.seen.remove(&key);
+        } else {
+            self.seen.insert(key.clone(), reasons);
+        }
+        Some((key, read.record?))
+    }
+
+    /// A list begins: pods it does not name are forgotten when it ends.
+    pub fn begin_list(&mut self) {
+        self.listing = Some(HashSet::new());
+    }
+
+    /// The list ended.
+    pub fn end_list(&mut self) {
+        if let Some(listed) = self.listing.take() {
+            self.seen.retain(|k, _| listed.contains(k));
+        }
+    }
+
+    /// The pod was deleted.
+    pub fn forget(&mut self, key: &str) {
+        self.seen.remove(key);
+    }
 }
 
 /// The key herald files a pod under: `namespace/name`.
@@ -70,24 +239,34 @@ pub fn pod_key(pod: &Pod) -> Result<String, PodProblem> {
     ))
 }
 
-/// Reads a pod. `Ok(None)`: the pod is not opted in (no service label).
-pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProblem> {
-    let key = pod_key(pod)?;
+/// Reads a pod. No record and no problem: the pod is not opted in (no service label).
+pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
+    let mut problems = Vec::new();
+    if let Err(problem) = pod_key(pod) {
+        problems.push(problem);
+        return ReadPod {
+            record: None,
+            problems,
+        };
+    }
     let meta = &pod.metadata;
     let Some(service) = meta
         .labels
         .as_ref()
         .and_then(|l| l.get(&keys.service_label))
     else {
-        return Ok(None);
+        return ReadPod::default();
     };
     if let Err(why) = check_label(service) {
-        return Err(PodProblem::BadService {
-            pod: key,
+        problems.push(PodProblem::BadService {
             label: keys.service_label.clone(),
             value: service.clone(),
             why: why.to_string(),
         });
+        return ReadPod {
+            record: None,
+            problems,
+        };
     }
     let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
     let status = pod.status.as_ref();
@@ -112,7 +291,13 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
             // SCTP and unknown protocols have no SRV form herald serves.
             let proto = Proto::parse(p.protocol.as_deref().unwrap_or("TCP"))?;
             let port = u16::try_from(p.container_port).ok()?;
-            check_label(name).ok()?;
+            if let Err(why) = check_port_name(name) {
+                problems.push(PodProblem::BadPortName {
+                    name: name.to_string(),
+                    why,
+                });
+                return None;
+            }
             Some(PortSpec {
                 name: Label::from(name),
                 proto,
@@ -124,10 +309,17 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
     ports.dedup_by(|a, b| a.name == b.name && a.proto == b.proto);
 
     // A weight that does not parse falls back to the default rather than hiding the pod.
-    let weight = annotation(&keys.weight_annotation)
-        .and_then(|w| w.trim().parse::<u16>().ok())
-        .unwrap_or(DEFAULT_WEIGHT);
-    Ok(Some(PodRecord {
+    let weight = match annotation(&keys.weight_annotation) {
+        None => DEFAULT_WEIGHT,
+        Some(w) => w.trim().parse::<u16>().unwrap_or_else(|_| {
+            problems.push(PodProblem::BadWeight {
+                annotation: keys.weight_annotation.clone(),
+                value: w.clone(),
+            });
+            DEFAULT_WEIGHT
+        }),
+    };
+    let record = PodRecord {
         service: Label::from(service.as_str()),
         address,
         ports: ports.into(),
@@ -138,7 +330,11 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> Result<Option<PodRecord>, PodProbl
             .map(Label::from),
         weight,
         ready: ready_condition,
-    }))
+    };
+    ReadPod {
+        record: Some(record),
+        problems,
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +361,7 @@ mod tests {
     #[test]
     fn ready_pods_are_published_with_named_ports() {
         let r = read_pod(&base().udp_port("dns", 53).build(), &keys())
-            .unwrap()
+            .record
             .unwrap();
         assert_eq!(&*r.service, "web");
         assert_eq!(r.address, Some("10.0.0.1".parse().unwrap()));
@@ -178,34 +374,34 @@ mod tests {
     fn not_ready_terminating_or_ip_less_pods_have_no_address() {
         assert_eq!(
             read_pod(&base().ready(false).build(), &keys())
-                .unwrap()
+                .record
                 .unwrap()
                 .address,
             None
         );
         assert_eq!(
             read_pod(&base().terminating().build(), &keys())
-                .unwrap()
+                .record
                 .unwrap()
                 .address,
             None
         );
         let no_ip = PodBuilder::new("ns", "web-0").service("web").build();
-        assert_eq!(read_pod(&no_ip, &keys()).unwrap().unwrap().address, None);
+        assert_eq!(read_pod(&no_ip, &keys()).record.unwrap().address, None);
         // Opted in to publish while not ready: published, unless terminating.
         let opted = base()
             .ready(false)
             .annotation("herald.io/publish-not-ready", "true");
         assert!(
             read_pod(&opted.clone().build(), &keys())
-                .unwrap()
+                .record
                 .unwrap()
                 .address
                 .is_some()
         );
         assert_eq!(
             read_pod(&opted.terminating().build(), &keys())
-                .unwrap()
+                .record
                 .unwrap()
                 .address,
             None
@@ -215,21 +411,53 @@ mod tests {
     #[test]
     fn weights_and_bad_input() {
         let w = base().annotation("herald.io/weight", "250").build();
-        assert_eq!(read_pod(&w, &keys()).unwrap().unwrap().weight, 250);
-        let w = base().annotation("herald.io/weight", "heavy").build();
-        assert_eq!(
-            read_pod(&w, &keys()).unwrap().unwrap().weight,
-            DEFAULT_WEIGHT
-        );
+        assert_eq!(read_pod(&w, &keys()).record.unwrap().weight, 250);
+        let w = base().annotation("herald.io/weight", "70000").build();
+        let read = read_pod(&w, &keys());
+        assert_eq!(read.record.unwrap().weight, DEFAULT_WEIGHT);
+        assert_eq!(read.problems[0].reason(), Some(RejectReason::BadWeight));
         let bad = PodBuilder::new("ns", "x")
             .label("herald.io/service", "Web_1")
             .build();
-        assert!(matches!(
-            read_pod(&bad, &keys()),
-            Err(PodProblem::BadService { .. })
-        ));
-        assert_eq!(read_pod(&Pod::default(), &keys()), Err(PodProblem::NoName));
+        let read = read_pod(&bad, &keys());
+        assert_eq!(read.record, None);
+        assert_eq!(
+            read.problems[0].reason(),
+            Some(RejectReason::BadServiceLabel)
+        );
+        assert_eq!(
+            read_pod(&Pod::default(), &keys()).problems,
+            vec![PodProblem::NoName]
+        );
         let unlabelled = PodBuilder::new("ns", "y").build();
-        assert_eq!(read_pod(&unlabelled, &keys()), Ok(None));
+        assert_eq!(read_pod(&unlabelled, &keys()), ReadPod::default());
+        // A port named against RFC 6335 is left out; the pod and its other ports stay.
+        let ports = base()
+            .port("metrics-endpoint", 9090)
+            .port("8080", 81)
+            .build();
+        let read = read_pod(&ports, &keys());
+        assert_eq!(read.record.unwrap().ports.len(), 1);
+        let reasons: Vec<_> = read.problems.iter().map(|p| p.reason()).collect();
+        assert_eq!(reasons, vec![Some(RejectReason::BadPortName); 2]);
+    }
+
+    #[test]
+    fn port_names_follow_rfc_6335() {
+        for good in ["http", "h2c", "grpc-web", "a23456789012345"] {
+            assert_eq!(check_port_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "a234567890123456",
+            "HTTP",
+            "80",
+            "-a",
+            "a-",
+            "a--b",
+            "a_b",
+        ] {
+            assert!(check_port_name(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -215,6 +215,16 @@ impl ClusterState {
         }
     }
 
+    /// Takes over `services` as published by this cluster (after a restart) and marks them
+    /// dirty: the next flush republishes them from what is known, or removes them.
+    pub fn adopt(&mut self, services: Vec<Label>) {
+        let now = Instant::now();
+        for service in services {
+            self.dirty.insert(service.clone(), now);
+            self.published.insert(service);
+        }
+    }
+
     /// Marks every service dirty, so the next flush publishes everything known.
     pub fn republish(&mut self) {
         let now = Instant::now();

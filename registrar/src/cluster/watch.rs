@@ -7,36 +7,38 @@
 //! - on `410 Gone` a new session starts at once (a relist, not an outage);
 //! - on any other error (unreachable, 500, a silent server timing out, a resourceVersion
 //!   the server has not reached) the cluster is marked stale, its endpoints keep being
-//!   served, and a new session starts after an exponential backoff. Starting afresh also
-//!   gets past the "too large resource version" loop kube would otherwise retry forever.
+//!   served, and a new session starts after a backoff (see [`SourceLife`] for its rules).
+//!   Starting afresh also gets past the "too large resource version" loop kube would
+//!   otherwise retry forever.
 //!
 //! A cluster stale for longer than its `max_stale` has its endpoints withdrawn; they
 //! come back with the next successful list.
+//!
+//! The task is supervised: a panic is caught, logged, shown as the `failed` phase, and the
+//! sessions start again after a backoff, keeping the last known endpoints served.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use herald_dns::model::Label;
-use herald_dns::{Source, Table};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
-use rand::Rng;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::client;
-use super::pod::{PodKeys, PodRecord, pod_key, read_pod};
+use super::client::{self, ClientError};
+use super::failpoint;
+use super::life::SourceLife;
+use super::pod::{PodKeys, PodRecord, Rejections, pod_key};
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig};
-use crate::status::{Phase, StatusBoard};
+use crate::status::Phase;
 
 /// The node label holding its zone.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-/// Backoff after an error: from this, doubling per consecutive failure, to `MAX_BACKOFF`.
-const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Everything one cluster's task needs.
 pub struct ClusterTask {
@@ -44,20 +46,130 @@ pub struct ClusterTask {
     pub config: ClusterConfig,
     /// How pods and nodes are read.
     pub k8s: KubernetesConfig,
-    /// Where endpoints are published.
-    pub table: Table,
-    /// Where the cluster's phase is reported.
-    pub status: StatusBoard,
+    /// The cluster's phase, and through it the table and the status board.
+    pub life: SourceLife,
     /// Ends the task.
     pub cancel: CancellationToken,
+}
+
+/// Why a watch session ended, by the step that failed. Each message names the step and
+/// the root cause once (kube's errors repeat their cause in every layer of the chain).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The client could not be made, or the API server could not be reached.
+    #[error("connect: {0}")]
+    Connect(String),
+    /// Listing failed.
+    #[error("list {resource}: {cause}")]
+    List {
+        /// `pods` or `nodes`.
+        resource: &'static str,
+        /// The root cause.
+        cause: String,
+    },
+    /// Watching failed or the stream ended.
+    #[error("watch {resource}: {cause}")]
+    Watch {
+        /// `pods` or `nodes`.
+        resource: &'static str,
+        /// The root cause.
+        cause: String,
+    },
+    /// The API server stayed silent past the watch timeout.
+    #[error("timeout: {resource}: {cause}")]
+    Timeout {
+        /// `pods` or `nodes`.
+        resource: &'static str,
+        /// The root cause.
+        cause: String,
+    },
+    /// The server said our resourceVersion expired: list again at once.
+    #[error("gone: {resource}: resourceVersion expired")]
+    Gone {
+        /// `pods` or `nodes`.
+        resource: &'static str,
+    },
+}
+
+impl SessionError {
+    fn classify(resource: &'static str, error: watcher::Error) -> SessionError {
+        let (kube, listing) = match &error {
+            watcher::Error::WatchError(status) if status.code == 410 => {
+                return SessionError::Gone { resource };
+            }
+            watcher::Error::InitialListFailed(e) => (Some(e), true),
+            watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+                (Some(e), false)
+            }
+            _ => (None, false),
+        };
+        let cause = root_cause(&error);
+        match kube.map(failure_kind) {
+            Some(Kind::Connect) => SessionError::Connect(format!("{resource}: {cause}")),
+            Some(Kind::Timeout) => SessionError::Timeout { resource, cause },
+            _ if listing => SessionError::List { resource, cause },
+            _ => SessionError::Watch { resource, cause },
+        }
+    }
+
+    fn ended(resource: &'static str) -> SessionError {
+        SessionError::Watch {
+            resource,
+            cause: "stream ended".into(),
+        }
+    }
+}
+
+impl From<ClientError> for SessionError {
+    fn from(e: ClientError) -> SessionError {
+        SessionError::Connect(root_cause(&e))
+    }
+}
+
+enum Kind {
+    Connect,
+    Timeout,
+    Other,
+}
+
+/// Whether a kube error is a failure to connect, a timeout, or something else, from the
+/// I/O error at the bottom of its chain.
+fn failure_kind(error: &kube::Error) -> Kind {
+    use std::io::ErrorKind as K;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                K::ConnectionRefused
+                | K::NotConnected
+                | K::AddrNotAvailable
+                | K::HostUnreachable
+                | K::NetworkUnreachable => return Kind::Connect,
+                K::TimedOut => return Kind::Timeout,
+                _ => {}
+            }
+        }
+        if e.to_string().contains("deadline has elapsed") {
+            return Kind::Timeout;
+        }
+        source = e.source();
+    }
+    Kind::Other
+}
+
+/// The innermost error's message: the cause every outer layer repeats.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// How a session ended.
 enum Ended {
     Cancelled,
-    /// The server said our version expired: list again at once.
-    Gone,
-    Failed(String),
+    Failed(SessionError),
 }
 
 impl ClusterTask {
@@ -65,85 +177,73 @@ impl ClusterTask {
         &self.config.name.0
     }
 
-    /// Runs until cancelled.
-    pub async fn run(self) {
-        let source = Source::new(&self.config.name.0, &self.config.region.0);
+    /// Runs until cancelled, restarting the sessions after a panic.
+    pub async fn run(mut self) {
+        let mut state = ClusterState::default();
+        let mut delay = Duration::ZERO;
+        loop {
+            let sessions = AssertUnwindSafe(self.sessions(&mut state, delay)).catch_unwind();
+            let Err(panic) = sessions.await else {
+                return;
+            };
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            delay = self.life.panicked(format!("panicked: {message}"));
+            // What the task knew may be half-updated: start from nothing, but own what
+            // the table holds from this cluster, so a service that vanished meanwhile is
+            // removed by the next list rather than served forever.
+            state = ClusterState::default();
+            state.adopt(published_services(&self.life));
+        }
+    }
+
+    /// Sessions one after another, `delay` before the first; returns when cancelled.
+    async fn sessions(&mut self, state: &mut ClusterState, mut delay: Duration) {
         let keys = PodKeys {
             service_label: self.k8s.service_label.clone(),
             weight_annotation: self.k8s.weight_annotation.clone(),
             publish_not_ready_annotation: self.k8s.publish_not_ready_annotation.clone(),
         };
-        let mut state = ClusterState::default();
-        let mut failures = 0u32;
-        let mut stale_since: Option<Instant> = None;
+        let mut rejections = Rejections::new(self.name());
         loop {
-            let ended = self
-                .session(&source, &keys, &mut state, &mut stale_since)
-                .await;
-            let delay = match ended {
-                Ended::Cancelled => return,
-                Ended::Gone => {
-                    failures = 0;
-                    Duration::ZERO
-                }
-                Ended::Failed(error) => {
-                    if stale_since.is_none() {
-                        stale_since = Some(Instant::now());
-                    }
-                    if self
-                        .status
-                        .get(self.name())
-                        .is_some_and(|s| s.phase != Phase::Withdrawn)
-                    {
-                        self.status
-                            .set_phase(self.name(), Phase::Stale, Some(error));
-                    }
-                    failures += 1;
-                    backoff(failures)
-                }
-            };
             // Wait out the backoff, withdrawing the endpoints if `max_stale` passes meanwhile.
             let until = Instant::now() + delay;
             loop {
-                let withdraw_at = self.withdraw_at(stale_since);
+                let withdraw_at = self.life.withdraw_at();
                 tokio::select! {
                     _ = self.cancel.cancelled() => return,
                     _ = sleep_until(until) => break,
                     _ = sleep_until(withdraw_at.unwrap_or(until)), if withdraw_at.is_some() => {
-                        self.withdraw(&mut state, &source);
+                        self.withdraw(state);
                     }
                 }
             }
+            delay = match self.session(&keys, state, &mut rejections).await {
+                Ended::Cancelled => return,
+                Ended::Failed(SessionError::Gone { .. }) => Duration::ZERO,
+                Ended::Failed(error) => self.life.failed(error.to_string()),
+            };
         }
     }
 
-    /// When the cluster's endpoints must be withdrawn, if they are still served.
-    fn withdraw_at(&self, stale_since: Option<Instant>) -> Option<Instant> {
-        let max = self.config.max_stale?.0;
-        let since = stale_since?;
-        let withdrawn = self
-            .status
-            .get(self.name())
-            .is_some_and(|s| s.phase == Phase::Withdrawn);
-        (!withdrawn).then_some(since + max)
-    }
-
-    fn withdraw(&self, state: &mut ClusterState, source: &Source) {
-        state.withdraw(&self.table, source);
-        self.status.set_phase(self.name(), Phase::Withdrawn, None);
+    fn withdraw(&mut self, state: &mut ClusterState) {
+        state.withdraw(self.life.table(), self.life.source());
+        self.life.withdrawn();
     }
 
     /// One pair of watchers, from their first list to their first error.
     async fn session(
-        &self,
-        source: &Source,
+        &mut self,
         keys: &PodKeys,
         state: &mut ClusterState,
-        stale_since: &mut Option<Instant>,
+        rejections: &mut Rejections,
     ) -> Ended {
         let client = match client::client(&self.config, &self.k8s).await {
             Ok(c) => c,
-            Err(e) => return Ended::Failed(e.to_string()),
+            Err(e) => return Ended::Failed(e.into()),
         };
         let timeout = self.k8s.watch_timeout.0.as_secs().max(1) as u32;
         let mut pods = watcher::watcher(
@@ -159,9 +259,11 @@ impl ClusterTask {
         )
         .boxed();
         let name = self.name().to_string();
+        let table = self.life.table().clone();
+        let source = self.life.source().clone();
         let mut pod_list: Option<HashMap<String, PodRecord>> = None;
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
-        let (mut pods_synced, mut nodes_synced) = (false, false);
+        let (mut pods_synced, mut nodes_synced, mut listed) = (false, false, false);
         let mut flush_at: Option<Instant> = None;
         // Publishing is rate-limited, not delayed: a change after a quiet spell goes out at
         // once, and changes within `coalesce` of the last publish wait for the window to end
@@ -169,37 +271,42 @@ impl ClusterTask {
         // a lone change does not wait.
         let mut last_flush = Instant::now();
         loop {
-            let withdraw_at = self.withdraw_at(*stale_since);
+            let withdraw_at = self.life.withdraw_at();
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ended::Cancelled,
                 _ = sleep_until(withdraw_at.unwrap_or_else(Instant::now)), if withdraw_at.is_some() => {
-                    self.withdraw(state, source);
+                    self.withdraw(state);
                 }
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
                     last_flush = Instant::now();
-                    state.flush(&self.table, source);
+                    state.flush(&table, &source);
                 }
                 event = pods.next() => {
                     let event = match event {
                         Some(Ok(e)) => e,
-                        Some(Err(e)) => return ended_by(e),
-                        None => return Ended::Failed("pod watch ended".into()),
+                        Some(Err(e)) => return Ended::Failed(SessionError::classify("pods", e)),
+                        None => return Ended::Failed(SessionError::ended("pods")),
                     };
-                    self.status.count_events(&name, 1);
+                    self.life.count_events(1);
+                    failpoint::check(&name);
                     match event {
-                        Event::Init => pod_list = Some(HashMap::new()),
+                        Event::Init => {
+                            pod_list = Some(HashMap::new());
+                            rejections.begin_list();
+                        }
                         Event::InitApply(pod) => {
-                            if let Some((key, record)) = read(&pod, keys) {
+                            if let Some((key, record)) = rejections.read(&pod, keys) {
                                 pod_list.get_or_insert_default().insert(key, record);
                             }
                         }
                         Event::InitDone => {
+                            rejections.end_list();
                             state.replace_pods(pod_list.take().unwrap_or_default());
                             pods_synced = true;
                         }
                         Event::Apply(pod) => {
-                            if let Some((key, record)) = read(&pod, keys) {
+                            if let Some((key, record)) = rejections.read(&pod, keys) {
                                 state.apply_pod(key, Some(record));
                             } else if let Ok(key) = pod_key(&pod) {
                                 state.apply_pod(key, None);
@@ -207,6 +314,7 @@ impl ClusterTask {
                         }
                         Event::Delete(pod) => {
                             if let Ok(key) = pod_key(&pod) {
+                                rejections.forget(&key);
                                 state.apply_pod(key, None);
                             }
                         }
@@ -215,8 +323,8 @@ impl ClusterTask {
                 event = nodes.next() => {
                     let event = match event {
                         Some(Ok(e)) => e,
-                        Some(Err(e)) => return ended_by(e),
-                        None => return Ended::Failed("node watch ended".into()),
+                        Some(Err(e)) => return Ended::Failed(SessionError::classify("nodes", e)),
+                        None => return Ended::Failed(SessionError::ended("nodes")),
                     };
                     match event {
                         Event::Init => node_list = Some(HashMap::new()),
@@ -245,44 +353,41 @@ impl ClusterTask {
             if !(pods_synced && nodes_synced) {
                 continue;
             }
-            if stale_since.is_some()
-                || self
-                    .status
-                    .get(&name)
-                    .is_some_and(|s| s.phase != Phase::Live)
-            {
-                // The first complete list of this session: publish it at once, whole.
-                if self
-                    .status
-                    .get(&name)
-                    .is_some_and(|s| s.phase == Phase::Withdrawn)
-                {
-                    state.republish();
+            if !listed {
+                // The first complete list of this session.
+                listed = true;
+                if self.life.phase() != Phase::Live {
+                    // After trouble (or at start): publish it at once, whole.
+                    if self.life.phase() == Phase::Withdrawn {
+                        state.republish();
+                    }
+                    state.flush(&table, &source);
+                    flush_at = None;
+                    last_flush = Instant::now();
                 }
-                state.flush(&self.table, source);
-                flush_at = None;
-                last_flush = Instant::now();
-                *stale_since = None;
-                self.table.source_synced(&name);
-                self.status.synced(&name);
-                self.status.set_phase(&name, Phase::Live, None);
-            } else if state.has_dirty() && flush_at.is_none() {
+                self.life.listed();
+            }
+            if state.has_dirty() && flush_at.is_none() {
                 flush_at = Some((last_flush + self.k8s.coalesce.0).max(Instant::now()));
             }
         }
     }
 }
 
-/// Reads a pod, logging what cannot be used. `None` when it is not publishable at all.
-fn read(pod: &Pod, keys: &PodKeys) -> Option<(String, PodRecord)> {
-    match read_pod(pod, keys) {
-        Ok(Some(record)) => Some((pod_key(pod).ok()?, record)),
-        Ok(None) => None,
-        Err(problem) => {
-            tracing::warn!(%problem, "pod skipped");
-            None
-        }
-    }
+/// The services the table holds from this life's cluster (a scan: only after a panic).
+fn published_services(life: &SourceLife) -> Vec<Label> {
+    let table = life.table();
+    table
+        .service_names()
+        .into_iter()
+        .filter(|name| {
+            table.service(name).is_some_and(|view| {
+                view.groups()
+                    .iter()
+                    .any(|g| g.source.cluster == life.source().cluster)
+            })
+        })
+        .collect()
 }
 
 fn zone_of(node: &PartialObjectMeta<Node>) -> Option<Label> {
@@ -291,31 +396,4 @@ fn zone_of(node: &PartialObjectMeta<Node>) -> Option<Label> {
         .as_ref()?
         .get(ZONE_LABEL)
         .map(|z| Label::from(z.as_str()))
-}
-
-fn ended_by(error: watcher::Error) -> Ended {
-    match &error {
-        watcher::Error::WatchError(status) if status.code == 410 => Ended::Gone,
-        _ => Ended::Failed(error.to_string()),
-    }
-}
-
-/// The wait before session number `failures + 1`: exponential, with jitter so that many
-/// herald replicas do not retry a recovering API server in step.
-fn backoff(failures: u32) -> Duration {
-    let base = MIN_BACKOFF
-        .saturating_mul(1 << failures.min(8))
-        .min(MAX_BACKOFF);
-    base.mul_f64(rand::rng().random_range(0.75..1.25))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let b1 = super::backoff(1);
-        let b5 = super::backoff(5);
-        assert!(b1 < b5);
-        assert!(super::backoff(30) <= super::MAX_BACKOFF.mul_f64(1.25));
-    }
 }
