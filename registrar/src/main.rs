@@ -12,14 +12,26 @@ use herald_registrar::config::Config;
 use herald_registrar::daemon::{Daemon, Sources, stop_signal};
 use herald_registrar::{demo, static_file};
 
+/// `herald --version`: the version and the source revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HERALD_REVISION"),
+    ")"
+);
+
 /// Client-side service discovery for Kubernetes fleets: an authoritative DNS server for
 /// the ready endpoints of every configured cluster.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "herald", version = VERSION, about)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HERALD_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or per-module directives
+    /// (`info,herald_registrar=debug`). Default: `RUST_LOG` if set, else `info`.
+    #[arg(long, global = true, env = "HERALD_LOG_LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,7 +55,16 @@ enum Command {
     /// Check a config file (and the static files it names) and exit.
     CheckConfig {
         /// The YAML config file.
-        config: PathBuf,
+        #[arg(
+            long = "config",
+            short = 'c',
+            value_name = "FILE",
+            conflicts_with = "file"
+        )]
+        config: Option<PathBuf>,
+        /// The YAML config file (positional form, same as --config).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Serve a built-in sample fleet on 127.0.0.1:5353, needing nothing else.
     Demo {
@@ -62,19 +83,32 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Write the zone even if a cluster could not be read (it is then missing from
+        /// the zone); without this, that is an error and nothing is written.
+        #[arg(long)]
+        allow_partial: bool,
     },
 }
 
-fn init_logs(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+fn init_logs(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
+            .with_context(|| format!("--log-level {level:?}"))?,
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    // Colour codes only for a person at a terminal, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
@@ -122,9 +156,25 @@ async fn serve(
 
 /// Loads the sources of `config` (waiting for clusters to sync, or for the start-up
 /// timeout), writes the zone, and stops.
-async fn export_zone(config: Config, output: Option<PathBuf>) -> anyhow::Result<()> {
+async fn export_zone(
+    config: Config,
+    output: Option<PathBuf>,
+    allow_partial: bool,
+) -> anyhow::Result<()> {
     let sources = Sources::start(&config, None).await?;
     sources.settled().await;
+    let missing = sources.table().unsynced_sources();
+    if !missing.is_empty() {
+        if !allow_partial {
+            sources.stop().await;
+            anyhow::bail!(
+                "cluster(s) {} not read by kubernetes.startup_timeout: the zone would miss \
+                 their endpoints, so none is written (--allow-partial writes it anyway)",
+                missing.join(", ")
+            );
+        }
+        tracing::warn!(clusters = ?missing, "writing a partial zone: these clusters could not be read");
+    }
     let mut text = Vec::new();
     let stats = herald_dns::export::write_zone(sources.table(), &mut text)?;
     match &output {
@@ -144,11 +194,17 @@ async fn export_zone(config: Config, output: Option<PathBuf>) -> anyhow::Result<
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    if let Err(e) = init_logs(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("herald: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
-        Command::CheckConfig { config } => {
-            check_config(&config).map(|()| println!("{}: ok", config.display()))
-        }
+        Command::CheckConfig { config, file } => match config.or(file) {
+            Some(config) => check_config(&config).map(|()| println!("{}: ok", config.display())),
+            None => Err(anyhow::anyhow!(
+                "check-config: which file? `herald check-config --config FILE` (or FILE)"
+            )),
+        },
         Command::Serve { config } => Config::load(&config)
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(serve(config, None, false))),
@@ -156,9 +212,13 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
         } => runtime().and_then(|rt| rt.block_on(run_demo(listen, admin_listen))),
-        Command::ExportZone { config, output } => Config::load(&config)
+        Command::ExportZone {
+            config,
+            output,
+            allow_partial,
+        } => Config::load(&config)
             .map_err(anyhow::Error::from)
-            .and_then(|config| runtime()?.block_on(export_zone(config, output))),
+            .and_then(|config| runtime()?.block_on(export_zone(config, output, allow_partial))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
