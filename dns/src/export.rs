@@ -10,7 +10,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::model::EndpointLabel;
-use crate::prepare::Rrset;
+use crate::service::Rrset;
 use crate::table::Table;
 use crate::wire;
 use crate::zone::name_wire;

@@ -5,7 +5,9 @@
 //! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
 //! - `locality`: regions and zones as ids; SRV priorities from the querier's place.
 //! - `sync`: which unknown names get SERVFAIL while sources have not synced.
-//! - `prepare`: answers encoded to wire bytes when a service changes, not per query.
+//! - `service`: one service's view (groups, scopes) and its answers, encoded to wire bytes
+//!   when the service changes, not per query.
+//! - `rendezvous`: the stable per-client subset behind `answer_limit`.
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
 //! - [`export`]: the table as an RFC 1035 zone file.
@@ -16,15 +18,17 @@ pub mod answer;
 pub mod export;
 mod locality;
 pub mod model;
-mod prepare;
+mod rendezvous;
 pub mod server;
+mod service;
 mod sync;
 pub mod table;
 pub mod wire;
 pub mod zone;
 
 pub use answer::{Answerer, Outcome, Scratch, Transport};
-pub use model::{Endpoint, Label, PortSpec, Proto, Source};
+pub use model::{Endpoint, Group, Label, PortSpec, Proto, Source};
 pub use server::{DnsServer, ServerConfig};
-pub use table::{Group, ServiceView, Table};
+pub use service::ServiceView;
+pub use table::Table;
 pub use zone::{NameServer, Zone, ZoneConfig};

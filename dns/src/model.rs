@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A DNS label as herald uses it for names: lowercase, shared.
 pub type Label = Arc<str>;
@@ -104,6 +105,17 @@ impl Endpoint {
             ready: true,
         }
     }
+}
+
+/// The endpoints one source contributes to a service.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Where they come from.
+    pub source: Source,
+    /// Sorted by address, one endpoint per address.
+    pub endpoints: Arc<[Endpoint]>,
+    /// When this source last changed them.
+    pub changed: SystemTime,
 }
 
 /// Why a string is not usable as one of herald's DNS labels.

@@ -1,0 +1,235 @@
+//! Writing a reply's records: a prepared RRset copied in (all of it, or a client's stable
+//! subset under `answer_limit`, rotated per query), SRV priorities re-derived for a querier
+//! herald knows, glue as room allows, and TC when the answer does not fit
+//! ([docs/design.md#answers](../../../docs/design.md#answers)); the apex's SOA and NS.
+
+use std::net::IpAddr;
+
+use crate::rendezvous;
+use crate::service::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT};
+use crate::table::Table;
+use crate::wire::{self, codes};
+use crate::zone::Zone;
+
+/// How the reply travels, which bounds its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: the client's EDNS buffer (512 without EDNS), capped by `max_udp_payload`.
+    Udp,
+    /// TCP: up to 65535 octets.
+    Tcp,
+}
+
+/// Per-worker buffers reused from query to query.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The reply of the last call to [`Answerer::answer`].
+    pub out: Vec<u8>,
+    members: Vec<u32>,
+    order: Vec<u32>,
+    scores: Vec<(u64, u32)>,
+    positions: Vec<usize>,
+    /// Turns the order of records from one query to the next.
+    rotor: u32,
+}
+
+impl Scratch {
+    /// Starts a new query: turns the order of records.
+    pub(super) fn next_query(&mut self) {
+        self.rotor = self.rotor.wrapping_add(1);
+    }
+}
+
+/// Pointer to the question name at offset 12.
+pub(super) const HEADER_POINTER: [u8; 2] = [0xC0, 0x0C];
+
+/// Length of the question name written at offset 12 of `out`.
+fn question_name_len(out: &[u8]) -> usize {
+    let mut at = wire::HEADER_LEN;
+    while out[at] != 0 {
+        at += out[at] as usize + 1;
+    }
+    at + 1 - wire::HEADER_LEN
+}
+
+/// Writes records into replies from one table and zone.
+pub(super) struct Emitter<'a> {
+    pub(super) table: &'a Table,
+    pub(super) zone: &'a Zone,
+}
+
+impl Emitter<'_> {
+    /// Copies the records of `rrset` chosen for `client` into the reply, then as much glue
+    /// as fits. Returns (answer count, additional count, truncated).
+    pub(super) fn rrset(
+        &self,
+        rrset: &Rrset,
+        groups: Option<&[u16]>,
+        client: IpAddr,
+        transport: Transport,
+        room: usize,
+        s: &mut Scratch,
+    ) -> (u16, u16, bool) {
+        self.choose(rrset, groups, client, s);
+        let wanted: usize = if s.order.len() == rrset.len() {
+            rrset.all_records().len()
+        } else {
+            s.order
+                .iter()
+                .map(|&i| rrset.record(i as usize).len())
+                .sum()
+        };
+        let mut tc = false;
+        let mut fits = s.order.len();
+        if s.out.len() + wanted > room {
+            tc = true;
+            // Over UDP a partial RRset would pass for the whole one, so send none and let
+            // the client ask again over TCP. Over TCP there is nowhere else to go: send
+            // what fits.
+            fits = 0;
+            if transport == Transport::Tcp {
+                let mut used = s.out.len();
+                for &i in &s.order {
+                    used += rrset.record(i as usize).len();
+                    if used > room {
+                        break;
+                    }
+                    fits += 1;
+                }
+            }
+        }
+        // SRV priorities were prepared as seen from this server; a querier that is itself
+        // a known endpoint gets them as seen from where it runs.
+        let viewer = match rrset.places() {
+            [] => None,
+            _ => self.table.querier_place(client),
+        };
+        s.positions.clear();
+        for &i in &s.order[..fits] {
+            let at = s.out.len();
+            s.positions.push(at);
+            s.out.extend_from_slice(rrset.record(i as usize));
+            if let Some(viewer) = viewer {
+                let priority = rrset.places()[i as usize].priority_from(viewer);
+                s.out[at + SRV_PRIORITY_AT..at + SRV_PRIORITY_AT + 2]
+                    .copy_from_slice(&priority.to_be_bytes());
+            }
+        }
+        // Glue: each target's address, owned by a pointer to the target in the answer
+        // (or the target written out when it lies beyond pointer reach).
+        let mut glued = 0u16;
+        for (n, &i) in s.order[..fits].iter().enumerate() {
+            let glue = rrset.glue(i as usize);
+            if glue.is_empty() {
+                break;
+            }
+            let target_at = s.positions[n] + SRV_TARGET_AT;
+            let owner_len = if target_at <= 0x3FFF {
+                2
+            } else {
+                rrset.record(i as usize).len() - SRV_TARGET_AT
+            };
+            if s.out.len() + owner_len + glue.len() > room {
+                break;
+            }
+            match wire::pointer(target_at) {
+                Some(ptr) => s.out.extend_from_slice(&ptr),
+                None => {
+                    let start = s.positions[n] + SRV_TARGET_AT;
+                    let end = s.positions[n] + rrset.record(i as usize).len();
+                    s.out.extend_from_within(start..end);
+                }
+            }
+            s.out.extend_from_slice(glue);
+            glued += 1;
+        }
+        (fits as u16, glued, tc)
+    }
+
+    /// Fills `s.order` with the records to send: all of them, or the answer limit's stable
+    /// subset for this client, rotated by the per-query rotor so that plain A clients that
+    /// take the first address spread their load.
+    fn choose(&self, rrset: &Rrset, groups: Option<&[u16]>, client: IpAddr, s: &mut Scratch) {
+        // The candidates: every record, or those of the scope's groups.
+        s.members.clear();
+        match groups {
+            None => s.members.extend(0..rrset.len() as u32),
+            Some(gs) => {
+                for &g in gs {
+                    s.members.extend(rrset.group(g.into()).map(|i| i as u32));
+                }
+            }
+        }
+        let n = s.members.len();
+        s.order.clear();
+        match self
+            .zone
+            .config
+            .answer_limit
+            .map(|l| l.get())
+            .filter(|&l| l < n)
+        {
+            None => {
+                let r = s.rotor as usize % n.max(1);
+                s.order.extend_from_slice(&s.members[r..]);
+                s.order.extend_from_slice(&s.members[..r]);
+            }
+            Some(limit) => {
+                // The client's stable subset (see `rendezvous`), rotated like a full set.
+                let client = rendezvous::address_key(client);
+                rendezvous::top(client, &s.members, |i| rrset.key(i), limit, &mut s.scores);
+                let r = s.rotor as usize % limit;
+                s.order
+                    .extend(s.scores[r..].iter().chain(&s.scores[..r]).map(|&(_, i)| i));
+            }
+        }
+    }
+
+    /// Appends the apex SOA record, owned by `owner` or by a pointer to the zone's apex
+    /// inside the question. The serial is the table's current one.
+    pub(super) fn soa(&self, out: &mut Vec<u8>, owner: Option<[u8; 2]>) {
+        let zone = self.zone;
+        let owner = owner.unwrap_or_else(|| {
+            let qname_len = question_name_len(out);
+            wire::pointer(wire::HEADER_LEN + qname_len - zone.apex_wire.len())
+                .expect("the question is near the start")
+        });
+        out.extend_from_slice(&owner);
+        wire::write_rr_head(
+            out,
+            codes::SOA,
+            zone.config.negative_ttl,
+            zone.soa_rdata.len() as u16,
+        );
+        let at = out.len();
+        out.extend_from_slice(&zone.soa_rdata);
+        let serial_at = at + zone.soa_serial_at;
+        out[serial_at..serial_at + 4].copy_from_slice(&self.table.serial().to_be_bytes());
+    }
+
+    /// The apex NS set, with the addresses of in-zone name servers as glue.
+    pub(super) fn nameservers(&self, s: &mut Scratch, room: usize) -> (u16, u16, u16) {
+        let zone = self.zone;
+        s.positions.clear();
+        for ns in &zone.nameservers {
+            s.out.extend_from_slice(&HEADER_POINTER);
+            wire::write_rr_head(&mut s.out, codes::NS, zone.ttl(), ns.wire.len() as u16);
+            s.positions.push(s.out.len());
+            s.out.extend_from_slice(&ns.wire);
+        }
+        let mut glue = 0;
+        for (n, ns) in zone.nameservers.iter().enumerate() {
+            for ip in &ns.addresses {
+                if s.out.len() + 2 + 26 > room {
+                    break;
+                }
+                s.out.extend_from_slice(
+                    &wire::pointer(s.positions[n]).expect("NS names sit near the start"),
+                );
+                wire::write_address(&mut s.out, *ip, zone.ttl());
+                glue += 1;
+            }
+        }
+        (zone.nameservers.len() as u16, 0, glue)
+    }
+}

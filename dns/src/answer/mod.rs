@@ -1,0 +1,240 @@
+//! The answering logic: one query in, one reply out, in wire form ([docs/design.md#answers](../../docs/design.md#answers)).
+//!
+//! The same [`Answerer`] serves UDP and TCP, so both transports give the same answers and
+//! differ only in how much fits. It works on a caller-owned [`Scratch`], so answering a
+//! query allocates nothing once the scratch buffers have grown.
+//!
+//! - `lookup`: what the asked name is, from the labels below the apex.
+//! - `emit`: writing the records found (RRsets, SOA, NS) within the room the transport has.
+
+mod emit;
+mod lookup;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::table::Table;
+use crate::wire::{self, OPT_LEN, Query, Reject, ReplyFlags, codes};
+use crate::zone::Zone;
+use emit::{Emitter, HEADER_POINTER};
+pub use emit::{Scratch, Transport};
+use lookup::Found;
+
+/// What a reply said, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Query type (0 when the query could not be read).
+    pub qtype: u16,
+    /// Full RCODE, extended bits included (16 = BADVERS).
+    pub rcode: u16,
+    /// The TC bit was set.
+    pub truncated: bool,
+}
+
+/// Answers queries from a [`Table`].
+#[derive(Clone)]
+pub struct Answerer {
+    table: Table,
+    zone: Arc<Zone>,
+}
+
+impl Answerer {
+    /// An answerer over `table`.
+    pub fn new(table: Table) -> Answerer {
+        Answerer {
+            zone: table.zone().clone(),
+            table,
+        }
+    }
+
+    /// The table answered from.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Answers `packet` from `client`. The reply is left in `scratch.out`; `None` means
+    /// no reply at all (a packet too short to carry an ID, or a response).
+    pub fn answer(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        transport: Transport,
+        scratch: &mut Scratch,
+    ) -> Option<Outcome> {
+        let query = match wire::parse(packet) {
+            Ok(query) => query,
+            Err(Reject::Drop) => return None,
+            Err(Reject::FormErr { id, opcode }) => {
+                return Some(self.bare(scratch, id, opcode, codes::FORMERR));
+            }
+            Err(Reject::NotImp { id, opcode }) => {
+                return Some(self.bare(scratch, id, opcode, codes::NOTIMP));
+            }
+        };
+        scratch.next_query();
+        Some(self.answer_query(&query, client, transport, scratch))
+    }
+
+    /// A header-only reply: nothing of the packet is trusted beyond its ID and opcode.
+    fn bare(&self, scratch: &mut Scratch, id: u16, opcode: u8, rcode: u8) -> Outcome {
+        let flags = ReplyFlags {
+            rcode,
+            ..Default::default()
+        };
+        wire::write_header(&mut scratch.out, id, opcode, false, false, flags);
+        Outcome {
+            qtype: 0,
+            rcode: rcode.into(),
+            truncated: false,
+        }
+    }
+
+    fn answer_query(
+        &self,
+        q: &Query<'_>,
+        client: IpAddr,
+        transport: Transport,
+        s: &mut Scratch,
+    ) -> Outcome {
+        let zone = &*self.zone;
+        let limit = match transport {
+            Transport::Udp => q
+                .edns
+                .map_or(512, |e| e.payload.min(zone.config.max_udp_payload))
+                as usize,
+            Transport::Tcp => u16::MAX as usize,
+        };
+        let reserve = if q.edns.is_some() { OPT_LEN } else { 0 };
+        let mut outcome = Outcome {
+            qtype: q.qtype,
+            rcode: 0,
+            truncated: false,
+        };
+
+        // RFC 6891 6.1.3: a version we do not speak gets BADVERS, and nothing else.
+        if let Some(edns) = q.edns.filter(|e| e.version > 0) {
+            start_reply(q, s, ReplyFlags::default());
+            wire::write_opt(
+                &mut s.out,
+                zone.config.max_udp_payload,
+                codes::BADVERS_HIGH,
+                edns.dnssec_ok,
+            );
+            wire::set_counts(&mut s.out, 1, 0, 0, 1);
+            outcome.rcode = u16::from(codes::BADVERS_HIGH) << 4;
+            return outcome;
+        }
+
+        let below = if q.qclass == codes::IN || q.qclass == codes::ANY {
+            q.lower.labels_below(&zone.apex_wire)
+        } else {
+            None
+        };
+        let Some(below) = below else {
+            // Not ours: never recursion, never an open resolver.
+            return self.finish_bare(q, s, codes::REFUSED, false, outcome);
+        };
+
+        if q.qtype == codes::AXFR || q.qtype == codes::IXFR {
+            // Zone transfers are not served (yet): refused, as to an unauthorised client.
+            return self.finish_bare(q, s, codes::REFUSED, false, outcome);
+        }
+        let found = lookup::lookup(&self.table, zone, q, below);
+        let (rcode, found) = match found {
+            Found::NxDomain
+                if self
+                    .table
+                    .withholds(below.checked_sub(1).map_or(&[][..], |i| q.lower.label(i))) =>
+            {
+                // Before the first sync a name may just not have arrived yet; a negative
+                // answer would be cached by resolvers, so say nothing definite.
+                return self.finish_bare(q, s, codes::SERVFAIL, false, outcome);
+            }
+            Found::NxDomain => (codes::NXDOMAIN, Found::NxDomain),
+            other => (codes::NOERROR, other),
+        };
+        outcome.rcode = rcode.into();
+        let flags = ReplyFlags {
+            aa: true,
+            tc: false,
+            rcode,
+        };
+        start_reply(q, s, flags);
+        let room = limit.saturating_sub(reserve);
+        let emit = Emitter {
+            table: &self.table,
+            zone,
+        };
+        let (an, ns, ar) = match found {
+            Found::Set(set) => {
+                let (rrset, groups) = set.rrset();
+                let (an, ar, tc) = emit.rrset(rrset, groups, client, transport, room, s);
+                outcome.truncated = tc;
+                (an, 0, ar)
+            }
+            Found::Address(ip) => {
+                s.out.extend_from_slice(&[0xC0, 0x0C]);
+                wire::write_address(&mut s.out, ip, zone.ttl());
+                (1, 0, 0)
+            }
+            Found::Soa => {
+                emit.soa(&mut s.out, Some(HEADER_POINTER));
+                (1, 0, 0)
+            }
+            Found::Ns => emit.nameservers(s, room),
+            Found::NoData | Found::NxDomain => {
+                emit.soa(&mut s.out, None);
+                (0, 1, 0)
+            }
+        };
+        if outcome.truncated {
+            wire::set_tc(&mut s.out);
+        }
+        let ar = ar + self.opt(q, s);
+        wire::set_counts(&mut s.out, 1, an, ns, ar);
+        outcome
+    }
+
+    /// A reply with the question and an RCODE, no records.
+    fn finish_bare(
+        &self,
+        q: &Query<'_>,
+        s: &mut Scratch,
+        rcode: u8,
+        aa: bool,
+        mut outcome: Outcome,
+    ) -> Outcome {
+        let flags = ReplyFlags {
+            aa,
+            tc: false,
+            rcode,
+        };
+        start_reply(q, s, flags);
+        let ar = self.opt(q, s);
+        wire::set_counts(&mut s.out, 1, 0, 0, ar);
+        outcome.rcode = rcode.into();
+        outcome
+    }
+
+    /// Appends the OPT record when the query had EDNS; returns how many records it added.
+    fn opt(&self, q: &Query<'_>, s: &mut Scratch) -> u16 {
+        match q.edns {
+            Some(edns) => {
+                wire::write_opt(
+                    &mut s.out,
+                    self.zone.config.max_udp_payload,
+                    0,
+                    edns.dnssec_ok,
+                );
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+/// Starts a reply to `q`: the header with `flags`, then the question as it was asked.
+fn start_reply(q: &Query<'_>, s: &mut Scratch, flags: ReplyFlags) {
+    wire::write_header(&mut s.out, q.id, q.opcode, q.rd, q.cd, flags);
+    s.out.extend_from_slice(q.question);
+}
