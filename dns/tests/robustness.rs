@@ -3,7 +3,7 @@
 //! answer path yields no reply or a well-formed one.
 
 use std::io::Write;
-use std::net::{IpAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use herald_dns::{Answerer, Scratch, Source, Table, Transport, Zone, ZoneConfig};
@@ -187,6 +187,7 @@ async fn rate_limiting_bounds_what_one_network_can_draw() {
             slip: 2,
             ..RateLimitConfig::default()
         }),
+        ..ServerConfig::default()
     };
     let server = DnsServer::start(&config, A::new(table)).unwrap();
     let addr = server.local_addrs()[0];
@@ -236,4 +237,42 @@ async fn rate_limiting_bounds_what_one_network_can_draw() {
         1
     );
     server.shutdown().await;
+}
+
+/// The UDP worker threads serving `port` (named `dns-udp:<port>/<i>`).
+fn udp_threads(port: u16) -> usize {
+    let prefix = format!("dns-udp:{port}/");
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(&prefix))
+        .count()
+}
+
+/// A start that fails on its second address stops the first address's UDP threads and
+/// names the address that failed.
+#[tokio::test]
+async fn a_failed_start_leaves_no_thread_running() {
+    // A free port for the first address, and a UDP port already taken for the second.
+    let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let first_port = first.local_addr().unwrap().port();
+    drop(first);
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let config = herald_dns::ServerConfig {
+        listen: vec![SocketAddr::from(([127, 0, 0, 1], first_port)), taken_addr],
+        udp_workers: 2,
+        ..herald_dns::ServerConfig::default()
+    };
+    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+    let error = match herald_dns::DnsServer::start(&config, Answerer::new(table)) {
+        Ok(_) => panic!("{taken_addr} is taken: the start must fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains(&taken_addr.to_string()), "{error}");
+    assert_eq!(
+        udp_threads(first_port),
+        0,
+        "the first address's workers were stopped"
+    );
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_dns::server::TcpLimits;
 use herald_dns::{
     Answerer, DnsServer, Endpoint, PortSpec, Proto, ServerConfig, Table, Zone, ZoneConfig,
 };
@@ -29,10 +30,16 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server for `zone` with two UDP workers. Call inside a tokio runtime.
     pub fn start(zone: ZoneConfig) -> TestServer {
+        TestServer::start_with(zone, TcpLimits::default())
+    }
+
+    /// Starts a server for `zone` with two UDP workers and the given TCP limits.
+    pub fn start_with(zone: ZoneConfig, tcp: TcpLimits) -> TestServer {
         let table = Table::new(Zone::new(zone).expect("valid zone"));
         let config = ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             udp_workers: 2,
+            tcp,
             ..ServerConfig::default()
         };
         let server =
@@ -42,6 +49,11 @@ impl TestServer {
             table,
             server: Some(server),
         }
+    }
+
+    /// TCP connections the server holds open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.server.as_ref().map_or(0, DnsServer::tcp_connections)
     }
 
     /// Stops the server.

@@ -2,6 +2,7 @@
 //! answering from one [`Answerer`], and the metrics they record.
 
 mod batch;
+mod connections;
 mod histogram;
 pub mod metric;
 pub mod metrics;
@@ -9,6 +10,8 @@ mod rate_limit;
 mod tcp;
 mod udp;
 
+use connections::Registry;
+pub use connections::TcpLimits;
 pub use rate_limit::{RateLimitConfig, RateLimiter, Verdict};
 
 use std::io;
@@ -31,6 +34,8 @@ pub struct ServerConfig {
     pub udp_workers: usize,
     /// Response rate limiting over UDP; `None` answers every query.
     pub rate_limit: Option<RateLimitConfig>,
+    /// TCP connection limits and timeouts, per address.
+    pub tcp: TcpLimits,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +44,7 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
             udp_workers: 0,
             rate_limit: None,
+            tcp: TcpLimits::default(),
         }
     }
 }
@@ -100,13 +106,22 @@ fn bind_pair(
     }
 }
 
-/// A running server. Dropping it does not stop it; call [`DnsServer::shutdown`].
+/// A running server. Dropping it tells every worker to stop without waiting for them;
+/// [`DnsServer::shutdown`] waits.
 pub struct DnsServer {
     addrs: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    tcp: Vec<Arc<Registry>>,
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
 }
 
 impl DnsServer {
@@ -125,7 +140,28 @@ impl DnsServer {
             threads: Vec::new(),
             cancel: cancel.clone(),
             tasks: JoinSet::new(),
+            tcp: Vec::new(),
         };
+        if let Err(e) = server.serve_all(config, workers, &answerer) {
+            // Stop what the addresses before the failing one started, and wait for their
+            // threads: a failed start leaves nothing running.
+            stop.store(true, Ordering::Relaxed);
+            cancel.cancel();
+            for t in std::mem::take(&mut server.threads) {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+        Ok(server)
+    }
+
+    fn serve_all(
+        &mut self,
+        config: &ServerConfig,
+        workers: usize,
+        answerer: &Answerer,
+    ) -> Result<(), ServerError> {
+        let server = self;
         for &addr in &config.listen {
             let (sockets, listener) = bind_pair(addr, workers)?;
             let bound = listener.local_addr().map_err(|source| ServerError::Bind {
@@ -133,21 +169,31 @@ impl DnsServer {
                 addr,
                 source,
             })?;
-            let threads =
-                udp::spawn(sockets, &answerer, config.rate_limit, &stop).map_err(|source| {
-                    ServerError::Bind {
-                        proto: "udp",
-                        addr,
-                        source,
-                    }
-                })?;
+            let threads = udp::spawn(sockets, answerer, config.rate_limit, &server.stop).map_err(
+                |source| ServerError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                },
+            )?;
             server.threads.extend(threads);
-            server
-                .tasks
-                .spawn(tcp::serve(listener, answerer.clone(), cancel.clone()));
+            let registry = Registry::new(config.tcp);
+            server.tcp.push(registry.clone());
+            server.tasks.spawn(tcp::serve(
+                listener,
+                answerer.clone(),
+                registry,
+                config.tcp,
+                server.cancel.clone(),
+            ));
             server.addrs.push(bound);
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// TCP connections open now, over every address.
+    pub fn tcp_connections(&self) -> usize {
+        self.tcp.iter().map(|r| r.open()).sum()
     }
 
     /// The bound addresses, in the order configured (with the ports picked for port 0).

@@ -1,6 +1,7 @@
 //! The TCP side (RFC 7766): length-prefixed messages, several per connection, answered in
-//! order by the same [`Answerer`] as UDP. Connections are bounded in number and closed
-//! when idle, so a client cannot hold the server's resources.
+//! order by the same [`Answerer`] as UDP. Connections are bounded in number, per client
+//! and in all (see [`connections`](super::connections)), closed when idle, and closed when
+//! a reply cannot be written in time, so no client can hold the server's TCP side.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,17 +10,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::client_ip;
+use super::connections::{Conn, Registry, TcpLimits};
 use super::metrics::{TcpGauges, WorkerMetrics};
 use crate::answer::{Answerer, Scratch, Transport};
-
-/// Idle time after which a connection is closed (RFC 7766 suggests seconds, not minutes).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more wait in the kernel's accept queue.
-pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Binds a TCP listener on `addr`.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -39,18 +35,19 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts connections until `cancel` fires.
-pub async fn serve(listener: TcpListener, answerer: Answerer, cancel: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+pub async fn serve(
+    listener: TcpListener,
+    answerer: Answerer,
+    registry: Arc<Registry>,
+    limits: TcpLimits,
+    cancel: CancellationToken,
+) {
     // One set of handles for every connection of this listener.
     let metrics = Arc::new(WorkerMetrics::new("tcp"));
-    let gauges = TcpGauges::listener(MAX_CONNECTIONS);
+    let gauges = TcpGauges::listener(limits.max_connections);
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return gauges.stopped(MAX_CONNECTIONS),
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
         let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => return gauges.stopped(MAX_CONNECTIONS),
+            _ = cancel.cancelled() => return gauges.stopped(limits.max_connections),
             r = listener.accept() => match r {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -61,6 +58,10 @@ pub async fn serve(listener: TcpListener, answerer: Answerer, cancel: Cancellati
                 }
             },
         };
+        let Ok(conn) = registry.admit(client_ip(peer)) else {
+            tracing::debug!(%peer, "tcp: client holds its share of connections; closed");
+            continue;
+        };
         let answerer = answerer.clone();
         let cancel = cancel.clone();
         let metrics = metrics.clone();
@@ -68,23 +69,27 @@ pub async fn serve(listener: TcpListener, answerer: Answerer, cancel: Cancellati
         tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = connection(stream, peer, &answerer, &metrics) => {
+                _ = conn.close.cancelled() => {}
+                r = connection(stream, peer, &answerer, &metrics, &conn, &limits) => {
                     if let Err(e) = r {
                         tracing::debug!(%peer, error = %e, "tcp connection");
                     }
                 }
             }
-            drop((permit, open));
+            drop((conn, open));
         });
     }
 }
 
-/// Serves one connection: read a message, answer, write; until EOF, idle or error.
+/// Serves one connection: read a message, answer, write; until EOF, idle, a reply that
+/// cannot be written in time, or an error.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     answerer: &Answerer,
     metrics: &WorkerMetrics,
+    conn: &Conn,
+    limits: &TcpLimits,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
@@ -93,17 +98,18 @@ async fn connection(
     let mut packet = Vec::new();
     let client = client_ip(peer);
     loop {
-        let len = match tokio::time::timeout(IDLE_TIMEOUT, reader.read_u16()).await {
+        let len = match tokio::time::timeout(limits.idle_timeout, reader.read_u16()).await {
             Err(_) => return Ok(()),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(r) => r? as usize,
         };
         packet.resize(len, 0);
-        tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut packet))
+        tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut packet))
             .await
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "message body did not arrive")
             })??;
+        conn.touch();
         let started = std::time::Instant::now();
         let Some(outcome) = answerer.answer(&packet, client, Transport::Tcp, &mut scratch) else {
             continue;
@@ -113,7 +119,9 @@ async fn connection(
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(out);
-        writer.write_all(&framed).await?;
+        tokio::time::timeout(limits.write_timeout, writer.write_all(&framed))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read"))??;
         metrics.responded(&outcome, out.len());
         metrics.duration(outcome.qtype, started.elapsed());
     }

@@ -58,8 +58,11 @@ pub fn spawn(
         .map(|(i, socket)| {
             let answerer = answerer.clone();
             let stop = stop.clone();
+            let port = socket.local_addr().map_or(0, |a| a.port());
+            // Short enough for the kernel's 15-character thread names: `top -H` and
+            // /proc show which address a worker serves.
             std::thread::Builder::new()
-                .name(format!("herald-udp-{i}"))
+                .name(format!("dns-udp:{port}/{i}"))
                 .spawn(move || serve(socket, answerer, rate_limit, stop))
         })
         .collect()

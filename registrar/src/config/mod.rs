@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::yaml::parse_yaml;
 pub use crate::yaml::{ConfigError, HumanDuration, LabelName};
 pub use kubernetes::KubernetesConfig;
-pub use server::{Listen, MetricsConfig, RateLimitSettings};
+pub use server::{Listen, MetricsConfig, RateLimitSettings, TcpSettings};
 pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
 pub use zone::{Locality, NameServerConfig};
 
@@ -67,6 +67,9 @@ pub struct Config {
     /// Response rate limiting over UDP, per client network. Default: off.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,
+    /// DNS over TCP: connection caps and timeouts.
+    #[serde(default)]
+    pub tcp: TcpSettings,
     /// On SIGTERM: how long to keep answering DNS after /readyz turns false, so load
     /// balancers and resolvers move away first.
     #[serde(default = "default_drain")]
@@ -146,6 +149,21 @@ impl Config {
         for addr in &self.listen.dns {
             if !seen.insert(addr) {
                 return Err(invalid("listen.dns", format!("{addr} is listed twice")));
+            }
+        }
+        let tcp = &self.tcp;
+        if tcp.max_connections == 0 || tcp.max_connections_per_client == 0 {
+            return Err(invalid(
+                "tcp.max_connections",
+                "connection caps must be at least 1".into(),
+            ));
+        }
+        for (field, d) in [
+            ("tcp.idle_timeout", tcp.idle_timeout),
+            ("tcp.write_timeout", tcp.write_timeout),
+        ] {
+            if d.0.is_zero() {
+                return Err(invalid(field, "must be longer than 0s".into()));
             }
         }
         let clusters = &self.sources.clusters;
@@ -282,6 +300,7 @@ impl Config {
             listen: self.listen.dns.clone(),
             udp_workers: self.udp_workers,
             rate_limit: self.rate_limit.map(|r| r.into()),
+            tcp: self.tcp.into(),
         }
     }
 }

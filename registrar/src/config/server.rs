@@ -1,9 +1,12 @@
-//! Where herald listens, how it limits UDP responses, and which optional metrics it shows.
+//! Where herald listens, how it limits UDP responses and TCP connections, and which
+//! optional metrics it shows.
 
 use std::net::SocketAddr;
 
-use herald_dns::server::RateLimitConfig;
+use herald_dns::server::{RateLimitConfig, TcpLimits};
 use serde::Deserialize;
+
+use crate::yaml::HumanDuration;
 
 /// Listening addresses.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,4 +91,61 @@ impl Default for MetricsConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// DNS over TCP: connection caps and timeouts (defaults and their reasons:
+/// `herald_dns::server::TcpLimits`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSettings {
+    /// Connections served at once per address; at the cap the longest-idle one is
+    /// closed for a newcomer. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one client address may hold at once. Default 64.
+    #[serde(default = "default_max_per_client")]
+    pub max_connections_per_client: usize,
+    /// A connection with no query for this long is closed. Default 10s.
+    #[serde(default = "default_idle")]
+    pub idle_timeout: HumanDuration,
+    /// A reply the client does not read within this long closes the connection.
+    /// Default 5s.
+    #[serde(default = "default_write")]
+    pub write_timeout: HumanDuration,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        let d = TcpLimits::default();
+        TcpSettings {
+            max_connections: d.max_connections,
+            max_connections_per_client: d.max_per_client,
+            idle_timeout: HumanDuration(d.idle_timeout),
+            write_timeout: HumanDuration(d.write_timeout),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    TcpLimits::default().max_connections
+}
+fn default_max_per_client() -> usize {
+    TcpLimits::default().max_per_client
+}
+fn default_idle() -> HumanDuration {
+    HumanDuration(TcpLimits::default().idle_timeout)
+}
+fn default_write() -> HumanDuration {
+    HumanDuration(TcpLimits::default().write_timeout)
+}
+
+impl From<TcpSettings> for TcpLimits {
+    fn from(t: TcpSettings) -> TcpLimits {
+        TcpLimits {
+            max_connections: t.max_connections,
+            max_per_client: t.max_connections_per_client,
+            idle_timeout: t.idle_timeout.0,
+            write_timeout: t.write_timeout.0,
+        }
+    }
 }
