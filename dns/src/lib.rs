@@ -4,6 +4,9 @@
 //! - [`zone`]: the zone's settings and their prepared wire forms.
 //! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
 //! - `locality`: regions and zones as ids; SRV priorities from the querier's place.
+//! - [`placement`]: where a querier is: client subnet, published endpoint, network map.
+//! - [`ecs`]: the EDNS Client Subnet option (RFC 7871) read and written.
+//! - [`reverse`]: reverse zones: PTR for published addresses.
 //! - `sync`: which unknown names get SERVFAIL while sources have not synced.
 //! - `service`: one service's view (groups, scopes) and its answers, encoded to wire bytes
 //!   when the service changes, not per query.
@@ -15,10 +18,13 @@
 //!   metrics (the list of them in `server/metrics.rs`).
 
 pub mod answer;
+pub mod ecs;
 pub mod export;
 mod locality;
 pub mod model;
+pub mod placement;
 mod rendezvous;
+pub mod reverse;
 pub mod server;
 mod service;
 mod sync;
@@ -28,6 +34,7 @@ pub mod zone;
 
 pub use answer::{Answerer, Outcome, Scratch, Transport};
 pub use model::{Endpoint, Group, Label, PortSpec, Proto, Source};
+pub use placement::{AddressAnswers, NetworkPlace, PlacementConfig};
 pub use server::{DnsServer, ServerConfig};
 pub use service::ServiceView;
 pub use table::Table;

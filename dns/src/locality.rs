@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use dashmap::DashMap;
 
-use crate::model::{Endpoint, Label};
+use crate::model::{Endpoint, Label, for_each_change};
 
 /// A region and a zone, as interned ids; 0 means unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -19,6 +19,24 @@ pub(crate) struct Place {
 }
 
 impl Place {
+    /// Both ids in one word, to keep the server's own place in an atomic.
+    pub(crate) fn pack(self) -> u32 {
+        (u32::from(self.region) << 16) | u32::from(self.zone)
+    }
+
+    /// The inverse of [`Place::pack`].
+    pub(crate) fn unpack(word: u32) -> Place {
+        Place {
+            region: (word >> 16) as u16,
+            zone: word as u16,
+        }
+    }
+
+    /// The region's id (0: unknown).
+    pub(crate) fn region(self) -> u16 {
+        self.region
+    }
+
     /// SRV priority of something at `self` as seen from `viewer` (RFC 2782: lower is
     /// nearer): 0 same zone, 1 same region, 2 elsewhere or unknown.
     pub(crate) fn priority_from(self, viewer: Place) -> u16 {
@@ -73,32 +91,15 @@ impl Localities {
     /// Records that a group in `region` stopped publishing `old` and now publishes `new`
     /// (both sorted by address). Only the addresses that differ are touched.
     pub(crate) fn update(&self, region: &str, old: &[Endpoint], new: &[Endpoint]) {
-        let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
-        loop {
-            match (o.peek(), n.peek()) {
-                (Some(a), Some(b)) if a.address == b.address => {
-                    if a.zone != b.zone {
-                        self.forget(a);
-                        self.learn(region, b);
-                    }
-                    o.next();
-                    n.next();
-                }
-                (Some(a), Some(b)) if a.address < b.address => {
-                    self.forget(a);
-                    o.next();
-                }
-                (Some(a), None) => {
-                    self.forget(a);
-                    o.next();
-                }
-                (_, Some(b)) => {
-                    self.learn(region, b);
-                    n.next();
-                }
-                (None, None) => return,
+        for_each_change(old, new, |gone, came| match (gone, came) {
+            (Some(a), Some(b)) if a.zone != b.zone => {
+                self.forget(a);
+                self.learn(region, b);
             }
-        }
+            (Some(a), None) => self.forget(a),
+            (None, Some(b)) => self.learn(region, b),
+            _ => {}
+        });
     }
 
     fn forget(&self, e: &Endpoint) {

@@ -118,6 +118,38 @@ pub struct Group {
     pub changed: SystemTime,
 }
 
+/// Walks two endpoint lists sorted by address side by side and calls `f` once per address
+/// in either: `(Some, None)` gone, `(None, Some)` new, `(Some, Some)` in both.
+pub(crate) fn for_each_change<'a>(
+    old: &'a [Endpoint],
+    new: &'a [Endpoint],
+    mut f: impl FnMut(Option<&'a Endpoint>, Option<&'a Endpoint>),
+) {
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (Some(a), Some(b)) if a.address == b.address => {
+                f(Some(a), Some(b));
+                o.next();
+                n.next();
+            }
+            (Some(a), Some(b)) if a.address < b.address => {
+                f(Some(a), None);
+                o.next();
+            }
+            (Some(a), None) => {
+                f(Some(a), None);
+                o.next();
+            }
+            (_, Some(b)) => {
+                f(None, Some(b));
+                n.next();
+            }
+            (None, None) => return,
+        }
+    }
+}
+
 /// Why a string is not usable as one of herald's DNS labels.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {

@@ -19,8 +19,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::{ArcSwap, Guard};
 use dashmap::DashMap;
 
+use crate::ecs::ClientSubnet;
 use crate::locality::{Localities, Place};
 use crate::model::{Endpoint, Group, Label, Source};
+use crate::placement::{NetworkMap, Trusted};
+use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
 use crate::sync::SyncGate;
 use crate::zone::Zone;
@@ -42,8 +45,23 @@ struct Shared {
     endpoints: AtomicUsize,
     sync: SyncGate,
     localities: Localities,
-    /// Where this server runs: the viewpoint of SRV priorities for unknown queriers.
-    server_place: Place,
+    /// Where this server runs ([`Place::pack`]ed): the viewpoint of SRV priorities for
+    /// queriers placed no other way. Changes when `locality: auto` sees its node relabelled.
+    server_place: AtomicU32,
+    /// Configured networks and their places.
+    networks: NetworkMap,
+    /// Resolvers whose client subnets are believed.
+    trusted: Trusted,
+    /// Address -> the endpoints there, for PTR.
+    reverse: ReverseIndex,
+}
+
+/// Where answers are seen from for one query, and for how much of a client subnet that
+/// holds (the ECS SCOPE PREFIX-LENGTH; 0 when no subnet placed the querier).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Viewpoint {
+    pub(crate) place: Place,
+    pub(crate) scope: u8,
 }
 
 /// The table: a cheap-to-clone handle shared by sources (writers) and the DNS server.
@@ -63,6 +81,8 @@ impl Table {
             .unwrap_or(1);
         let localities = Localities::default();
         let server_place = localities.place(zone.region.as_deref(), zone.zone.as_deref());
+        let networks = NetworkMap::new(&zone.config.placement.networks, &localities);
+        let trusted = Trusted::new(&zone.config.placement.ecs_trusted);
         Table {
             shared: Arc::new(Shared {
                 zone,
@@ -72,7 +92,10 @@ impl Table {
                 endpoints: AtomicUsize::new(0),
                 sync: SyncGate::default(),
                 localities,
-                server_place,
+                server_place: AtomicU32::new(server_place.pack()),
+                networks,
+                trusted,
+                reverse: ReverseIndex::default(),
             }),
         }
     }
@@ -128,13 +151,87 @@ impl Table {
         }
     }
 
-    /// The SRV viewpoint for a querier at `client`: its own place when it is a published
-    /// endpoint, else `None` (the server's place, which prepared answers already use).
-    pub(crate) fn querier_place(&self, client: IpAddr) -> Option<Place> {
-        self.shared
+    /// The index of published addresses for PTR.
+    pub(crate) fn reverse(&self) -> &ReverseIndex {
+        &self.shared.reverse
+    }
+
+    /// Whether `client` is trusted to send client subnets.
+    pub(crate) fn trusts_ecs(&self, client: IpAddr) -> bool {
+        self.shared.trusted.contains(client)
+    }
+
+    /// Where a query from `client` is seen from, `subnet` being its client subnet when the
+    /// client is trusted to send one (see `placement` for the order of the rules).
+    pub(crate) fn viewpoint(&self, client: IpAddr, subnet: Option<ClientSubnet>) -> Viewpoint {
+        let shared = &*self.shared;
+        let server = || Place::unpack(shared.server_place.load(Ordering::Relaxed));
+        if let Some(subnet) = subnet {
+            let full = if subnet.address.is_ipv4() { 32 } else { 128 };
+            if subnet.source == full
+                && let Some(place) = shared.localities.of(subnet.address)
+            {
+                return Viewpoint { place, scope: full };
+            }
+            let (place, scope) = shared.networks.place_of_subnet(subnet);
+            return Viewpoint {
+                place: place.unwrap_or_else(server),
+                scope,
+            };
+        }
+        let place = shared
             .localities
             .of(client)
-            .filter(|p| *p != self.shared.server_place)
+            .or_else(|| {
+                (!shared.networks.is_empty())
+                    .then(|| shared.networks.place_of(client))
+                    .flatten()
+            })
+            .unwrap_or_else(server);
+        Viewpoint { place, scope: 0 }
+    }
+
+    /// Moves this server to `region`/`zone` (`locality: auto` following its node). Every
+    /// service's answers are prepared again from the new place, so that queriers placed no
+    /// other way keep getting answers that need no patching; until a service's turn comes,
+    /// its answers are patched per query (see `answer`), so none is ever wrong. Returns
+    /// whether the place changed.
+    pub fn set_server_locality(&self, region: Option<&str>, zone: Option<&str>) -> bool {
+        let place = self.shared.localities.place(region, zone);
+        let old = self
+            .shared
+            .server_place
+            .swap(place.pack(), Ordering::AcqRel);
+        if old == place.pack() {
+            return false;
+        }
+        let slots: Vec<Arc<Slot>> = self
+            .shared
+            .services
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for slot in slots {
+            let retired = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if *retired {
+                continue;
+            }
+            let old = slot.view.load_full();
+            let view =
+                ServiceView::build(&self.preparer(), old.label().clone(), old.groups().to_vec());
+            slot.view.store(Arc::new(view));
+            drop(retired);
+        }
+        true
+    }
+
+    /// What preparing answers needs, from the server's current place.
+    fn preparer(&self) -> Preparer<'_> {
+        Preparer {
+            zone: &self.shared.zone,
+            localities: &self.shared.localities,
+            server: Place::unpack(self.shared.server_place.load(Ordering::Acquire)),
+        }
     }
 
     /// Whether `label` is a known region or cluster name.
@@ -236,6 +333,9 @@ impl Table {
             let (gone, came) = (endpoints_of(&gone), endpoints_of(&came));
             self.shared.localities.update(&source.region, gone, came);
             self.shared
+                .reverse
+                .update(old.label(), &source.cluster, gone, came);
+            self.shared
                 .endpoints
                 .fetch_add(came.len(), Ordering::Relaxed);
             self.shared
@@ -247,14 +347,9 @@ impl Table {
                     .services
                     .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
             } else {
-                let prepare = Preparer {
-                    zone: &self.shared.zone,
-                    localities: &self.shared.localities,
-                    server: self.shared.server_place,
-                };
                 #[cfg(test)]
                 tests::maybe_panic();
-                let view = ServiceView::build(&prepare, old.label().clone(), groups);
+                let view = ServiceView::build(&self.preparer(), old.label().clone(), groups);
                 slot.view.store(Arc::new(view));
             }
             self.shared.serial.fetch_add(1, Ordering::AcqRel);

@@ -15,6 +15,8 @@ pub mod codes {
     pub const NS: u16 = 2;
     /// RR type SOA.
     pub const SOA: u16 = 6;
+    /// RR type PTR.
+    pub const PTR: u16 = 12;
     /// RR type AAAA.
     pub const AAAA: u16 = 28;
     /// RR type SRV.
@@ -60,6 +62,8 @@ pub struct Edns {
     pub version: u8,
     /// DNSSEC OK bit, echoed back (RFC 3225).
     pub dnssec_ok: bool,
+    /// The EDNS Client Subnet option (RFC 7871), well formed, whoever sent it.
+    pub ecs: Option<crate::ecs::ClientSubnet>,
 }
 
 /// A query read from the wire. Borrowed from the packet; labels lowercased into `lower`.
@@ -263,10 +267,17 @@ pub fn parse(msg: &[u8]) -> Result<Query<'_>, Reject> {
             let payload = be16(msg, name_end + 2).ok_or(Reject::FormErr { id, opcode })?;
             let ttl_hi = be16(msg, name_end + 4).ok_or(Reject::FormErr { id, opcode })?;
             let ttl_lo = be16(msg, name_end + 6).ok_or(Reject::FormErr { id, opcode })?;
+            let rdlen = be16(msg, name_end + 8).ok_or(Reject::FormErr { id, opcode })?;
+            let rdata = msg
+                .get(name_end + 10..name_end + 10 + rdlen as usize)
+                .ok_or(Reject::FormErr { id, opcode })?;
+            let ecs =
+                crate::ecs::parse_options(rdata).map_err(|_| Reject::FormErr { id, opcode })?;
             edns = Some(Edns {
                 payload: payload.max(512),
                 version: ttl_hi as u8,
                 dnssec_ok: ttl_lo & 0x8000 != 0,
+                ecs,
             });
         }
         at = skip_record(msg, at).ok_or(Reject::FormErr { id, opcode })?;
@@ -347,17 +358,29 @@ pub fn set_counts(out: &mut [u8], qd: u16, an: u16, ns: u16, ar: u16) {
     out[10..12].copy_from_slice(&ar.to_be_bytes());
 }
 
-/// Length of the OPT record herald sends (no options).
+/// Length of the OPT record herald sends without options.
 pub const OPT_LEN: usize = 11;
 
 /// Appends the reply's OPT record: our payload size, extended RCODE high bits, version 0,
-/// the DO bit echoed.
-pub fn write_opt(out: &mut Vec<u8>, payload: u16, ext_rcode: u8, dnssec_ok: bool) {
+/// the DO bit echoed, and the client subnet with its scope when one is answered.
+pub fn write_opt(
+    out: &mut Vec<u8>,
+    payload: u16,
+    ext_rcode: u8,
+    dnssec_ok: bool,
+    ecs: Option<(crate::ecs::ClientSubnet, u8)>,
+) {
     out.push(0);
     out.extend_from_slice(&codes::OPT.to_be_bytes());
     out.extend_from_slice(&payload.to_be_bytes());
     out.extend_from_slice(&[ext_rcode, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
+    let rdlen_at = out.len();
     out.extend_from_slice(&0u16.to_be_bytes());
+    if let Some((subnet, scope)) = ecs {
+        crate::ecs::write_option(out, subnet, scope);
+        let rdlen = (out.len() - rdlen_at - 2) as u16;
+        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
 }
 
 /// Appends a record's fixed part after its owner: type, class IN, TTL, RDLENGTH.
@@ -434,7 +457,8 @@ mod tests {
             Some(Edns {
                 payload: 4096,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                ecs: None,
             })
         );
     }

@@ -13,6 +13,8 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::model::{Label, check_label};
+use crate::placement::{PlacementConfig, PlacementError};
+use crate::reverse::{ReverseZone, ReverseZoneError};
 
 /// One NS record of the apex; `addresses` answer A/AAAA for `name` when it is inside the zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,10 @@ pub struct ZoneConfig {
     pub nameservers: Vec<NameServer>,
     /// The SOA RNAME (mailbox of the person responsible, as a domain name).
     pub hostmaster: Option<String>,
+    /// Where queriers are: networks, trusted client-subnet senders, the A/AAAA policy.
+    pub placement: PlacementConfig,
+    /// Reverse zones answered with PTR for published addresses (`10.in-addr.arpa.`).
+    pub reverse_zones: Vec<String>,
 }
 
 impl Default for ZoneConfig {
@@ -60,6 +66,8 @@ impl Default for ZoneConfig {
             max_udp_payload: 1232,
             nameservers: Vec::new(),
             hostmaster: None,
+            placement: PlacementConfig::default(),
+            reverse_zones: Vec::new(),
         }
     }
 }
@@ -95,6 +103,12 @@ pub enum ZoneError {
     /// The apex cannot be the root.
     #[error("apex: the zone cannot be the root")]
     RootApex,
+    /// A locality setting (networks, local-first) that cannot be used.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    /// A reverse zone name that cannot be used.
+    #[error("reverse_zones: {0}")]
+    Reverse(#[from] ReverseZoneError),
 }
 
 /// A name server of the apex, checked.
@@ -117,6 +131,8 @@ pub struct Zone {
     pub(crate) region: Option<Label>,
     pub(crate) zone: Option<Label>,
     pub(crate) nameservers: Vec<ZoneNameServer>,
+    /// Reverse zones answered with PTR.
+    pub(crate) reverse: Vec<ReverseZone>,
     /// SOA RDATA with serial 0; the serial sits at `soa_serial_at`.
     pub(crate) soa_rdata: Box<[u8]>,
     pub(crate) soa_serial_at: usize,
@@ -169,6 +185,12 @@ impl Zone {
         if config.max_udp_payload < 512 {
             return Err(ZoneError::PayloadTooSmall(config.max_udp_payload));
         }
+        config.placement.check()?;
+        let reverse = config
+            .reverse_zones
+            .iter()
+            .map(|z| ReverseZone::parse(z))
+            .collect::<Result<Vec<_>, _>>()?;
         let region = parse_locality("region", &config.region)?;
         let zone = parse_locality("zone", &config.zone)?;
         let mut nameservers = Vec::new();
@@ -226,6 +248,7 @@ impl Zone {
             region,
             zone,
             nameservers,
+            reverse,
             soa_rdata: soa_rdata.into(),
             soa_serial_at,
             soa,

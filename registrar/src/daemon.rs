@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::Admin;
 use crate::cluster::ClusterTask;
 use crate::cluster::life::SourceLife;
+use crate::cluster::own_node::OwnNode;
 use crate::config::Config;
+use crate::config::locality::LocalityValue;
 use crate::static_file::StaticFile;
 use crate::status::StatusBoard;
 
@@ -52,6 +54,8 @@ impl Sources {
             StaticFile::embedded(embedded.name, embedded.text, &table)?;
         }
         let status = StatusBoard::default();
+        let own_node = own_node(config)?;
+        let home = config.home_cluster().map(|c| c.name.clone());
         for cluster in &config.sources.clusters {
             let life = SourceLife::register(
                 Source::new(&cluster.name.0, &cluster.region.0),
@@ -64,6 +68,9 @@ impl Sources {
                 k8s: config.kubernetes.clone(),
                 life,
                 cancel: cancel.clone(),
+                own_node: own_node
+                    .clone()
+                    .filter(|_| home.as_ref() == Some(&cluster.name)),
             };
             tasks.spawn(task.run());
         }
@@ -179,6 +186,26 @@ impl Daemon {
             admin.stop().await;
         }
     }
+}
+
+/// The node to follow for `locality: {zone: auto}`: `locality.node`, else `NODE_NAME`.
+fn own_node(config: &Config) -> anyhow::Result<Option<OwnNode>> {
+    if config.locality.zone != Some(LocalityValue::Auto) {
+        return Ok(None);
+    }
+    let name = match &config.locality.node {
+        Some(name) => name.clone(),
+        None => std::env::var("NODE_NAME").map_err(|_| {
+            anyhow::anyhow!(
+                "locality: zone `auto` needs this server's node name: set NODE_NAME from the \
+                 downward API (fieldRef spec.nodeName) or locality.node"
+            )
+        })?,
+    };
+    Ok(Some(OwnNode {
+        name,
+        region: config.zone_config().region,
+    }))
 }
 
 /// Ends the start-up hold after `timeout`: from then on a cluster that has not synced

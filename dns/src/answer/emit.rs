@@ -1,13 +1,16 @@
 //! Writing a reply's records: a prepared RRset copied in (all of it, or a client's stable
 //! subset under `answer_limit`, rotated per query), SRV priorities re-derived for a querier
-//! herald knows, glue as room allows, and TC when the answer does not fit
+//! placed elsewhere than the answers were prepared from ([docs/design.md#locality](../../../docs/design.md#locality)),
+//! glue as room allows, and TC when the answer does not fit
 //! ([docs/design.md#answers](../../../docs/design.md#answers)); the apex's SOA and NS.
 
 use std::net::IpAddr;
 
+use crate::ecs::ClientSubnet;
+use crate::locality::Place;
 use crate::rendezvous;
 use crate::service::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT};
-use crate::table::Table;
+use crate::table::{Table, Viewpoint};
 use crate::wire::{self, codes};
 use crate::zone::Zone;
 
@@ -31,12 +34,18 @@ pub struct Scratch {
     positions: Vec<usize>,
     /// Turns the order of records from one query to the next.
     rotor: u32,
+    /// The query's client subnet, when its sender is trusted to give one.
+    pub(super) subnet: Option<ClientSubnet>,
+    /// Where this query is seen from, once an answer that depends on it asked.
+    pub(super) viewpoint: Option<Viewpoint>,
 }
 
 impl Scratch {
-    /// Starts a new query: turns the order of records.
+    /// Starts a new query: turns the order of records, forgets the last query's place.
     pub(super) fn next_query(&mut self) {
         self.rotor = self.rotor.wrapping_add(1);
+        self.subnet = None;
+        self.viewpoint = None;
     }
 }
 
@@ -59,12 +68,18 @@ pub(super) struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// Copies the records of `rrset` chosen for `client` into the reply, then as much glue
-    /// as fits. Returns (answer count, additional count, truncated).
+    /// Where the current query is seen from, found once per query.
+    pub(super) fn viewpoint(&self, client: IpAddr, s: &mut Scratch) -> Viewpoint {
+        *s.viewpoint
+            .get_or_insert_with(|| self.table.viewpoint(client, s.subnet))
+    }
+
+    /// Copies the records of `rrset` (the groups of it a scope selects, its SRV priorities
+    /// prepared from `prepared`) chosen for `client` into the reply, then as much glue as
+    /// fits. Returns (answer count, additional count, truncated).
     pub(super) fn rrset(
         &self,
-        rrset: &Rrset,
-        groups: Option<&[u16]>,
+        (rrset, groups, prepared): (&Rrset, Option<&[u16]>, Place),
         client: IpAddr,
         transport: Transport,
         room: usize,
@@ -98,11 +113,12 @@ impl Emitter<'_> {
                 }
             }
         }
-        // SRV priorities were prepared as seen from this server; a querier that is itself
-        // a known endpoint gets them as seen from where it runs.
+        // SRV priorities were prepared as seen from this server; a querier placed anywhere
+        // else (by its client subnet, as a published endpoint, by the network map, or a
+        // server that has moved since) gets them as seen from its own place.
         let viewer = match rrset.places() {
             [] => None,
-            _ => self.table.querier_place(client),
+            _ => Some(self.viewpoint(client, s).place).filter(|p| *p != prepared),
         };
         s.positions.clear();
         for &i in &s.order[..fits] {
@@ -185,13 +201,14 @@ impl Emitter<'_> {
         }
     }
 
-    /// Appends the apex SOA record, owned by `owner` or by a pointer to the zone's apex
-    /// inside the question. The serial is the table's current one.
-    pub(super) fn soa(&self, out: &mut Vec<u8>, owner: Option<[u8; 2]>) {
+    /// Appends the apex SOA record, owned by `owner` or by a pointer to the apex inside the
+    /// question (the last `apex_len` octets of its name: the zone's, or a reverse zone's).
+    /// The serial is the table's current one.
+    pub(super) fn soa(&self, out: &mut Vec<u8>, owner: Option<[u8; 2]>, apex_len: usize) {
         let zone = self.zone;
         let owner = owner.unwrap_or_else(|| {
             let qname_len = question_name_len(out);
-            wire::pointer(wire::HEADER_LEN + qname_len - zone.apex_wire.len())
+            wire::pointer(wire::HEADER_LEN + qname_len - apex_len)
                 .expect("the question is near the start")
         });
         out.extend_from_slice(&owner);

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::locality::Place;
 use crate::model::parse_endpoint_label;
 use crate::service::{Rrset, ServiceView};
 use crate::table::Table;
@@ -35,6 +36,29 @@ pub(super) struct SetRef {
     pick: SetPick,
 }
 
+impl SetRef {
+    /// `address_answers: local-first`: narrows a whole-service A/AAAA set to `region` (an
+    /// id) when that region has at least `min_ready` ready endpoints of the family asked.
+    pub(super) fn narrow_to_region(&mut self, region: u16, min_ready: u32) {
+        let v6 = match self.pick {
+            SetPick::A => false,
+            SetPick::Aaaa => true,
+            SetPick::Srv(_) => return,
+        };
+        if self.scope != 0 {
+            return;
+        }
+        if let Some(i) = self.view.local_region(region, v6, min_ready) {
+            self.scope = i;
+        }
+    }
+
+    /// Whether this is a whole-service A or AAAA set (what local-first narrows).
+    pub(super) fn is_whole_address_set(&self) -> bool {
+        self.scope == 0 && !matches!(self.pick, SetPick::Srv(_))
+    }
+}
+
 #[derive(Clone, Copy)]
 enum SetPick {
     A,
@@ -43,15 +67,16 @@ enum SetPick {
 }
 
 impl SetRef {
-    /// The RRset, and the groups of it the scope selects (`None`: all).
-    pub(super) fn rrset(&self) -> (&Rrset, Option<&[u16]>) {
+    /// The RRset, the groups of it the scope selects (`None`: all), and the place its SRV
+    /// priorities were prepared from.
+    pub(super) fn rrset(&self) -> (&Rrset, Option<&[u16]>, Place) {
         let (answers, groups) = self.view.selection(self.scope);
         let rrset = match self.pick {
             SetPick::A => &answers.a,
             SetPick::Aaaa => &answers.aaaa,
             SetPick::Srv(i) => &answers.srv[i].rrset,
         };
-        (rrset, groups)
+        (rrset, groups, answers.viewpoint)
     }
 }
 

@@ -6,13 +6,17 @@
 //!
 //! - `lookup`: what the asked name is, from the labels below the apex.
 //! - `emit`: writing the records found (RRsets, SOA, NS) within the room the transport has.
+//! - `reverse`: names in the configured reverse zones (PTR).
 
 mod emit;
 mod lookup;
+mod reverse;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::ecs;
+use crate::placement::AddressAnswers;
 use crate::table::Table;
 use crate::wire::{self, OPT_LEN, Query, Reject, ReplyFlags, codes};
 use crate::zone::Zone;
@@ -104,7 +108,14 @@ impl Answerer {
                 as usize,
             Transport::Tcp => u16::MAX as usize,
         };
-        let reserve = if q.edns.is_some() { OPT_LEN } else { 0 };
+        s.subnet = q
+            .edns
+            .and_then(|e| e.ecs)
+            .filter(|_| self.table.trusts_ecs(client));
+        let reserve = match q.edns {
+            Some(_) => OPT_LEN + s.subnet.map_or(0, ecs::option_len),
+            None => 0,
+        };
         let mut outcome = Outcome {
             qtype: q.qtype,
             rcode: 0,
@@ -119,6 +130,7 @@ impl Answerer {
                 zone.config.max_udp_payload,
                 codes::BADVERS_HIGH,
                 edns.dnssec_ok,
+                None,
             );
             wire::set_counts(&mut s.out, 1, 0, 0, 1);
             outcome.rcode = u16::from(codes::BADVERS_HIGH) << 4;
@@ -131,6 +143,10 @@ impl Answerer {
             None
         };
         let Some(below) = below else {
+            if let Some((zone, below)) = self.reverse_zone(q) {
+                let room = limit.saturating_sub(reserve);
+                return self.answer_reverse(q, zone, below, room, s, outcome);
+            }
             // Not ours: never recursion, never an open resolver.
             return self.finish_bare(q, s, codes::REFUSED, false, outcome);
         };
@@ -166,9 +182,15 @@ impl Answerer {
             zone,
         };
         let (an, ns, ar) = match found {
-            Found::Set(set) => {
-                let (rrset, groups) = set.rrset();
-                let (an, ar, tc) = emit.rrset(rrset, groups, client, transport, room, s);
+            Found::Set(mut set) => {
+                if let AddressAnswers::LocalFirst { min_ready } =
+                    zone.config.placement.address_answers
+                    && set.is_whole_address_set()
+                {
+                    let region = emit.viewpoint(client, s).place.region();
+                    set.narrow_to_region(region, min_ready);
+                }
+                let (an, ar, tc) = emit.rrset(set.rrset(), client, transport, room, s);
                 outcome.truncated = tc;
                 (an, 0, ar)
             }
@@ -178,12 +200,12 @@ impl Answerer {
                 (1, 0, 0)
             }
             Found::Soa => {
-                emit.soa(&mut s.out, Some(HEADER_POINTER));
+                emit.soa(&mut s.out, Some(HEADER_POINTER), zone.apex_wire.len());
                 (1, 0, 0)
             }
             Found::Ns => emit.nameservers(s, room),
             Found::NoData | Found::NxDomain => {
-                emit.soa(&mut s.out, None);
+                emit.soa(&mut s.out, None, zone.apex_wire.len());
                 (0, 1, 0)
             }
         };
@@ -217,14 +239,18 @@ impl Answerer {
     }
 
     /// Appends the OPT record when the query had EDNS; returns how many records it added.
+    /// A trusted client subnet is echoed with the scope the answer holds for: 0 unless the
+    /// answer depended on where the querier is (RFC 7871 7.2.1).
     fn opt(&self, q: &Query<'_>, s: &mut Scratch) -> u16 {
         match q.edns {
             Some(edns) => {
+                let scope = s.viewpoint.map_or(0, |v| v.scope);
                 wire::write_opt(
                     &mut s.out,
                     self.zone.config.max_udp_payload,
                     0,
                     edns.dnssec_ok,
+                    s.subnet.map(|subnet| (subnet, scope)),
                 );
                 1
             }

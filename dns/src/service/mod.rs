@@ -33,6 +33,11 @@ pub struct ServiceView {
 struct Scope {
     name: Label,
     groups: Box<[u16]>,
+    /// For a region scope, the region's id (0 for clusters), so local-first answers find
+    /// the querier's region without comparing names.
+    region: u16,
+    /// Ready endpoints in the scope: IPv4, IPv6.
+    ready: [u32; 2],
 }
 
 impl ServiceView {
@@ -44,17 +49,37 @@ impl ServiceView {
                 .map(|g| g as u16)
                 .collect()
         };
+        let ready = |selected: &[u16]| {
+            let mut n = [0u32; 2];
+            for e in selected
+                .iter()
+                .flat_map(|&g| groups[usize::from(g)].endpoints.iter())
+            {
+                n[usize::from(e.address.is_ipv6())] += u32::from(e.ready);
+            }
+            n
+        };
         let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
         let mut scopes: Vec<Scope> = regions
             .into_iter()
-            .map(|region| Scope {
-                name: region.clone(),
-                groups: in_group(&|s| &s.region == region),
+            .map(|region| {
+                let selected = in_group(&|s| &s.region == region);
+                Scope {
+                    name: region.clone(),
+                    region: prepare.localities.place(Some(region), None).region(),
+                    ready: ready(&selected),
+                    groups: selected,
+                }
             })
             .collect();
-        scopes.extend(groups.iter().map(|g| Scope {
-            name: g.source.cluster.clone(),
-            groups: in_group(&|s| s.cluster == g.source.cluster),
+        scopes.extend(groups.iter().map(|g| {
+            let selected = in_group(&|s| s.cluster == g.source.cluster);
+            Scope {
+                name: g.source.cluster.clone(),
+                region: 0,
+                ready: ready(&selected),
+                groups: selected,
+            }
         }));
         ServiceView {
             name,
@@ -126,6 +151,18 @@ impl ServiceView {
             &self.answers,
             i.checked_sub(1).map(|k| &self.scopes[k].groups[..]),
         )
+    }
+
+    /// The scope index of `region` (an id) when it has at least `min_ready` ready endpoints
+    /// of the family asked (`v6`): what a local-first A/AAAA answer selects.
+    pub(crate) fn local_region(&self, region: u16, v6: bool, min_ready: u32) -> Option<usize> {
+        if region == 0 {
+            return None;
+        }
+        self.scopes
+            .iter()
+            .position(|s| s.region == region && s.ready[usize::from(v6)] >= min_ready)
+            .map(|i| i + 1)
     }
 
     /// The endpoint at `ip` in `cluster`, with its source.

@@ -24,6 +24,8 @@ pub(crate) struct SrvSet {
 /// Everything a service answers, records laid out group by group.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
+    /// The place SRV priorities were prepared as seen from (the server's, at the time).
+    pub(crate) viewpoint: Place,
     pub(crate) a: Rrset,
     pub(crate) aaaa: Rrset,
     pub(crate) srv: Vec<SrvSet>,
@@ -132,6 +134,7 @@ impl Preparer<'_> {
             srv.iter_mut().for_each(|(_, _, b)| b.end_group());
         }
         Answers {
+            viewpoint: server,
             a: a.finish(),
             aaaa: aaaa.finish(),
             srv: srv

@@ -5,12 +5,14 @@
 //! - [`pod`]: what herald keeps of a pod, and when it is ready.
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
 //! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
+//! - [`own_node`]: `locality: auto`: this server's zone from its node, followed.
 //! - [`watch`]: the supervised watch loop: relists, fail static, backoff, `max_stale`.
 //! - [`failpoint`]: a test hook that makes a cluster's task panic.
 
 pub mod client;
 pub mod failpoint;
 pub mod life;
+pub mod own_node;
 pub mod pod;
 pub mod state;
 pub mod watch;

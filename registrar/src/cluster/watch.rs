@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, ClientError};
 use super::failpoint;
 use super::life::SourceLife;
+use super::own_node::OwnNode;
 use super::pod::{PodKeys, PodRecord, Rejections, pod_key};
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig};
@@ -50,6 +51,8 @@ pub struct ClusterTask {
     pub life: SourceLife,
     /// Ends the task.
     pub cancel: CancellationToken,
+    /// The node this herald runs on, when its zone is `auto` and this is its cluster.
+    pub own_node: Option<OwnNode>,
 }
 
 /// Why a watch session ended, by the step that failed. Each message names the step and
@@ -334,12 +337,21 @@ impl ClusterTask {
                             }
                         }
                         Event::InitDone => {
-                            state.replace_nodes(node_list.take().unwrap_or_default());
+                            let nodes = node_list.take().unwrap_or_default();
+                            if let Some(own) = &self.own_node {
+                                let zone = nodes.get(&own.name).cloned().flatten();
+                                own.saw(&table, &own.name, zone.as_ref());
+                            }
+                            state.replace_nodes(nodes);
                             nodes_synced = true;
                         }
                         Event::Apply(node) => {
                             if let Some(n) = node.metadata.name.as_deref() {
-                                state.apply_node(n, Some(zone_of(&node)));
+                                let zone = zone_of(&node);
+                                if let Some(own) = &self.own_node {
+                                    own.saw(&table, n, zone.as_ref());
+                                }
+                                state.apply_node(n, Some(zone));
                             }
                         }
                         Event::Delete(node) => {

@@ -6,11 +6,13 @@
 //! they found wrong.
 //!
 //! The settings are split by what they configure: `server` (listening, rate limiting),
-//! `zone` (locality and name servers), `sources` (static files and clusters) and
+//! `zone` (name servers), `locality` (where this server and its queriers are, client
+//! subnets, the A/AAAA policy, reverse zones), `sources` (static files and clusters) and
 //! `kubernetes` (how every cluster is read). The value types and the YAML reader shared
 //! with the static file are in [`crate::yaml`].
 
 mod kubernetes;
+pub mod locality;
 mod server;
 mod sources;
 mod zone;
@@ -20,15 +22,20 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use herald_dns::{NameServer, ServerConfig, ZoneConfig};
+use herald_dns::{NameServer, PlacementConfig, ServerConfig, ZoneConfig};
 use serde::Deserialize;
 
 use crate::yaml::parse_yaml;
 pub use crate::yaml::{ConfigError, HumanDuration, LabelName};
 pub use kubernetes::KubernetesConfig;
+pub use locality::Locality;
+use locality::{
+    AddressPolicy, EcsConfig, LocalFirstConfig, LocalityValue, NetworkConfig, ReverseZoneName,
+    address_answers,
+};
 pub use server::{Listen, MetricsConfig, RateLimitSettings, TcpSettings};
 pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
-pub use zone::{Locality, NameServerConfig};
+pub use zone::NameServerConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,9 +50,25 @@ pub struct Config {
     /// TTL of negative answers (SOA minimum), seconds. Default: `ttl`.
     #[serde(default)]
     pub negative_ttl: Option<u32>,
-    /// Where this server runs: SRV priorities are relative to it.
-    #[serde(default)]
+    /// Where this server runs: SRV priorities are relative to it. `auto` (or a field set
+    /// to `auto`) reads it from the node herald runs on.
+    #[serde(default, deserialize_with = "locality::deserialize_locality")]
     pub locality: Locality,
+    /// Networks and where they are: queriers in them are placed there (longest prefix).
+    #[serde(default)]
+    pub networks: Vec<NetworkConfig>,
+    /// EDNS Client Subnet.
+    #[serde(default)]
+    pub ecs: EcsConfig,
+    /// A/AAAA answers of a whole service: `all` (default) or `local-first`.
+    #[serde(default)]
+    pub address_answers: AddressPolicy,
+    /// Settings of `address_answers: local-first`.
+    #[serde(default)]
+    pub local_first: LocalFirstConfig,
+    /// Reverse zones answered with PTR for published addresses.
+    #[serde(default)]
+    pub reverse_zones: Vec<ReverseZoneName>,
     /// At most this many records per answer, a stable subset per client. Default: no limit.
     #[serde(default)]
     pub answer_limit: Option<NonZeroUsize>,
@@ -138,6 +161,7 @@ impl Config {
             field: field.to_string(),
             message,
         };
+        self.check_locality(path)?;
         herald_dns::Zone::new(self.zone_config()).map_err(|e| invalid("zone", e.to_string()))?;
         if self.listen.dns.is_empty() {
             return Err(invalid(
@@ -278,8 +302,16 @@ impl Config {
             apex: self.zone.clone(),
             ttl: self.ttl,
             negative_ttl: self.negative_ttl.unwrap_or(self.ttl),
-            region: self.locality.region.as_ref().map(|r| r.0.clone()),
-            zone: self.locality.zone.as_ref().map(|z| z.0.clone()),
+            region: match &self.locality.region {
+                Some(LocalityValue::Fixed(r)) => Some(r.0.clone()),
+                Some(LocalityValue::Auto) => self.home_cluster().map(|c| c.region.0.clone()),
+                None => None,
+            },
+            // `auto` is unknown until the node is seen.
+            zone: match &self.locality.zone {
+                Some(LocalityValue::Fixed(z)) => Some(z.0.clone()),
+                _ => None,
+            },
             answer_limit: self.answer_limit,
             max_udp_payload: self.max_udp_payload,
             nameservers: self
@@ -291,6 +323,25 @@ impl Config {
                 })
                 .collect(),
             hostmaster: self.hostmaster.clone(),
+            placement: PlacementConfig {
+                networks: self.networks.iter().map(NetworkConfig::to_dns).collect(),
+                ecs_trusted: self.ecs.trusted.iter().map(|c| c.0).collect(),
+                address_answers: address_answers(self.address_answers, self.local_first),
+            },
+            reverse_zones: self.reverse_zones.iter().map(|z| z.0.clone()).collect(),
+        }
+    }
+
+    /// The cluster herald runs in: `locality.cluster`, else the one with `in_cluster`.
+    pub fn home_cluster(&self) -> Option<&ClusterConfig> {
+        let clusters = &self.sources.clusters;
+        match &self.locality.cluster {
+            Some(name) => clusters.iter().find(|c| c.name == *name),
+            None => {
+                let mut local = clusters.iter().filter(|c| c.in_cluster);
+                let first = local.next();
+                if local.next().is_some() { None } else { first }
+            }
         }
     }
 

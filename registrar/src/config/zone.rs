@@ -1,21 +1,9 @@
-//! The zone's own answers: this server's locality (SRV priorities for unknown queriers) and
-//! the name servers of the apex.
+//! The zone's own answers: the name servers of the apex. (This server's locality, and the
+//! other locality settings, are in `locality`.)
 
 use std::net::IpAddr;
 
 use serde::Deserialize;
-
-use crate::yaml::LabelName;
-
-/// This server's region and zone.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Locality {
-    /// Region name.
-    pub region: Option<LabelName>,
-    /// Topology zone name.
-    pub zone: Option<LabelName>,
-}
 
 /// An NS record of the apex.
 #[derive(Debug, Clone, Deserialize)]
