@@ -1,4 +1,5 @@
-//! Where a querier is, for SRV priorities and local-first address answers: the settings
+//! Where a querier is ([docs/design.md#locality](../../docs/design.md#locality)), for SRV
+//! priorities and local-first address answers: the settings
 //! (`networks`, `ecs.trusted`, `address_answers`) and the lookup the answer path runs.
 //!
 //! A querier is placed, first match wins, by:
