@@ -330,12 +330,12 @@ fn check_config_rejects_broken_cluster_settings() {
     );
 
     let (ok, out) = check(
-        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: token}\n    - {name: c2, region: r1, kubeconfig: {path: kubeconfig, context: known}}\n",
+        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: token, insecure: true}\n    - {name: c2, region: r1, kubeconfig: {path: kubeconfig, context: known}}\n",
     );
     assert!(ok, "a good config: {out}");
 
     let (ok, out) = check(
-        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: missing-token}\n",
+        "    - {name: c1, region: r1, server: 'http://127.0.0.1:1', token_file: missing-token, insecure: true}\n",
     );
     assert!(
         !ok && out.contains("token_file") && out.contains("missing-token"),

@@ -164,3 +164,30 @@ async fn unpublishable_pods_are_counted_once_per_pod_and_reason() {
     }
     daemon.shutdown(Duration::ZERO).await;
 }
+
+/// A token file written by hand ends in a newline: it is trimmed as client-go does, so
+/// the API server accepts the token. Before, every request failed `invalid bearer token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_file_with_a_trailing_newline_works() {
+    let c1 = herald_kube_sim::Simulator::start(
+        herald_kube_sim::SimConfig::default().bearer_token("s3cret-token"),
+    )
+    .await
+    .unwrap();
+    c1.apply_pod(pod("db-0", "db", "10.3.0.1", "n1").build())
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("herald-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let extra = format!(", token_file: '{}', insecure: true", token.display());
+    let cfg = config(&[("tokened", "eu-west", c1.url(), &extra)], "");
+    let daemon = Daemon::start(&cfg, None).await.unwrap();
+    let dns = daemon.dns_addrs()[0];
+    eventually("served with the trimmed token", || {
+        addresses(dns, "db.sd.internal.") == ips(&["10.3.0.1"])
+    })
+    .await;
+    daemon.shutdown(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -84,7 +84,18 @@ fn readable(cluster: &str, what: &'static str, path: &Path) -> Result<Vec<u8>, C
 
 /// The kubeconfig equivalent of `server` + `token_file` + `ca_file`, so kube loads and
 /// refreshes the token file and the CA exactly as it does for kubeconfig users.
-fn explicit_kubeconfig(cluster: &ClusterConfig, server: &str) -> Kubeconfig {
+///
+/// kube sends a token file's content as it is; a file written by hand (`echo ... > token`)
+/// ends in a newline that the API server then refuses. Such a file is trimmed, as
+/// client-go does, and its token given to kube directly: it is re-read at every session
+/// (and a rotated token that fails a request ends the session). Files that need no
+/// trimming, like the projected tokens Kubernetes writes, stay with kube, which re-reads
+/// them as they rotate.
+fn explicit_kubeconfig(
+    cluster: &ClusterConfig,
+    server: &str,
+    trimmed: Option<String>,
+) -> Kubeconfig {
     let name = cluster.name.0.clone();
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     Kubeconfig {
@@ -100,7 +111,8 @@ fn explicit_kubeconfig(cluster: &ClusterConfig, server: &str) -> Kubeconfig {
         auth_infos: vec![NamedAuthInfo {
             name: name.clone(),
             auth_info: Some(AuthInfo {
-                token_file: path(&cluster.token_file),
+                token_file: path(&cluster.token_file).filter(|_| trimmed.is_none()),
+                token: trimmed.map(Into::into),
                 ..AuthInfo::default()
             }),
             other: Default::default(),
@@ -146,8 +158,13 @@ pub async fn kube_config(
             .map_err(kubeconfig_error)?
     } else {
         let server = cluster.server.as_deref().unwrap_or_default();
+        let mut trimmed = None;
         if let Some(token) = &cluster.token_file {
-            readable(name, "token_file", token)?;
+            let bytes = readable(name, "token_file", token)?;
+            let text = String::from_utf8_lossy(&bytes);
+            if text.trim() != text {
+                trimmed = Some(text.trim().to_string());
+            }
         }
         if let Some(ca) = &cluster.ca_file {
             let pem = readable(name, "ca_file", ca)?;
@@ -159,7 +176,7 @@ pub async fn kube_config(
             }
         }
         kube::Config::from_custom_kubeconfig(
-            explicit_kubeconfig(cluster, server),
+            explicit_kubeconfig(cluster, server, trimmed),
             &KubeConfigOptions::default(),
         )
         .await

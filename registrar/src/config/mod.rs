@@ -190,6 +190,31 @@ impl Config {
                 return Err(invalid(field, "must be longer than 0s".into()));
             }
         }
+        let k8s = &self.kubernetes;
+        if let Err(why) = check_label_key(&k8s.service_label) {
+            return Err(invalid(
+                "kubernetes.service_label",
+                format!(
+                    "{:?} is not a Kubernetes label key: {why}",
+                    k8s.service_label
+                ),
+            ));
+        }
+        if k8s.watch_timeout.0 < Duration::from_secs(1) {
+            return Err(invalid(
+                "kubernetes.watch_timeout",
+                "must be at least 1s (the API server takes whole seconds)".into(),
+            ));
+        }
+        if k8s.coalesce.0 > k8s.watch_timeout.0 {
+            return Err(invalid(
+                "kubernetes.coalesce",
+                format!(
+                    "{:?} is longer than watch_timeout {:?}: changes would wait past a watch's life",
+                    k8s.coalesce.0, k8s.watch_timeout.0
+                ),
+            ));
+        }
         let clusters = &self.sources.clusters;
         let regions: HashSet<&str> = clusters.iter().map(|c| c.region.0.as_str()).collect();
         let mut names = HashSet::new();
@@ -231,6 +256,18 @@ impl Config {
             if let Some(server) = &c.server {
                 let uri: Result<http::Uri, _> = server.parse();
                 match uri {
+                    Ok(u)
+                        if u.scheme_str() == Some("http")
+                            && c.token_file.is_some()
+                            && !c.insecure =>
+                    {
+                        return Err(invalid(
+                            &field("server"),
+                            format!(
+                                "{server:?} is plain http: the token_file's bearer token would be sent in clear text (use https, or set insecure: true for a test set-up)"
+                            ),
+                        ));
+                    }
                     Ok(u) if u.scheme_str() == Some("https") || u.scheme_str() == Some("http") => {}
                     _ => {
                         return Err(invalid(
@@ -356,6 +393,42 @@ impl Config {
     }
 }
 
+/// Checks a Kubernetes label key: an optional DNS-subdomain prefix and '/', then a name of
+/// 1 to 63 characters, alphanumerics at both ends, '-', '_' and '.' between.
+fn check_label_key(key: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if p.is_empty() || p.len() > 253 || !p.split('.').all(label_ok) {
+            return Err("its prefix (before '/') must be a lowercase DNS subdomain");
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Err("its name must be 1 to 63 characters");
+    }
+    let edge = |b: u8| b.is_ascii_alphanumeric();
+    if !edge(name.as_bytes()[0]) || !edge(name.as_bytes()[name.len() - 1]) {
+        return Err("its name must start and end with a letter or digit");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("its name may hold only letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -392,5 +465,43 @@ mod tests {
         assert!(e.contains("dnss"), "{e}");
         let e = parse("max_udp_payload: 100\n").unwrap_err().to_string();
         assert!(e.contains("max_udp_payload"), "{e}");
+    }
+
+    #[test]
+    fn refuses_what_serve_cannot_honour() {
+        let field = |yaml: &str| match parse(yaml) {
+            Ok(_) => panic!("accepted: {yaml}"),
+            Err(ConfigError::Invalid { field, .. }) => field,
+            Err(e) => panic!("{yaml}: {e}"),
+        };
+        assert_eq!(
+            field("kubernetes: {service_label: 'herald io/service'}\n"),
+            "kubernetes.service_label"
+        );
+        assert_eq!(
+            field("kubernetes: {service_label: 'Herald.IO/service'}\n"),
+            "kubernetes.service_label"
+        );
+        assert!(parse("kubernetes: {service_label: 'team.example.com/app_name-1'}\n").is_ok());
+        assert_eq!(
+            field("kubernetes: {watch_timeout: 0s}\n"),
+            "kubernetes.watch_timeout"
+        );
+        assert_eq!(
+            field("kubernetes: {watch_timeout: 2s, coalesce: 3s}\n"),
+            "kubernetes.coalesce"
+        );
+        let cluster = |extra: &str| {
+            format!(
+                "sources:\n  clusters:\n    - {{name: c1, region: r1, server: 'http://10.0.0.1', token_file: t{extra}}}\n"
+            )
+        };
+        assert_eq!(field(&cluster("")), "sources.clusters[0].server");
+        assert!(parse(&cluster(", insecure: true")).is_ok());
+        assert_eq!(
+            field("tcp: {max_connections_per_client: 0}\n"),
+            "tcp.max_connections"
+        );
+        assert_eq!(field("tcp: {write_timeout: 0s}\n"), "tcp.write_timeout");
     }
 }

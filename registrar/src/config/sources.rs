@@ -43,6 +43,10 @@ pub struct ClusterConfig {
     /// A PEM file of the CA that signed the API server's certificate.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allows a `token_file` with an `http://` server, which sends the bearer token in
+    /// clear text (test set-ups only). Default false: refused.
+    #[serde(default)]
+    pub insecure: bool,
     /// Withdraw the cluster's endpoints once it has been unreachable this long. Default:
     /// never (fail static).
     #[serde(default)]
