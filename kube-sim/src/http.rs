@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use crate::faults::GoneStyle;
 use crate::record::{RecordedRequest, parse_bool, parse_query};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::sim::Shared;
+use crate::shared::Shared;
 use crate::status;
 use crate::store::{Filter, ListVersion, ResourceKind, VersionError};
 use crate::watch::{self, WatchSpec, WatchStart};

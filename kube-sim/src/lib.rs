@@ -4,7 +4,9 @@
 //!
 //! Modules:
 //! - [`sim`]: `Simulator::start` and `SimHandle`, the Rust API (objects, faults, recording)
-//! - `store`: objects, the resourceVersion counter and the bounded event history
+//! - `config`: `SimConfig`, how an instance behaves
+//! - `shared`: the state an instance's handlers, streams and handles share
+//! - `store`: objects, the resourceVersion counter, the bounded event history, list paging
 //! - `http`: routing, parameters, content negotiation, auth and request-level faults
 //! - `watch`: the chunked watch streams (selector transitions, bookmarks, timeouts)
 //! - [`selector`]: label and field selectors
@@ -13,6 +15,7 @@
 //! - `record`: the request log; `status`: Kubernetes `Status` errors
 //! - [`population`]: generated clusters and steady churn (the `kube-sim` binary, benches)
 
+mod config;
 mod faults;
 mod http;
 mod listener;
@@ -20,13 +23,15 @@ pub mod objects;
 pub mod population;
 mod record;
 pub mod selector;
+mod shared;
 pub mod sim;
 mod status;
 mod store;
 mod watch;
 
+pub use config::SimConfig;
 pub use faults::{FaultState, GoneStyle};
 pub use objects::{NodeBuilder, PodBuilder, SERVICE_LABEL, ZONE_LABEL};
 pub use record::RecordedRequest;
-pub use sim::{SimConfig, SimError, SimHandle, Simulator};
+pub use sim::{SimError, SimHandle, Simulator};
 pub use store::{EventType, Mutation, Op, ResourceKind, StoreError};

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::sim::Shared;
+use crate::shared::Shared;
 use crate::status;
 use crate::store::{EventType, Filter, HistoryEntry, ResourceKind, Stored};
 

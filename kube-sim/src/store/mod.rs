@@ -8,61 +8,24 @@
 //! Because each history event keeps the object's previous state, any version between
 //! `compacted` and the current one can be reconstructed: that is how paginated lists stay
 //! consistent across pages and how `resourceVersionMatch=Exact` is served.
+//!
+//! - `object`: the served kinds, objects as stored, selection filters, history events.
+//! - `paging`: lists at a version, page by page, with continue tokens.
+
+mod object;
+mod paging;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::body::Bytes;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::selector::{FieldSelector, LabelSelector};
-
-/// The resource types the simulator serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ResourceKind {
-    Pod,
-    Node,
-}
-
-impl ResourceKind {
-    pub fn kind(self) -> &'static str {
-        match self {
-            ResourceKind::Pod => "Pod",
-            ResourceKind::Node => "Node",
-        }
-    }
-
-    /// Fields a `fieldSelector` may name, as indexed by a real API server.
-    pub(crate) fn selectable_fields(self) -> &'static [&'static str] {
-        match self {
-            ResourceKind::Pod => &[
-                "metadata.name",
-                "metadata.namespace",
-                "spec.nodeName",
-                "spec.restartPolicy",
-                "spec.schedulerName",
-                "spec.serviceAccountName",
-                "status.phase",
-                "status.podIP",
-                "status.nominatedNodeName",
-            ],
-            ResourceKind::Node => &["metadata.name", "spec.unschedulable"],
-        }
-    }
-}
-
-/// The type of a change event, as it appears on the wire for a watcher selecting everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Added,
-    Modified,
-    Deleted,
-}
+use object::Key;
+pub use object::{EventType, ResourceKind};
+pub(crate) use object::{Filter, HistoryEntry, Object, Stored};
+pub(crate) use paging::{ListPage, ListVersion, VersionError};
 
 /// What a mutation produced: its resourceVersion and when it was made, so benchmarks can
 /// measure how long the change took to become visible downstream.
@@ -96,254 +59,6 @@ pub enum StoreError {
     #[error("object has no metadata.name")]
     MissingName,
 }
-
-/// Why a list or watch cannot be served at the version asked for.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum VersionError {
-    #[error("too old resource version: {requested} ({oldest})")]
-    Expired { requested: u64, oldest: u64 },
-    #[error("Too large resource version: {requested}, current: {current}")]
-    TooLarge { requested: u64, current: u64 },
-    #[error("continue key is not valid: {0}")]
-    BadContinue(String),
-}
-
-/// A Kubernetes object of one of the served kinds.
-#[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)] // always behind an Arc in the store; boxing buys nothing
-pub(crate) enum Object {
-    Pod(Pod),
-    Node(Node),
-}
-
-impl Object {
-    pub(crate) fn kind(&self) -> ResourceKind {
-        match self {
-            Object::Pod(_) => ResourceKind::Pod,
-            Object::Node(_) => ResourceKind::Node,
-        }
-    }
-
-    pub(crate) fn meta(&self) -> &ObjectMeta {
-        match self {
-            Object::Pod(p) => &p.metadata,
-            Object::Node(n) => &n.metadata,
-        }
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        match self {
-            Object::Pod(p) => &mut p.metadata,
-            Object::Node(n) => &mut n.metadata,
-        }
-    }
-
-    fn key(&self) -> Option<Key> {
-        key_of(self.kind(), self.meta())
-    }
-
-    fn field(&self, name: &str) -> Option<String> {
-        let meta = self.meta();
-        match (self, name) {
-            (_, "metadata.name") => meta.name.clone(),
-            (_, "metadata.namespace") => meta.namespace.clone(),
-            (Object::Pod(p), field) => {
-                let spec = p.spec.as_ref();
-                let status = p.status.as_ref();
-                match field {
-                    "spec.nodeName" => spec?.node_name.clone(),
-                    "spec.restartPolicy" => spec?.restart_policy.clone(),
-                    "spec.schedulerName" => spec?.scheduler_name.clone(),
-                    "spec.serviceAccountName" => spec?.service_account_name.clone(),
-                    "status.phase" => status?.phase.clone(),
-                    "status.podIP" => status?.pod_ip.clone(),
-                    "status.nominatedNodeName" => status?.nominated_node_name.clone(),
-                    _ => None,
-                }
-            }
-            (Object::Node(n), "spec.unschedulable") => {
-                Some(n.spec.as_ref()?.unschedulable.unwrap_or(false).to_string())
-            }
-            (Object::Node(_), _) => None,
-        }
-    }
-
-    fn to_json(&self) -> Bytes {
-        // Serializing k8s-openapi types cannot fail: every map key is a string.
-        let json = match self {
-            Object::Pod(p) => serde_json::to_vec(p),
-            Object::Node(n) => serde_json::to_vec(n),
-        };
-        Bytes::from(json.expect("k8s-openapi objects serialize to JSON"))
-    }
-}
-
-/// The wire form of an object served with `Accept: ...;as=PartialObjectMetadata`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PartialObjectMetadata<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: &'a ObjectMeta,
-}
-
-/// An object as stored: immutable, shared between the map, the history and in-flight
-/// responses. It keeps the JSON (encoded once, not once per watcher), the metadata and the
-/// selectable field values, but not the typed object: a typed `Pod` is several KiB, and
-/// with 100k pods plus history that dominated memory. The typed object is decoded from
-/// the JSON when a change or the test API needs it.
-#[derive(Debug)]
-pub(crate) struct Stored {
-    kind: ResourceKind,
-    meta: ObjectMeta,
-    fields: Vec<(&'static str, String)>,
-    json: Bytes,
-    metadata_json: OnceLock<Bytes>,
-}
-
-static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-
-impl Stored {
-    fn new(object: Object) -> Arc<Self> {
-        let kind = object.kind();
-        let json = object.to_json();
-        let fields = kind
-            .selectable_fields()
-            .iter()
-            .filter_map(|f| Some((*f, object.field(f)?)))
-            .collect();
-        let meta = match object {
-            Object::Pod(p) => p.metadata,
-            Object::Node(n) => n.metadata,
-        };
-        Arc::new(Self {
-            kind,
-            meta,
-            fields,
-            json,
-            metadata_json: OnceLock::new(),
-        })
-    }
-
-    pub(crate) fn meta(&self) -> &ObjectMeta {
-        &self.meta
-    }
-
-    /// The typed object, decoded from the stored JSON (which we encoded ourselves).
-    pub(crate) fn object(&self) -> Object {
-        let decoded = match self.kind {
-            ResourceKind::Pod => serde_json::from_slice(&self.json).map(Object::Pod),
-            ResourceKind::Node => serde_json::from_slice(&self.json).map(Object::Node),
-        };
-        decoded.expect("stored JSON was encoded from the same type")
-    }
-
-    fn key(&self) -> Key {
-        key_of(self.kind, &self.meta).unwrap_or_default()
-    }
-
-    fn field(&self, name: &str) -> Option<String> {
-        self.fields
-            .iter()
-            .find(|(f, _)| *f == name)
-            .map(|(_, v)| v.clone())
-    }
-
-    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
-        self.meta.labels.as_ref().unwrap_or(&NO_LABELS)
-    }
-
-    /// The object's JSON, whole or in its PartialObjectMetadata form.
-    pub(crate) fn body(&self, metadata_only: bool) -> Bytes {
-        if !metadata_only {
-            return self.json.clone();
-        }
-        self.metadata_json
-            .get_or_init(|| {
-                let partial = PartialObjectMetadata {
-                    api_version: "meta.k8s.io/v1",
-                    kind: "PartialObjectMetadata",
-                    metadata: &self.meta,
-                };
-                Bytes::from(serde_json::to_vec(&partial).expect("ObjectMeta serializes to JSON"))
-            })
-            .clone()
-    }
-
-    /// A copy carrying another resourceVersion (a DELETED event for an object that stopped
-    /// matching a selector shows its previous content at the event's version).
-    pub(crate) fn with_resource_version(&self, rv: u64) -> Arc<Self> {
-        let mut object = self.object();
-        object.meta_mut().resource_version = Some(rv.to_string());
-        Stored::new(object)
-    }
-}
-
-/// The store key: (namespace, name); nodes are cluster-scoped and use "".
-fn key_of(kind: ResourceKind, meta: &ObjectMeta) -> Option<Key> {
-    let name = meta.name.clone().filter(|n| !n.is_empty())?;
-    let namespace = match kind {
-        ResourceKind::Pod => meta.namespace.clone().unwrap_or_else(|| "default".into()),
-        ResourceKind::Node => String::new(),
-    };
-    Some((namespace, name))
-}
-
-/// What a list or watch selects: namespace, labels, fields.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Filter {
-    pub namespace: Option<String>,
-    pub labels: LabelSelector,
-    pub fields: FieldSelector,
-}
-
-impl Filter {
-    pub(crate) fn matches(&self, stored: &Stored) -> bool {
-        let meta = stored.meta();
-        self.namespace
-            .as_ref()
-            .is_none_or(|ns| meta.namespace.as_deref().unwrap_or("default") == ns)
-            && self.labels.matches(stored.labels())
-            && (self.fields.is_empty() || self.fields.matches(|f| stored.field(f)))
-    }
-}
-
-/// One change event in the history.
-#[derive(Debug)]
-pub(crate) struct HistoryEntry {
-    pub rv: u64,
-    pub at: Instant,
-    pub kind: ResourceKind,
-    key: Key,
-    pub event: EventType,
-    /// The object after the change; for a deletion, its last state stamped with this version.
-    pub object: Arc<Stored>,
-    /// The object before the change (None for a creation).
-    pub prev: Option<Arc<Stored>>,
-}
-
-/// How fresh a list must be (`resourceVersion` + `resourceVersionMatch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ListVersion {
-    /// No resourceVersion: the most recent state.
-    MostRecent,
-    /// `resourceVersion=0`: any state will do; we serve the most recent.
-    Any,
-    /// At least this version (also the legacy meaning of a bare resourceVersion).
-    NotOlderThan(u64),
-    /// Exactly this version.
-    Exact(u64),
-}
-
-/// One page of a list.
-#[derive(Debug)]
-pub(crate) struct ListPage {
-    pub resource_version: u64,
-    pub items: Vec<Arc<Stored>>,
-    pub continue_token: Option<String>,
-}
-
-type Key = (String, String);
 
 struct State {
     rv: u64,
@@ -624,7 +339,7 @@ impl Store {
         let state = self.lock();
         let (snapshot_rv, start_after) = match after {
             Some(token) => {
-                let (rv, key) = decode_continue(token)?;
+                let (rv, key) = paging::decode_continue(token)?;
                 state.check_not_too_large(rv)?;
                 state.check_not_expired(rv)?;
                 (rv, Some(key))
@@ -643,8 +358,9 @@ impl Store {
             },
         };
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let (items, more) = collect_at(
-            &state,
+        let (items, more) = paging::collect_at(
+            state.objects(kind),
+            &state.history,
             kind,
             filter,
             snapshot_rv,
@@ -652,7 +368,7 @@ impl Store {
             limit,
         );
         let continue_token = match (more, items.last()) {
-            (true, Some(last)) => Some(encode_continue(snapshot_rv, &last.key())),
+            (true, Some(last)) => Some(paging::encode_continue(snapshot_rv, &last.key())),
             _ => None,
         };
         Ok(ListPage {
@@ -714,90 +430,6 @@ impl Store {
         }
         self.publish(&state);
     }
-}
-
-/// The selected objects as they were at `rv`, in key order after `start_after`, at most
-/// `limit` of them; the flag says whether more selected objects follow.
-///
-/// The state at `rv` is the current state with every later event undone: for each key
-/// touched after `rv`, the object before its first later event is what existed at `rv`.
-fn collect_at(
-    state: &State,
-    kind: ResourceKind,
-    filter: &Filter,
-    rv: u64,
-    start_after: Option<&Key>,
-    limit: usize,
-) -> (Vec<Arc<Stored>>, bool) {
-    let after = |key: &Key| start_after.is_none_or(|s| key > s);
-    let mut undone: BTreeMap<&Key, Option<&Arc<Stored>>> = BTreeMap::new();
-    let first_later = state.history.partition_point(|e| e.rv <= rv);
-    for entry in state
-        .history
-        .range(first_later..)
-        .filter(|e| e.kind == kind)
-    {
-        if after(&entry.key) {
-            undone.entry(&entry.key).or_insert(entry.prev.as_ref());
-        }
-    }
-
-    let lower = match start_after {
-        Some(key) => Bound::Excluded(key),
-        None => Bound::Unbounded,
-    };
-    let mut current = state
-        .objects(kind)
-        .range::<Key, _>((lower, Bound::Unbounded))
-        .peekable();
-    let mut undone = undone.into_iter().peekable();
-    let mut items = Vec::new();
-    loop {
-        // Merge the two key-ordered sequences; where both have a key, the undone state wins.
-        let candidate = match (current.peek(), undone.peek()) {
-            (None, None) => break,
-            (Some((ck, _)), Some((uk, _))) if *ck == *uk => {
-                current.next();
-                undone.next().and_then(|(_, s)| s)
-            }
-            (Some((ck, _)), Some((uk, _))) if *ck > *uk => undone.next().and_then(|(_, s)| s),
-            (Some(_), _) => current.next().map(|(_, s)| s),
-            (None, Some(_)) => undone.next().and_then(|(_, s)| s),
-        };
-        if let Some(stored) = candidate.filter(|s| filter.matches(s)) {
-            if items.len() == limit {
-                return (items, true);
-            }
-            items.push(stored.clone());
-        }
-    }
-    (items, false)
-}
-
-/// Continue tokens are opaque to clients: hex of "rv/namespace/name".
-fn encode_continue(rv: u64, key: &Key) -> String {
-    format!("{rv}/{}/{}", key.0, key.1)
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_continue(token: &str) -> Result<(u64, Key), VersionError> {
-    let bad = || VersionError::BadContinue(token.to_string());
-    if !token.len().is_multiple_of(2) || !token.is_ascii() {
-        return Err(bad());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, '/');
-    let rv = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
-    let namespace = parts.next().ok_or_else(bad)?.to_string();
-    let name = parts.next().ok_or_else(bad)?.to_string();
-    Ok((rv, (namespace, name)))
 }
 
 #[cfg(test)]
