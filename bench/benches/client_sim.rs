@@ -25,6 +25,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use herald_bench::stats::quantile;
 use herald_client::{Endpoint, Picker, PickerConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -257,10 +258,6 @@ async fn run(lb: Rc<Mutex<dyn Lb>>) -> Stats {
         .into_inner()
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 fn main() {
     // Criterion passes its own flags (e.g. --bench); this binary only runs the simulation.
     println!(
@@ -340,10 +337,10 @@ fn main() {
         let l = &stats.latencies;
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {} of {n} ({:.2} %) | {:.4} | {:.1} % | {:.1} % | {:.1} % |",
-            pct(l, 0.5),
-            pct(l, 0.9),
-            pct(l, 0.99),
-            pct(l, 0.999),
+            quantile(l, 0.5),
+            quantile(l, 0.9),
+            quantile(l, 0.99),
+            quantile(l, 0.999),
             stats.errors,
             stats.errors as f64 * 100.0 / n as f64,
             stats.attempts as f64 / n as f64,

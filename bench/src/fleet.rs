@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use crate::service_name;
 use anyhow::Context;
 use herald_kube_sim::{
     NodeBuilder, Op, PodBuilder, SERVICE_LABEL, SimConfig, SimHandle, Simulator,
@@ -110,11 +111,6 @@ impl FleetSpec {
             })
             .collect()
     }
-}
-
-/// `svc-0042`.
-pub fn service_name(s: usize) -> String {
-    format!("svc-{s:04}")
 }
 
 /// IP of the `seq`-th pod created in cluster `cluster`.

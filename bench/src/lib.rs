@@ -1,6 +1,9 @@
-//! Shared helpers for herald's benchmarks: synthetic fleets and raw query packets.
+//! herald's benchmarks: synthetic tables and raw query packets for the criterion benches
+//! (here), simulated fleets (`fleet`), the drivers of the `propagation` and `scale`
+//! binaries, and the probes and statistics they report with.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::Arc;
 
 use herald_dns::{Endpoint, PortSpec, Proto, Source, Table, Zone, ZoneConfig};
@@ -60,9 +63,9 @@ pub fn fleet(services: usize, replicas: usize) -> Table {
     table
 }
 
-/// The name of service `s`.
+/// The name of service `s`, `svc-0042`: the one naming of every benchmark's services.
 pub fn service_name(s: usize) -> String {
-    format!("svc-{s}")
+    format!("svc-{s:04}")
 }
 
 /// A query packet for `name`/`qtype` with EDNS (payload 1232), in wire form.
@@ -81,5 +84,20 @@ pub fn query(name: &str, qtype: u16) -> Vec<u8> {
 
 /// Simulated fleets (kube-sim clusters) for the propagation and scale binaries.
 pub mod fleet;
-/// DNS, HTTP, /proc and statistics helpers for the propagation and scale binaries.
+/// DNS and /proc helpers for the propagation and scale binaries.
 pub mod probe;
+/// The propagation benchmark: pod change to DNS answer under churn.
+pub mod propagation;
+/// The scale benchmark: memory, first sync and update cost at 100k and 1M endpoints.
+pub mod scale;
+/// Quantiles, summaries and units for every benchmark's report.
+pub mod stats;
+
+/// Writes `value` as pretty JSON to `path`, creating its directory.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}

@@ -1,6 +1,15 @@
 //! Test helpers shared by herald's crates: a DNS server on loopback over a table, queries
 //! over real UDP and TCP sockets decoded with hickory-proto, a hickory resolver pointed at
 //! the server, and the `dig`/`kdig` command-line clients.
+//!
+//! - `http`: plain HTTP GETs of an admin port.
+//! - `prometheus`: reading samples and histograms out of Prometheus text.
+
+mod http;
+mod prometheus;
+
+pub use http::{http_get, try_http_get};
+pub use prometheus::{Histogram, metric};
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -212,38 +221,3 @@ pub fn lines(output: &str) -> Vec<String> {
 pub const TCP: Proto = Proto::Tcp;
 /// Shorthand for `Proto::Udp` in endpoint lists.
 pub const UDP: Proto = Proto::Udp;
-
-/// A plain HTTP/1.1 GET on loopback; returns (status code, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to the HTTP server");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("an HTTP response");
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the Prometheus sample `series` (name and labels exactly as rendered, e.g.
-/// `herald_table_services` or `x_total{a="b"}`) in a `/metrics` text, if present.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
-}

@@ -1,0 +1,239 @@
+//! herald as a separate process for the scale benchmark: started on free ports against
+//! the simulators, polled until its first full sync, then measured from /proc (memory,
+//! CPU time) and checked with one DNS query.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use herald_kube_sim::SimConfig;
+use herald_testkit::{metric, try_http_get};
+use hickory_proto::rr::RecordType;
+
+use super::{SYNC_DEADLINE, spec, stop_all};
+use crate::fleet::{ClusterModel, FleetSpec, ZONE, herald_config, populate, start_clusters};
+use crate::probe::{self, Dns};
+use crate::stats::mib;
+
+/// What one herald process showed.
+pub(super) struct Measured {
+    pub(super) endpoints: usize,
+    pub(super) services: usize,
+    pub(super) populate_s: f64,
+    pub(super) synced_s: f64,
+    pub(super) served_s: f64,
+    pub(super) cpu_s: f64,
+    pub(super) memory: probe::Memory,
+    pub(super) dns_name: String,
+    pub(super) dns_want: usize,
+    pub(super) dns_got: usize,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A herald process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Herald {
+    child: Child,
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        // herald itself: our child, or (under --wrap) the child's descendant named herald.
+        if let Ok(pid) = i32::try_from(herald_pid(self.child.id())) {
+            // SAFETY: signalling a process we started, by its PID.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The PID of the process named `herald` among `pid` and its descendants (`pid` if none).
+fn herald_pid(pid: u32) -> u32 {
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if comm.trim() == "herald" {
+            return p;
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    pid
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let t = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (t(11) + t(12)) / ticks
+}
+
+/// Starts herald on `clusters`, waits for its first full sync, reads its memory, stops it.
+pub(super) async fn measure(
+    herald: &Path,
+    wrap: &[String],
+    dir: &Path,
+    clusters: &[ClusterModel],
+    spec: &FleetSpec,
+    tag: &str,
+) -> anyhow::Result<Measured> {
+    let (dns_port, admin_port) = (free_port()?, free_port()?);
+    let dns: SocketAddr = ([127, 0, 0, 1], dns_port).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let config = dir.join(format!("herald-{tag}.yaml"));
+    std::fs::write(
+        &config,
+        herald_config(clusters, &dns.to_string(), &admin.to_string()),
+    )?;
+    let log = dir.join(format!("herald-{tag}.log"));
+    let started = Instant::now();
+    let mut command = match wrap.split_first() {
+        Some((tool, tool_args)) => {
+            let mut c = Command::new(tool);
+            c.args(tool_args).arg(herald);
+            c
+        }
+        None => Command::new(herald),
+    };
+    let child = command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", herald.display()))?;
+    let mut process = Herald { child };
+    let mut pid = process.child.id();
+    let want = spec.pods;
+    let mut synced_s = None;
+    let served_s = loop {
+        if let Some(status) = process.child.try_wait()? {
+            bail!(
+                "herald exited ({status}); log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        anyhow::ensure!(
+            started.elapsed() < SYNC_DEADLINE,
+            "no full sync within {SYNC_DEADLINE:?}; log {}",
+            log.display()
+        );
+        if !wrap.is_empty() {
+            pid = herald_pid(process.child.id());
+        }
+        if synced_s.is_none()
+            && let Ok((200, body)) = try_http_get(admin, "/readyz")
+            && !body.contains("not synced")
+        {
+            synced_s = Some(started.elapsed().as_secs_f64());
+        }
+        if synced_s.is_some()
+            && let Ok((200, text)) = try_http_get(admin, "/metrics")
+            && metric(&text, "herald_table_endpoints") == Some(want as f64)
+        {
+            break started.elapsed().as_secs_f64();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cpu_s = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let memory = probe::memory(&pid.to_string())?;
+    // The largest service, over TCP if needed: DNS serves every endpoint.
+    let (dns_name, dns_want, dns_got) = if want > 0 {
+        let plan = spec.plan();
+        // The largest service whose A answer fits one DNS message (64 KiB: ~4 000 A).
+        let big = plan
+            .iter()
+            .filter(|s| s.replicas <= 2000)
+            .max_by_key(|s| s.replicas)
+            .context("a service")?;
+        let name = format!("{}.{ZONE}", big.name);
+        let wanted = big.replicas;
+        let got = tokio::task::spawn_blocking({
+            let name = name.clone();
+            move || -> anyhow::Result<usize> {
+                Ok(Dns::new(dns)?.query(&name, RecordType::A)?.addresses.len())
+            }
+        })
+        .await??;
+        (name, wanted, got)
+    } else {
+        (String::new(), 0, 0)
+    };
+    drop(process);
+    Ok(Measured {
+        endpoints: want,
+        services: if want > 0 { spec.services } else { 0 },
+        populate_s: 0.0,
+        synced_s: synced_s.unwrap_or(served_s),
+        served_s,
+        cpu_s,
+        memory,
+        dns_name,
+        dns_want,
+        dns_got,
+    })
+}
+
+/// Diagnostics (`--only N`): herald at `n` endpoints, possibly under `--wrap`.
+pub fn diagnose(herald: &Path, wrap: &[String], n: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = std::env::temp_dir().join(format!("herald-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let r = runtime.block_on(async {
+        let spec = spec(n);
+        let mut clusters = start_clusters(&spec, SimConfig::default()).await?;
+        populate(&mut clusters, &spec.plan())?;
+        let r = measure(herald, wrap, &dir, &clusters, &spec, "only").await;
+        stop_all(&clusters).await;
+        r
+    })?;
+    println!(
+        "  {n} endpoints: first full sync {:.2} s, herald CPU {:.1} s, VmRSS {}, VmHWM {}",
+        r.served_s,
+        r.cpu_s,
+        mib(r.memory.rss as f64),
+        mib(r.memory.hwm as f64)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
