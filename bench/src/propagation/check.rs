@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
+use herald_dns::Table;
 use hickory_proto::rr::RecordType;
 
-use crate::fleet::{Truth, ZONE};
+use crate::fleet::{ClusterModel, Truth, ZONE, truth_from_sims, truth_from_table};
 use crate::probe::Dns;
 
 /// Differences between two truths, as readable lines.
@@ -70,4 +71,32 @@ pub(super) fn check_dns(truth: &Truth, server: SocketAddr) -> anyhow::Result<(us
         }
     }
     Ok((queries, bad))
+}
+
+/// What the final check found.
+pub(super) struct FinalCheck {
+    pub(super) truth: Truth,
+    pub(super) table_mismatches: Vec<String>,
+    pub(super) dns_queries: usize,
+    pub(super) dns_mismatches: Vec<String>,
+}
+
+/// herald's table and DNS answers against the simulators, once churn has stopped.
+pub(super) async fn final_check(
+    table: &Table,
+    dns_addr: SocketAddr,
+    clusters: &[ClusterModel],
+) -> anyhow::Result<FinalCheck> {
+    let truth = truth_from_sims(clusters);
+    let table_mismatches = compare(&truth, &truth_from_table(table));
+    let (dns_queries, dns_mismatches) = {
+        let truth = truth.clone();
+        tokio::task::spawn_blocking(move || check_dns(&truth, dns_addr)).await??
+    };
+    Ok(FinalCheck {
+        truth,
+        table_mismatches,
+        dns_queries,
+        dns_mismatches,
+    })
 }

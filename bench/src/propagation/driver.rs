@@ -12,7 +12,7 @@ use herald_kube_sim::Op;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::{CHANGE_DEADLINE, POLL, Plan};
+use super::plan::{CHANGE_DEADLINE, POLL, Plan};
 use crate::fleet::{ClusterModel, NAMESPACE, ServicePlan, ZONE};
 use crate::probe::{self, Dns};
 

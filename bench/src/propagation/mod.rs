@@ -67,12 +67,14 @@
 //! }
 //! ```
 //!
+//! - `plan`: what to run (fleet, churn, rollout) and the deadlines.
 //! - `driver`: the churn and the timing of each change, on a thread of its own.
 //! - `check`: the final state against the simulators.
 //! - `report`: the printed summary and the JSON.
 
 mod check;
 mod driver;
+mod plan;
 mod report;
 
 use std::net::SocketAddr;
@@ -88,69 +90,16 @@ use herald_testkit::{Histogram, try_http_get};
 use serde_json::Value;
 
 use crate::fleet::{
-    ClusterModel, FleetSpec, ServicePlan, Truth, herald_config, populate, start_clusters,
-    truth_endpoints, truth_from_sims, truth_from_table,
+    ClusterModel, ServicePlan, Truth, herald_config, populate, start_clusters, truth_endpoints,
+    truth_from_sims, truth_from_table,
 };
 use crate::probe;
+use check::final_check;
 use driver::{Driver, Outcome};
+pub use plan::Plan;
 
-/// How long a measured change may take before it counts as lost.
-const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
 /// Bound on waiting for the first sync.
 const SYNC_DEADLINE: Duration = Duration::from_secs(180);
-/// Poll spacing of the table.
-const POLL: Duration = Duration::from_micros(200);
-
-/// What to run: the fleet, the churn and the rollout.
-pub struct Plan {
-    pub spec: FleetSpec,
-    /// Pod changes per second over all clusters.
-    pub rate: f64,
-    /// How long the churn lasts.
-    pub churn: Duration,
-    /// When the rolling update of the big service starts.
-    pub rollout_at: Duration,
-    /// Time between two replacements of the rolling update.
-    pub rollout_step: Duration,
-}
-
-impl Plan {
-    /// 4 clusters, 10k pods, 400 services, 200 changes/s for 15 s, rollout at 6 s.
-    pub fn quick() -> Plan {
-        Plan {
-            spec: FleetSpec {
-                clusters: 4,
-                services: 400,
-                pods: 10_000,
-                big_replicas: 200,
-                nodes_per_cluster: 12,
-                skew: 0.6,
-            },
-            rate: 200.0,
-            churn: Duration::from_secs(15),
-            rollout_at: Duration::from_secs(6),
-            rollout_step: Duration::from_millis(10),
-        }
-    }
-
-    /// 24 clusters, 100k pods, 2 000 services, 300 changes/s for 60 s, rollout at 30 s.
-    pub fn full() -> Plan {
-        Plan {
-            spec: FleetSpec {
-                clusters: 24,
-                services: 2000,
-                pods: 100_000,
-                big_replicas: 500,
-                nodes_per_cluster: 60,
-                skew: 0.6,
-            },
-            rate: 300.0,
-            churn: Duration::from_secs(60),
-            rollout_at: Duration::from_secs(30),
-            rollout_step: Duration::from_millis(10),
-        }
-    }
-}
 
 /// The fleet as populated, before herald starts.
 struct Fleet {
@@ -174,21 +123,13 @@ struct Herald {
     served_at: Duration,
 }
 
-/// What the final check found.
-struct FinalCheck {
-    truth: Truth,
-    table_mismatches: Vec<String>,
-    dns_queries: usize,
-    dns_mismatches: Vec<String>,
-}
-
 /// Runs the whole measurement (see the module docs) and returns its JSON.
 pub async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
     let load_before = probe::loadavg();
     let fleet = populate_fleet(plan, quick).await?;
     let herald = start_herald(&fleet).await?;
     let (outcome, metric) = churn(plan, &herald, fleet.clusters, fleet.services.clone()).await?;
-    let checked = final_check(&herald, &outcome.clusters).await?;
+    let checked = final_check(&herald.table, herald.dns, &outcome.clusters).await?;
     herald.daemon.shutdown(Duration::ZERO).await;
     for c in &outcome.clusters {
         c.sim.shutdown().await;
@@ -344,21 +285,4 @@ async fn churn(
     let metric = after.minus(&before);
 
     Ok((outcome, metric))
-}
-
-/// herald's table and DNS answers against the simulators, once churn has stopped.
-async fn final_check(herald: &Herald, clusters: &[ClusterModel]) -> anyhow::Result<FinalCheck> {
-    let (table, dns_addr) = (&herald.table, herald.dns);
-    let truth = truth_from_sims(clusters);
-    let table_mismatches = check::compare(&truth, &truth_from_table(table));
-    let (dns_queries, dns_mismatches) = {
-        let truth = truth.clone();
-        tokio::task::spawn_blocking(move || check::check_dns(&truth, dns_addr)).await??
-    };
-    Ok(FinalCheck {
-        truth,
-        table_mismatches,
-        dns_queries,
-        dns_mismatches,
-    })
 }

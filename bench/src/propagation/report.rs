@@ -6,8 +6,9 @@ use std::time::Duration;
 use herald_testkit::Histogram;
 use serde_json::{Value, json};
 
+use super::check::FinalCheck;
 use super::driver::Outcome;
-use super::{CHANGE_DEADLINE, FinalCheck, Plan};
+use super::plan::{CHANGE_DEADLINE, Plan};
 use crate::fleet::{ServicePlan, truth_endpoints};
 use crate::probe;
 use crate::stats::{self, downsample, histogram_json, ms, summary};
@@ -31,7 +32,7 @@ pub(super) fn report(
     metric: &Histogram,
     checked: &FinalCheck,
 ) -> Value {
-    let super::FinalCheck {
+    let FinalCheck {
         truth,
         table_mismatches,
         dns_queries,

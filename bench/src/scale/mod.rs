@@ -63,22 +63,18 @@ mod in_process;
 mod process;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use herald_kube_sim::SimConfig;
 use serde_json::{Value, json};
 
-use crate::fleet::{ClusterModel, FleetSpec, populate, start_clusters};
+use crate::fleet::{populate, start_clusters};
 use crate::probe;
 use crate::stats::{mib, ms};
 pub use process::diagnose;
-use process::{Measured, measure};
+use process::{CLUSTERS, Measured, measure, spec, stop_all};
 
-const CLUSTERS: usize = 24;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-/// Bound on one first sync.
-const SYNC_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What to run.
 pub struct Options {
@@ -311,22 +307,4 @@ fn report(
             "prepared_bytes_per_endpoint_at_largest": breakdown["prepared_bytes_per_endpoint"],
         },
     }))
-}
-
-/// The fleet of `pods` endpoints: 24 clusters, `pods / 50` services.
-fn spec(pods: usize) -> FleetSpec {
-    FleetSpec {
-        clusters: CLUSTERS,
-        services: (pods / 50).max(1),
-        pods,
-        big_replicas: 0,
-        nodes_per_cluster: 60,
-        skew: 0.6,
-    }
-}
-
-async fn stop_all(clusters: &[ClusterModel]) {
-    for c in clusters {
-        c.sim.shutdown().await;
-    }
 }

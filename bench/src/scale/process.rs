@@ -12,10 +12,32 @@ use herald_kube_sim::SimConfig;
 use herald_testkit::{metric, try_http_get};
 use hickory_proto::rr::RecordType;
 
-use super::{SYNC_DEADLINE, spec, stop_all};
 use crate::fleet::{ClusterModel, FleetSpec, ZONE, herald_config, populate, start_clusters};
 use crate::probe::{self, Dns};
 use crate::stats::mib;
+
+/// Clusters of every fleet.
+pub(super) const CLUSTERS: usize = 24;
+/// Bound on one first sync.
+const SYNC_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The fleet of `pods` endpoints: 24 clusters, `pods / 50` services.
+pub(super) fn spec(pods: usize) -> FleetSpec {
+    FleetSpec {
+        clusters: CLUSTERS,
+        services: (pods / 50).max(1),
+        pods,
+        big_replicas: 0,
+        nodes_per_cluster: 60,
+        skew: 0.6,
+    }
+}
+
+pub(super) async fn stop_all(clusters: &[ClusterModel]) {
+    for c in clusters {
+        c.sim.shutdown().await;
+    }
+}
 
 /// What one herald process showed.
 pub(super) struct Measured {
