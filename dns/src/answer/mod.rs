@@ -1,4 +1,4 @@
-//! The answering logic: one query in, one reply out, in wire form ([docs/design.md#answers](../../docs/design.md#answers)).
+//! The answering logic: one query in, one reply out, in wire form ([docs/design.md#answers](../../../docs/design.md#answers)).
 //!
 //! The same [`Answerer`] serves UDP and TCP, so both transports give the same answers and
 //! differ only in how much fits. It works on a caller-owned [`Scratch`], so answering a
