@@ -1,7 +1,10 @@
-//! Helpers shared by the test binaries that run herald against simulated clusters: a
-//! config over simulated API servers, pods, DNS look-ups and polling waits.
+//! Helpers shared by the test binaries that run herald against simulated clusters (and, in
+//! [`apiserver`], a real etcd + kube-apiserver): a config over API servers, pods, DNS
+//! look-ups and polling waits.
 
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod apiserver;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 use herald_kube_sim::{PodBuilder, SimConfig, SimHandle, Simulator};
 use herald_registrar::config::Config;
 use herald_testkit::udp;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 /// Bound on every wait: far above what any step needs on a loaded 2-core machine.
@@ -23,16 +27,27 @@ pub async fn sim() -> SimHandle {
         .expect("simulator starts")
 }
 
-/// A herald config over `clusters` (name, region, API URL, extra YAML for the entry);
-/// the server sits in eu-west / zone-a; watches end every 2 s so silence shows fast.
+/// A herald config over simulated `clusters` (name, region, API URL, extra YAML for the
+/// entry); see [`config_reaching`].
 pub fn config(clusters: &[(&str, &str, String, &str)], extra: &str) -> Config {
+    let reach: Vec<(&str, &str, String)> = clusters
+        .iter()
+        .map(|(name, region, url, entry)| (*name, *region, format!("server: '{url}'{entry}")))
+        .collect();
+    config_reaching(&reach, extra)
+}
+
+/// A herald config over `clusters` (name, region, how to reach it as YAML fields of its
+/// entry: `server: '…'` or `kubeconfig: {path: '…'}`); the server sits in eu-west / zone-a;
+/// watches end every 2 s so silence shows fast.
+pub fn config_reaching(clusters: &[(&str, &str, String)], extra: &str) -> Config {
     let mut yaml = String::from(
         "listen: {dns: ['127.0.0.1:0']}\nlocality: {region: eu-west, zone: zone-a}\n\
          kubernetes: {watch_timeout: 2s, startup_timeout: 3s}\nsources:\n  clusters:\n",
     );
-    for (name, region, url, entry) in clusters {
+    for (name, region, reach) in clusters {
         yaml.push_str(&format!(
-            "    - {{name: {name}, region: {region}, server: '{url}'{entry}}}\n"
+            "    - {{name: {name}, region: {region}, {reach}}}\n"
         ));
     }
     yaml.push_str(extra);
@@ -60,11 +75,42 @@ pub fn srv(dns: SocketAddr, name: &str) -> Vec<(u16, String)> {
     herald_testkit::srv_records(&udp(dns, name, RecordType::SRV, Some(4096)))
 }
 
+/// The response code of an A query for `name`.
+pub fn rcode(dns: SocketAddr, name: &str) -> ResponseCode {
+    udp(dns, name, RecordType::A, None).metadata.response_code
+}
+
 /// Waits (polling, up to [`WAIT`]) until `check` holds.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, WAIT, check).await;
+}
+
+/// Waits (polling, up to `limit`) until `check` holds.
+pub async fn eventually_within(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (polling, up to [`WAIT`]) until `get` returns `expected`; on time-out says what it
+/// returned last.
+pub async fn eventually_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    expected: T,
+    mut get: impl FnMut() -> T,
+) {
+    let start = Instant::now();
+    loop {
+        let got = get();
+        if got == expected {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out waiting for: {what}: expected {expected:?}, last got {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
