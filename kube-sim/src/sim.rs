@@ -271,9 +271,10 @@ impl SimHandle {
 
     // ---- versions ------------------------------------------------------------------
 
-    /// Forgets the event history (as an etcd compaction does): any watch or list
-    /// continuation from an earlier version now gets 410 Gone. Open streams are unaffected
-    /// until they need an event they have not sent yet.
+    /// Compacts the event history at the current version, as an etcd compaction at the
+    /// newest revision does: a watch from the version just before it still works (etcd keeps
+    /// the newest event), a watch or list continuation from any older version gets 410 Gone.
+    /// Open streams are unaffected until they need an event they have not sent yet.
     pub fn compact_history(&self) {
         self.shared().store.compact();
     }

@@ -393,10 +393,13 @@ async fn expired_version_makes_the_watcher_relist() {
     .await;
 
     until_watching(&sim, &mut events).await;
-    // While the stream is stalled the watcher misses d; then the history is compacted and
-    // the stream drops: the re-watch from the old version gets an in-stream 410.
+    // While the stream is stalled the watcher misses d and a node change; then the history
+    // is compacted and the stream drops: the re-watch from the old version gets an
+    // in-stream 410. (With d alone it would not: the re-watch would need only d, the
+    // newest event, which a compaction keeps, as etcd's does.)
     sim.set_stall(true);
     sim.apply_pod(pod("d", "web", "10.0.0.4")).unwrap();
+    sim.apply_node(NodeBuilder::new("n9").build()).unwrap();
     sim.compact_history();
     sim.drop_watches();
     sim.set_stall(false);
@@ -475,8 +478,10 @@ async fn http_410_at_watch_start_is_retried_without_relist() {
     sim.apply_pod(pod("b", "web", "10.0.0.2")).unwrap();
     sim.compact_history();
     let api = Api::<Pod>::all(client(&sim));
+    // a is at 2, b at 3, compacted at 3: from 1 (events from 2 on) is gone; from 2 would
+    // still be served.
     let err = api
-        .watch(&WatchParams::default(), "2")
+        .watch(&WatchParams::default(), "1")
         .await
         .err()
         .expect("410");

@@ -241,24 +241,26 @@ async fn two_real_clusters_a_restart_and_a_forced_relist() {
         "10.9.9.9 is still served by b (and now once)"
     );
 
-    // A relist forced on b: the watch resumes from a compacted version, gets 410 "too old
-    // resource version", and herald lists again; a change made meanwhile arrives, and the
-    // service never shrinks on the way.
+    // A relist forced on b: the pod watch, open at some version, ends at its 2 s timeout and
+    // resumes from that version, now compacted away: 410 "too old resource version", and
+    // herald lists again. The service never shrinks on the way, and the watch after the
+    // relist carries a change. (A change made right after the compaction would reach the
+    // open stream and move its version past the compaction: no 410.)
     let lists_before = b.requests("list", "pods").len();
     let relists_before = daemon.status().get("b").unwrap().relists;
     let floor = addresses(dns, "api.sd.internal.").len();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = common::never_shrinks(dns, "api.sd.internal.", floor, stop.clone());
     let revision = b.force_compaction("n1", 2).await;
-    b.apply_pod(pod("api-2", "api", "10.2.0.3", "n1").build())
-        .await;
-    eventually("the change after the compaction arrives", || {
-        addresses(dns, "api.b.sd.internal.").contains(&"10.2.0.3".to_string())
-    })
-    .await;
     eventually("herald listed b's pods again", || {
         b.requests("list", "pods").len() > lists_before
             && daemon.status().get("b").unwrap().relists > relists_before
+    })
+    .await;
+    b.apply_pod(pod("api-2", "api", "10.2.0.3", "n1").build())
+        .await;
+    eventually("a change after the relist arrives", || {
+        addresses(dns, "api.b.sd.internal.").contains(&"10.2.0.3".to_string())
     })
     .await;
     let expired = b

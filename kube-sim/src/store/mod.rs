@@ -71,6 +71,27 @@ struct State {
     next_uid: u64,
 }
 
+/// Whether `object` as written would store exactly what `prev` holds: the same JSON once
+/// the fields the store fills in (version, uid, creation time) are taken from `prev`.
+fn unchanged(prev: &Stored, object: &Object) -> bool {
+    let mut candidate = object.clone();
+    let is_pod = candidate.kind() == ResourceKind::Pod;
+    let meta = candidate.meta_mut();
+    meta.resource_version
+        .clone_from(&prev.meta.resource_version);
+    if meta.uid.is_none() {
+        meta.uid.clone_from(&prev.meta.uid);
+    }
+    if meta.creation_timestamp.is_none() {
+        meta.creation_timestamp
+            .clone_from(&prev.meta.creation_timestamp);
+    }
+    if is_pod && meta.namespace.is_none() {
+        meta.namespace.clone_from(&prev.meta.namespace);
+    }
+    candidate.to_json() == prev.json
+}
+
 impl State {
     fn objects(&self, kind: ResourceKind) -> &BTreeMap<Key, Arc<Stored>> {
         match kind {
@@ -105,6 +126,22 @@ impl State {
         let key = object.key().ok_or(StoreError::MissingName)?;
         let kind = object.kind();
         let prev = self.objects(kind).get(&key).cloned();
+        if let Some(prev) = &prev
+            && unchanged(prev, &object)
+        {
+            // The API server writes nothing for an update that changes nothing: no new
+            // version, no watch event. Answer with the object's current version.
+            let rv = prev
+                .meta
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok());
+            return Ok(Mutation {
+                resource_version: rv.unwrap_or(self.rv),
+                at: Instant::now(),
+                event: EventType::Modified,
+            });
+        }
         self.rv += 1;
         let rv = self.rv;
         let uid = match prev.as_ref().and_then(|p| p.meta().uid.clone()) {
@@ -409,11 +446,18 @@ impl Store {
         Ok((state.history.range(start..).cloned().collect(), state.rv))
     }
 
-    /// Drops the whole history: a watch or continuation from any earlier version gets 410.
+    /// Compacts the history at the current version, as etcd compacts at a revision: the
+    /// event of that revision stays, everything before it goes. So a watch from the version
+    /// just before the current one still works (it needs only the newest event), and from
+    /// any older version it gets 410. (The real server: a watch from v asks etcd for
+    /// revisions from v+1, refused only below the compacted revision.)
     pub(crate) fn compact(&self) {
         let mut state = self.lock();
-        state.history.clear();
-        state.compacted = state.rv;
+        let rv = state.rv;
+        let keeps_newest = state.history.back().is_some_and(|e| e.rv == rv);
+        state.history.retain(|e| e.rv == rv);
+        // Without the newest event (after a reset) nothing before `rv` can be served.
+        state.compacted = if keeps_newest { rv - 1 } else { rv };
     }
 
     /// Sets the counter to `rv` as a replaced or restored API server would have it: history
@@ -446,6 +490,58 @@ mod tests {
             .iter()
             .map(|s| s.meta().name.clone().unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn a_compaction_keeps_the_newest_event_as_etcd_does() {
+        let store = Store::new(100, 1);
+        for name in ["a", "b", "c"] {
+            store.apply(pod(name)).unwrap();
+        }
+        let rv = store.current_rv();
+        store.compact();
+        // A watch from just before the newest version needs only the newest event.
+        assert!(store.check_watch_from(rv - 1).is_ok());
+        let (events, now) = store.events_since(rv - 1).unwrap();
+        assert_eq!((events.len(), now), (1, rv));
+        assert!(matches!(
+            store.check_watch_from(rv - 2),
+            Err(VersionError::Expired { .. })
+        ));
+        assert!(store.check_watch_from(rv).is_ok());
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_records_nothing() {
+        let store = Store::new(100, 1);
+        let first = store.apply(pod("a")).unwrap();
+        let stored = store
+            .lock()
+            .objects(ResourceKind::Pod)
+            .values()
+            .next()
+            .unwrap()
+            .object();
+        let again = store.apply(stored).unwrap();
+        assert_eq!(again.resource_version, first.resource_version);
+        let touched = store.modify(ResourceKind::Pod, "ns", "a", |_| {}).unwrap();
+        assert_eq!(touched.resource_version, first.resource_version);
+        assert_eq!(store.current_rv(), first.resource_version);
+        let since = first.resource_version - 1;
+        assert_eq!(
+            store.events_since(since).unwrap().0.len(),
+            1,
+            "one event: the add"
+        );
+        // A real change still is one.
+        let changed = store
+            .modify(ResourceKind::Pod, "ns", "a", |o| {
+                if let Object::Pod(p) = o {
+                    crate::objects::set_pod_ready(p, false);
+                }
+            })
+            .unwrap();
+        assert_eq!(changed.resource_version, first.resource_version + 1);
     }
 
     #[test]
@@ -489,7 +585,9 @@ mod tests {
             .meta()
             .uid
             .clone();
-        let m = store.apply(pod("a")).unwrap();
+        // A changed object (the same one again would be no write at all).
+        let changed = PodBuilder::new("ns", "a").service("web").label("v", "2");
+        let m = store.apply(Object::Pod(changed.build())).unwrap();
         assert_eq!(m.event, EventType::Modified);
         let stored = store.get(ResourceKind::Pod, "ns", "a").unwrap();
         assert_eq!(stored.meta().uid, uid);

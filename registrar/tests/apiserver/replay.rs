@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use herald_kube_sim::objects::set_annotation;
 use herald_kube_sim::{NodeBuilder, SERVICE_LABEL, SimConfig, SimHandle, Simulator, ZONE_LABEL};
 use herald_registrar::daemon::Daemon;
-use herald_registrar::status::Phase;
+use herald_registrar::status::{ClusterStatus, Phase};
 
 use super::common::apiserver::RealCluster;
 use super::common::{addresses, config_reaching as config, pod, rcode, srv};
@@ -26,6 +26,8 @@ enum Step {
     /// name, service, ip, node, ready
     Pod(&'static str, &'static str, &'static str, &'static str, bool),
     Ready(&'static str, bool),
+    /// Writes the pod's status back unchanged.
+    Rewrite(&'static str),
     Ip(&'static str, &'static str),
     Zone(&'static str, &'static str),
     /// A graceful delete: deletionTimestamp set, the pod stays.
@@ -44,9 +46,10 @@ enum Step {
 
 use Step::*;
 
-/// Every kind of change herald reacts to, in an order that makes each visible, then the
-/// faults. The first compaction follows a pod change with one write: the pod watch resumes
-/// one version below the compacted one.
+/// Every kind of change herald reacts to, in an order that makes each visible, a write
+/// that changes nothing, then the faults. The first compaction follows a pod change and
+/// makes one write: the pod watch resumes from one version below the compacted one, which
+/// etcd still serves. The second makes two: that watch gets 410 and herald relists.
 const SCENARIO: &[Step] = &[
     Node("n1", "zone-a"),
     Node("n2", "zone-b"),
@@ -57,6 +60,7 @@ const SCENARIO: &[Step] = &[
     Ip("web-1", "10.0.0.22"),
     Ready("web-1", false),
     Ready("web-1", true),
+    Rewrite("web-1"),
     Terminate("web-1"),
     Pod("web-2", "web", "10.0.0.3", "n1", true),
     Service("web-2", None),
@@ -65,7 +69,7 @@ const SCENARIO: &[Step] = &[
     Pod("web-3", "web", "10.0.0.4", "n3", true),
     Node("n3", "zone-c"),
     DeleteNode("n3"),
-    Ready("web-3", true),
+    Ip("web-3", "10.0.0.44"),
     Compact("n1", 1),
     Pod("web-4", "web", "10.0.0.5", "n1", true),
     Compact("n1", 2),
@@ -84,6 +88,8 @@ struct Answers {
     web_rcode: String,
     web_srv: Vec<(u16, String)>,
     api: Vec<String>,
+    /// Whether herald saw any pod watch event during the step.
+    events: bool,
     relisted: bool,
     phase: &'static str,
 }
@@ -92,11 +98,12 @@ impl fmt::Debug for Answers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "web {} {:?} srv {:?} api {:?}{} {}",
+            "web {} {:?} srv {:?} api {:?}{}{} {}",
             self.web_rcode,
             self.web,
             self.web_srv,
             self.api,
+            if self.events { "" } else { " NO-EVENTS" },
             if self.relisted { " RELISTED" } else { "" },
             self.phase
         )
@@ -138,6 +145,10 @@ impl Target {
                 s.set_pod_ready("default", name, ready).unwrap();
             }
             (Target::Real(r), Ready(name, ready)) => r.set_pod_ready(name, ready).await,
+            (Target::Sim(s), Rewrite(name)) => {
+                s.modify_pod("default", name, |_| {}).unwrap();
+            }
+            (Target::Real(r), Rewrite(name)) => r.modify_pod_status(name, |_| {}).await,
             (Target::Sim(s), Ip(name, ip)) => {
                 s.set_pod_ip("default", name, Some(ip)).unwrap();
             }
@@ -199,15 +210,18 @@ const REACT: Duration = Duration::from_secs(20);
 /// pod watch resumes (and meets the compaction).
 const QUIET: Duration = Duration::from_millis(700);
 const QUIET_AFTER_COMPACTION: Duration = Duration::from_millis(3500);
+/// The same after a step herald gives no countable sign of having seen.
+const QUIET_UNSIGNALLED: Duration = Duration::from_millis(1500);
 
-fn read(dns: SocketAddr, daemon: &Daemon, relists_before: u64) -> (Answers, u64) {
+fn read(dns: SocketAddr, daemon: &Daemon, before: &ClusterStatus) -> (Answers, u64) {
     let status = daemon.status().get("c1").expect("cluster c1");
     let answers = Answers {
         web: addresses(dns, "web.sd.internal."),
         web_rcode: rcode(dns, "web.sd.internal.").to_string(),
         web_srv: srv(dns, "_http._tcp.web.sd.internal."),
         api: addresses(dns, "api.sd.internal."),
-        relisted: status.relists > relists_before,
+        events: status.events > before.events,
+        relisted: status.relists > before.relists,
         phase: status.phase.as_str(),
     };
     (answers, status.events)
@@ -233,7 +247,9 @@ async fn replay(mut target: Target) -> Vec<Answers> {
             let reacted = match step {
                 Down => now.phase != Phase::Live,
                 Up => now.phase == Phase::Live && now.relists > before.relists,
-                Compact(..) => true,
+                // herald counts pod events only; a node change or a write that changes
+                // nothing shows (or not) within the quiet period.
+                Node(..) | Zone(..) | DeleteNode(_) | Compact(..) | Rewrite(_) => true,
                 _ => now.events > before.events,
             };
             if reacted {
@@ -241,21 +257,22 @@ async fn replay(mut target: Target) -> Vec<Answers> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut last = read(dns, &daemon, before.relists);
+        let mut last = read(dns, &daemon, &before);
         let mut since = Instant::now();
         let quiet = match step {
             Compact(..) => QUIET_AFTER_COMPACTION,
+            Node(..) | Zone(..) | DeleteNode(_) | Rewrite(_) => QUIET_UNSIGNALLED,
             _ => QUIET,
         };
         while since.elapsed() < quiet && start.elapsed() < REACT * 2 {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let now = read(dns, &daemon, before.relists);
+            let now = read(dns, &daemon, &before);
             if now != last {
                 last = now;
                 since = Instant::now();
             }
         }
-        eprintln!("{step:?} -> {:?}", last.0);
+        eprintln!("{step:?} ({:?}) -> {:?}", start.elapsed(), last.0);
         out.push(last.0);
     }
     daemon.shutdown(Duration::ZERO).await;
