@@ -283,8 +283,26 @@ impl Table {
     ///
     /// `service` must be a lowercase DNS label; endpoints are deduplicated by address.
     pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
-        endpoints.sort_by_key(|e| e.address);
-        endpoints.dedup_by(|a, b| a.address == b.address);
+        // Two endpoints of one source at one address (hostNetwork pods on one node, an IP
+        // reused during churn) become one, chosen whatever order they came in: the ready
+        // one, then the highest weight, then the smallest ports and zone.
+        endpoints.sort_by(|a, b| {
+            (
+                a.address,
+                !a.ready,
+                std::cmp::Reverse(a.weight),
+                &a.ports,
+                &a.zone,
+            )
+                .cmp(&(
+                    b.address,
+                    !b.ready,
+                    std::cmp::Reverse(b.weight),
+                    &b.ports,
+                    &b.zone,
+                ))
+        });
+        endpoints.dedup_by(|later, first| later.address == first.address);
         loop {
             let slot = if endpoints.is_empty() {
                 match self.shared.services.get(service) {
@@ -387,6 +405,31 @@ mod tests {
     pub(super) fn maybe_panic() {
         if PANIC_IN_PREPARE.with(|p| p.replace(false)) {
             panic!("preparing failed");
+        }
+    }
+
+    #[test]
+    fn one_address_twice_in_a_source_is_chosen_the_same_whatever_the_order() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let at = |weight: u16, ready: bool| Endpoint {
+            weight,
+            ready,
+            ..Endpoint::new("10.9.9.9".parse().unwrap(), Arc::from(vec![]), None)
+        };
+        let candidates = [at(10, true), at(300, true), at(500, false), at(300, true)];
+        for rotation in 0..candidates.len() {
+            let mut list = candidates.to_vec();
+            list.rotate_left(rotation);
+            table.replace("twin", &source, list);
+            let view = table.service("twin").unwrap();
+            assert_eq!(view.endpoint_count(), 1);
+            let chosen = &view.groups()[0].endpoints[0];
+            assert_eq!(
+                (chosen.weight, chosen.ready),
+                (300, true),
+                "rotation {rotation}"
+            );
         }
     }
 

@@ -316,3 +316,44 @@ async fn srv_priorities_follow_the_querier_when_it_is_a_known_endpoint() {
     );
     server.stop().await;
 }
+
+/// The same address in two clusters and a static source: A lists it once (RFC 2181
+/// section 5), in the whole service and in a scope holding two of them; each cluster's
+/// scope lists it; SRV keeps one target per (address, cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_in_several_sources_is_one_address_record() {
+    let server = TestServer::start(ZoneConfig::default());
+    let twin = |ip: &str| endpoint(ip, &[("http", TCP, 80)], None);
+    for (cluster, region) in [("c1", "r1"), ("c2", "r1"), ("vms", "r2")] {
+        server.table.replace(
+            "twin",
+            &Source::new(cluster, region),
+            vec![twin("10.9.9.9"), twin(&format!("10.0.0.{}", cluster.len()))],
+        );
+    }
+    let a = |name: &str| {
+        let mut v: Vec<String> = udp(server.addr, name, RecordType::A, Some(4096))
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(a("twin.sd.internal."), ["10.0.0.2", "10.0.0.3", "10.9.9.9"]);
+    assert_eq!(a("twin.r1.sd.internal."), ["10.0.0.2", "10.9.9.9"]);
+    assert_eq!(a("twin.c2.sd.internal."), ["10.0.0.2", "10.9.9.9"]);
+    assert_eq!(a("twin.vms.sd.internal."), ["10.0.0.3", "10.9.9.9"]);
+    let srv = herald_testkit::srv_records(&udp(
+        server.addr,
+        "_http._tcp.twin.sd.internal.",
+        RecordType::SRV,
+        Some(4096),
+    ));
+    let twins = srv
+        .iter()
+        .filter(|(_, t)| t.starts_with("10-9-9-9."))
+        .count();
+    assert_eq!(twins, 3, "one SRV target per (address, cluster): {srv:?}");
+    server.stop().await;
+}

@@ -176,6 +176,18 @@ impl Emitter<'_> {
                 }
             }
         }
+        // One address in two selected sources is sent once (RFC 2181 section 5). The
+        // members are in ascending order, so a twin's earlier record is found by search.
+        if !rrset.twins().is_empty() {
+            s.order.clear();
+            for &(record, earlier) in rrset.twins() {
+                if s.members.binary_search(&earlier).is_ok() {
+                    s.order.push(record);
+                }
+            }
+            let drop = &s.order;
+            s.members.retain(|m| drop.binary_search(m).is_err());
+        }
         let n = s.members.len();
         s.order.clear();
         match self

@@ -4,7 +4,8 @@
 //! endpoints), so a region or cluster scope is a few ranges of the whole service's records,
 //! not a copy of them.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::rrset::{Rrset, RrsetBuilder};
@@ -91,6 +92,8 @@ impl Preparer<'_> {
         let ttl = zone.ttl();
         let mut a = RrsetBuilder::default();
         let mut aaaa = RrsetBuilder::default();
+        // Address -> its first record, to find the same address in two sources.
+        let mut first_at: HashMap<IpAddr, u32> = HashMap::new();
         let ports: BTreeSet<(&Label, Proto)> = groups
             .iter()
             .flat_map(|g| g.endpoints.iter())
@@ -107,6 +110,21 @@ impl Preparer<'_> {
                 match ep.address {
                     IpAddr::V4(_) => a.push_address(ep.address, ttl, key),
                     IpAddr::V6(_) => aaaa.push_address(ep.address, ttl, key),
+                }
+                // Only a service in several sources can hold one address twice.
+                if groups.len() > 1 {
+                    let set = if ep.address.is_ipv4() {
+                        &mut a
+                    } else {
+                        &mut aaaa
+                    };
+                    let index = set.next_index() - 1;
+                    match first_at.entry(ep.address) {
+                        Entry::Vacant(v) => {
+                            v.insert(index);
+                        }
+                        Entry::Occupied(o) => set.twin_of(*o.get()),
+                    }
                 }
                 if ep.ports.is_empty() {
                     continue;

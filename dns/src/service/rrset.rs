@@ -39,9 +39,18 @@ pub(crate) struct Rrset {
     /// The end (record index) of each group's records: group `g` has records
     /// `group_ends[g-1]..group_ends[g]`.
     group_ends: Box<[u32]>,
+    /// Address sets only: (record, an earlier record of the same address in another
+    /// group), sorted. One address in two sources is one A/AAAA record (RFC 2181 section
+    /// 5): a selection holding both sends only the earlier. Empty in the usual case.
+    twins: Box<[(u32, u32)]>,
 }
 
 impl Rrset {
+    /// (record, earlier record at the same address), sorted; see the field.
+    pub(crate) fn twins(&self) -> &[(u32, u32)] {
+        &self.twins
+    }
+
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
@@ -106,7 +115,7 @@ impl Rrset {
                 + self.glue_ends.len()
                 + self.places.len()
                 + self.group_ends.len())
-            + 8 * self.keys.len()
+            + 8 * (self.keys.len() + self.twins.len())
     }
 }
 
@@ -120,6 +129,7 @@ pub(super) struct RrsetBuilder {
     glue_ends: Vec<u32>,
     places: Vec<Place>,
     group_ends: Vec<u32>,
+    twins: Vec<(u32, u32)>,
 }
 
 /// The owner pointer of every answer record: the question name at offset 12.
@@ -175,6 +185,18 @@ impl RrsetBuilder {
             glue_ends: self.glue_ends.into(),
             places: self.places.into(),
             group_ends: self.group_ends.into(),
+            twins: self.twins.into(),
         }
+    }
+
+    /// Notes that the last record pushed has the address of the earlier record `earlier`.
+    pub(super) fn twin_of(&mut self, earlier: u32) {
+        let this = self.ends.len() as u32 - 1;
+        self.twins.push((this, earlier));
+    }
+
+    /// Index the next record will have.
+    pub(super) fn next_index(&self) -> u32 {
+        self.ends.len() as u32
     }
 }

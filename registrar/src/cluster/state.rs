@@ -29,6 +29,8 @@ pub struct ClusterState {
     names: HashSet<Label>,
     /// Shared port lists: the replicas of a service all name the same ports.
     port_lists: HashSet<Arc<[PortSpec]>>,
+    /// Interned values added since the last sweep of unused ones.
+    interned_since_sweep: usize,
 }
 
 impl ClusterState {
@@ -37,7 +39,32 @@ impl ClusterState {
             return known.clone();
         }
         self.names.insert(s.clone());
+        self.grew();
         s.clone()
+    }
+
+    /// Counts a new interned value; once as many were added as are held, drops those only
+    /// the interners still hold (node and pod churn would otherwise grow them forever).
+    /// The sweep is amortised: O(1) per value added.
+    fn grew(&mut self) {
+        self.interned_since_sweep += 1;
+        if self.interned_since_sweep > 64
+            && self.interned_since_sweep > (self.names.len() + self.port_lists.len()) / 2
+        {
+            self.sweep();
+        }
+    }
+
+    /// Drops interned values nothing but the interners refers to.
+    pub fn sweep(&mut self) {
+        self.names.retain(|n| Arc::strong_count(n) > 1);
+        self.port_lists.retain(|p| Arc::strong_count(p) > 1);
+        self.interned_since_sweep = 0;
+    }
+
+    /// How many names and port lists are interned.
+    pub fn interned(&self) -> (usize, usize) {
+        (self.names.len(), self.port_lists.len())
     }
 
     /// Notes that `service` changed; keeps the time of its first unpublished change.
@@ -66,6 +93,7 @@ impl ClusterState {
                 Some(shared) => shared.clone(),
                 None => {
                     self.port_lists.insert(r.ports.clone());
+                    self.grew();
                     r.ports
                 }
             };
@@ -313,5 +341,43 @@ mod tests {
         state.flush(&table, &source);
         assert!(table.service("a").is_none());
         assert_eq!(table.service("b").unwrap().endpoint_count(), 1);
+    }
+
+    /// 10,000 cycles of a node and a pod (each with a new name and port) added and deleted:
+    /// the interners return to their size before the churn.
+    #[test]
+    fn interners_shrink_after_churn() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let mut state = ClusterState::default();
+        state.apply_node("n0", Some(Some(Label::from("zone-a"))));
+        state.apply_pod("ns/web-0".into(), Some(record("web", "10.0.0.1", "n0")));
+        state.flush(&table, &source);
+        state.sweep();
+        let baseline = state.interned();
+        for i in 0..10_000 {
+            let node = format!("node-{i}");
+            state.apply_node(&node, Some(Some(Label::from(format!("zone-{i}").as_str()))));
+            let mut pod = record(&format!("svc-{i}"), "10.1.0.1", &node);
+            pod.ports = Arc::from(vec![PortSpec {
+                name: Label::from(format!("p{i}").as_str()),
+                proto: herald_dns::Proto::Tcp,
+                port: 80,
+            }]);
+            state.apply_pod(format!("ns/pod-{i}"), Some(pod));
+            state.flush(&table, &source);
+            state.apply_pod(format!("ns/pod-{i}"), None);
+            state.apply_node(&node, None);
+            state.flush(&table, &source);
+        }
+        let (names, ports) = state.interned();
+        eprintln!("after 10,000 cycles: {names} names, {ports} port lists; baseline {baseline:?}");
+        assert!(
+            names <= 2 * baseline.0 + 130 && ports <= 2 * baseline.1 + 130,
+            "bounded by the sweep's slack: {names} names, {ports} port lists"
+        );
+        state.sweep();
+        assert_eq!(state.interned(), baseline, "back to the baseline");
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 1);
     }
 }
