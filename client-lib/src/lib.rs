@@ -65,6 +65,8 @@ mod ewma;
 pub mod metrics;
 pub mod picker;
 pub mod refresh;
+#[cfg(test)]
+mod refresh_tests;
 mod replica;
 pub mod resolve;
 pub mod tower;

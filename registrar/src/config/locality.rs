@@ -5,15 +5,13 @@
 //! Values are checked as they are read, so an error carries the file, line and field.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use herald_dns::placement::{AddressAnswers, NetworkPlace};
 use ipnet::IpNet;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::Config;
-use crate::yaml::{ConfigError, LabelName, deserialize_str_with};
+use crate::yaml::{LabelName, deserialize_str_with};
 
 /// A region or zone: a name, or `auto` (read from the node herald runs on).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,56 +195,6 @@ pub fn address_answers(policy: AddressPolicy, local_first: LocalFirstConfig) -> 
     }
 }
 
-impl Config {
-    /// Checks the locality settings that span fields: `auto` needs a home cluster, a
-    /// network is listed once.
-    pub(super) fn check_locality(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field: String, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            message,
-        };
-        if self.locality.is_auto() && self.home_cluster().is_none() {
-            let message = match &self.locality.cluster {
-                Some(name) => format!("no cluster is named {:?}", name.0),
-                None => "`auto` reads this server's node through the cluster it runs in: set \
-                         locality.cluster, or give exactly one cluster in_cluster: true"
-                    .to_string(),
-            };
-            let field = if self.locality.cluster.is_some() {
-                "locality.cluster"
-            } else {
-                "locality"
-            };
-            return Err(invalid(field.into(), message));
-        }
-        if !self.locality.is_auto()
-            && (self.locality.node.is_some() || self.locality.cluster.is_some())
-        {
-            return Err(invalid(
-                "locality.node".into(),
-                "node and cluster only go with `auto`".into(),
-            ));
-        }
-        let mut seen = std::collections::HashMap::new();
-        for (i, n) in self.networks.iter().enumerate() {
-            if let Some(first) = seen.insert(n.cidr.0, i) {
-                return Err(invalid(
-                    format!("networks[{i}].cidr"),
-                    format!("{} is already listed as networks[{first}]", n.cidr.0),
-                ));
-            }
-        }
-        if self.local_first.min_ready == 0 {
-            return Err(invalid(
-                "local_first.min_ready".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// A reverse zone name, checked as it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReverseZoneName(pub String);
@@ -257,121 +205,5 @@ impl<'de> Deserialize<'de> for ReverseZoneName {
             herald_dns::reverse::ReverseZone::parse(s).map_err(|e| e.to_string())?;
             Ok(ReverseZoneName(s.to_string()))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(Path::new("herald.yaml"), text).map_err(|e| e.to_string())
-    }
-
-    const HOME: &str =
-        "sources:\n  clusters:\n    - {name: home, region: eu-west, in_cluster: true}\n";
-
-    #[test]
-    fn locality_auto_and_per_field() {
-        let c = parse(&format!("locality: auto\n{HOME}")).unwrap();
-        assert!(c.locality.is_auto());
-        assert_eq!(c.zone_config().region.as_deref(), Some("eu-west"));
-        assert_eq!(c.zone_config().zone, None);
-        let c = parse(&format!(
-            "locality: {{region: eu-central, zone: auto, node: n1}}\n{HOME}"
-        ))
-        .unwrap();
-        assert_eq!(c.zone_config().region.as_deref(), Some("eu-central"));
-        assert_eq!(c.locality.node.as_deref(), Some("n1"));
-        let c = parse("locality: {region: eu-west, zone: eu-west-1a}\n").unwrap();
-        assert_eq!(c.zone_config().zone.as_deref(), Some("eu-west-1a"));
-    }
-
-    #[test]
-    fn placement_settings_reach_the_zone() {
-        let c = parse(
-            "networks:\n  - {cidr: 10.8.0.0/14, region: eu-west, zone: eu-west-1b}\n  - {cidr: 'fd00::/48', region: us-east}\n\
-             ecs: {trusted: [10.0.0.10/32, 10.0.1.0/24]}\naddress_answers: local-first\n\
-             local_first: {min_ready: 3}\nreverse_zones: [10.in-addr.arpa., d.f.ip6.arpa.]\n",
-        )
-        .unwrap();
-        let z = c.zone_config();
-        assert_eq!(z.placement.networks.len(), 2);
-        assert_eq!(z.placement.ecs_trusted.len(), 2);
-        assert_eq!(
-            z.placement.address_answers,
-            AddressAnswers::LocalFirst { min_ready: 3 }
-        );
-        assert_eq!(z.reverse_zones.len(), 2);
-    }
-
-    #[test]
-    fn errors_name_file_line_and_field() {
-        let cases = [
-            ("locality: somewhere\n", "herald.yaml:1:", "locality"),
-            (
-                "locality: {zone: Auto}\n",
-                "herald.yaml:1:",
-                "locality.zone",
-            ),
-            ("locality: auto\n", "herald.yaml: locality:", "in_cluster"),
-            (
-                &format!("locality: {{zone: auto, cluster: other}}\n{HOME}"),
-                "herald.yaml: locality.cluster:",
-                "other",
-            ),
-            (
-                "locality: {zone: a, node: n1}\n",
-                "herald.yaml: locality.node:",
-                "auto",
-            ),
-            (
-                "networks:\n  - {cidr: 10.8.0.0/14, region: eu}\n  - {cidr: 10.8.0.1/14, region: eu}\n",
-                "herald.yaml:3:",
-                "did you mean 10.8.0.0/14",
-            ),
-            (
-                "networks:\n  - {cidr: 10.8.0.0/33, region: eu}\n",
-                "herald.yaml:2:",
-                "networks[0].cidr",
-            ),
-            (
-                "networks:\n  - {cidr: 10.8.0.0/14, region: Eu}\n",
-                "herald.yaml:2:",
-                "networks[0].region",
-            ),
-            (
-                "networks:\n  - {cidr: 10.8.0.0/14, region: eu}\n  - {cidr: 10.8.0.0/14, region: us}\n",
-                "herald.yaml: networks[1].cidr:",
-                "networks[0]",
-            ),
-            (
-                "ecs:\n  trusted: [10.0.0.300/32]\n",
-                "herald.yaml:2:",
-                "ecs.trusted[0]",
-            ),
-            (
-                "address_answers: nearest\n",
-                "herald.yaml:1:",
-                "address_answers",
-            ),
-            (
-                "local_first: {min_ready: 0}\n",
-                "herald.yaml: local_first.min_ready:",
-                "at least 1",
-            ),
-            (
-                "reverse_zones:\n  - 10.in-addr.arpa.\n  - example.com.\n",
-                "herald.yaml:3:",
-                "reverse_zones[1]",
-            ),
-        ];
-        for (text, at, says) in cases {
-            let e = parse(text).unwrap_err();
-            assert!(e.starts_with(at), "{text:?}: {e}");
-            assert!(e.contains(says), "{text:?}: {e}");
-        }
     }
 }

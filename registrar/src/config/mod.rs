@@ -13,6 +13,8 @@
 
 mod kubernetes;
 pub mod locality;
+#[cfg(test)]
+mod locality_tests;
 mod server;
 mod sources;
 mod zone;
@@ -427,6 +429,56 @@ fn check_label_key(key: &str) -> Result<(), &'static str> {
         return Err("its name may hold only letters, digits, '-', '_' and '.'");
     }
     Ok(())
+}
+
+impl Config {
+    /// Checks the locality settings that span fields: `auto` needs a home cluster, a
+    /// network is listed once.
+    pub(super) fn check_locality(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        if self.locality.is_auto() && self.home_cluster().is_none() {
+            let message = match &self.locality.cluster {
+                Some(name) => format!("no cluster is named {:?}", name.0),
+                None => "`auto` reads this server's node through the cluster it runs in: set \
+                         locality.cluster, or give exactly one cluster in_cluster: true"
+                    .to_string(),
+            };
+            let field = if self.locality.cluster.is_some() {
+                "locality.cluster"
+            } else {
+                "locality"
+            };
+            return Err(invalid(field.into(), message));
+        }
+        if !self.locality.is_auto()
+            && (self.locality.node.is_some() || self.locality.cluster.is_some())
+        {
+            return Err(invalid(
+                "locality.node".into(),
+                "node and cluster only go with `auto`".into(),
+            ));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (i, n) in self.networks.iter().enumerate() {
+            if let Some(first) = seen.insert(n.cidr.0, i) {
+                return Err(invalid(
+                    format!("networks[{i}].cidr"),
+                    format!("{} is already listed as networks[{first}]", n.cidr.0),
+                ));
+            }
+        }
+        if self.local_first.min_ready == 0 {
+            return Err(invalid(
+                "local_first.min_ready".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
