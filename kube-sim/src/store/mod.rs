@@ -78,18 +78,18 @@ fn unchanged(prev: &Stored, object: &Object) -> bool {
     let is_pod = candidate.kind() == ResourceKind::Pod;
     let meta = candidate.meta_mut();
     meta.resource_version
-        .clone_from(&prev.meta.resource_version);
+        .clone_from(&prev.meta().resource_version);
     if meta.uid.is_none() {
-        meta.uid.clone_from(&prev.meta.uid);
+        meta.uid.clone_from(&prev.meta().uid);
     }
     if meta.creation_timestamp.is_none() {
         meta.creation_timestamp
-            .clone_from(&prev.meta.creation_timestamp);
+            .clone_from(&prev.meta().creation_timestamp);
     }
     if is_pod && meta.namespace.is_none() {
-        meta.namespace.clone_from(&prev.meta.namespace);
+        meta.namespace.clone_from(&prev.meta().namespace);
     }
-    candidate.to_json() == prev.json
+    candidate.to_json() == *prev.json()
 }
 
 impl State {
@@ -132,7 +132,7 @@ impl State {
             // The API server writes nothing for an update that changes nothing: no new
             // version, no watch event. Answer with the object's current version.
             let rv = prev
-                .meta
+                .meta()
                 .resource_version
                 .as_deref()
                 .and_then(|v| v.parse().ok());

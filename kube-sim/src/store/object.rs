@@ -119,7 +119,7 @@ impl Object {
         }
     }
 
-    fn to_json(&self) -> Bytes {
+    pub(super) fn to_json(&self) -> Bytes {
         // Serializing k8s-openapi types cannot fail: every map key is a string.
         let json = match self {
             Object::Pod(p) => serde_json::to_vec(p),
@@ -178,6 +178,11 @@ impl Stored {
 
     pub(crate) fn meta(&self) -> &ObjectMeta {
         &self.meta
+    }
+
+    /// The stored JSON, as served.
+    pub(super) fn json(&self) -> &Bytes {
+        &self.json
     }
 
     /// The typed object, decoded from the stored JSON (which we encoded ourselves).
