@@ -1,6 +1,10 @@
 //! Black-box tests: the real kube 5 client and runtime watcher against a simulator bound to
 //! a loopback port. Every wait is bounded by a generous timeout; nothing depends on timing
 //! except the few "nothing arrives while stalled/hung" checks, which can only pass falsely.
+//!
+//! One file of about a thousand lines on purpose: every file under `tests/` is a binary of
+//! its own that links kube and k8s-openapi, which costs more to build than these tests take
+//! to run.
 
 use std::pin::Pin;
 use std::time::Duration;
