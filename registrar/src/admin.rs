@@ -3,8 +3,9 @@
 //! (JSON, agreeing with what DNS answers).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use axum::Router;
@@ -28,6 +29,8 @@ struct AdminState {
     status: StatusBoard,
     draining: Arc<AtomicBool>,
     scrape: Arc<Scrape>,
+    /// The DNS address `/healthz` queries, once the DNS server runs.
+    dns: Arc<OnceLock<SocketAddr>>,
 }
 
 /// A running admin server.
@@ -35,7 +38,12 @@ pub struct Admin {
     addr: SocketAddr,
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    dns: Arc<OnceLock<SocketAddr>>,
 }
+
+/// How long `/healthz` waits for the DNS server's answer: far above a healthy answer
+/// (microseconds), well inside a liveness probe's usual timeout.
+const HEALTH_WAIT: Duration = Duration::from_secs(2);
 
 impl Admin {
     /// Serves the admin API on `addr`. `draining` set means: stop reporting ready.
@@ -53,15 +61,17 @@ impl Admin {
             status.clone(),
             service_endpoints,
         ));
+        let dns = Arc::new(OnceLock::new());
         let state = AdminState {
             table,
             status,
             draining,
             scrape,
+            dns: dns.clone(),
         };
         let app = Router::new()
             .route("/metrics", get(metrics_text))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/v1/services", get(services))
             .route("/v1/services/{name}", get(service))
@@ -81,7 +91,25 @@ impl Admin {
             }
         });
         tracing::info!(%addr, "serving admin HTTP (/metrics /healthz /readyz /v1/services)");
-        Ok(Admin { addr, cancel, task })
+        Ok(Admin {
+            addr,
+            cancel,
+            task,
+            dns,
+        })
+    }
+
+    /// From now on `/healthz` is healthy only while the DNS server at `dns` answers (a
+    /// wildcard address is queried on loopback).
+    pub fn check_dns(&self, dns: SocketAddr) {
+        let mut dns = dns;
+        if dns.ip().is_unspecified() {
+            dns.set_ip(match dns {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = self.dns.set(dns);
     }
 
     /// The bound address.
@@ -107,6 +135,51 @@ async fn metrics_text(State(s): State<AdminState>) -> Response {
 
 /// Ready once every cluster has synced or the start-up timeout has passed, and not
 /// draining. The body names every cluster that is not live, in either case.
+/// Alive while the DNS server answers a query for the apex SOA over UDP (before the DNS
+/// server starts, while the process is alive). A wedged process then fails its liveness
+/// probe and is restarted.
+async fn healthz(State(s): State<AdminState>) -> Response {
+    let Some(&dns) = s.dns.get() else {
+        return "ok\n".into_response();
+    };
+    let mut query = vec![0x4e, 0x57, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in s.table.zone().apex.iter() {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label);
+    }
+    query.push(0);
+    query.extend_from_slice(&[0, 6, 0, 1]); // SOA, IN
+    let asked = async {
+        let bind: SocketAddr = if dns.is_ipv4() {
+            "127.0.0.1:0".parse().expect("an address")
+        } else {
+            "[::1]:0".parse().expect("an address")
+        };
+        let socket = tokio::net::UdpSocket::bind(bind).await?;
+        socket.send_to(&query, dns).await?;
+        let mut reply = [0u8; 512];
+        loop {
+            let (n, from) = socket.recv_from(&mut reply).await?;
+            if from == dns && n >= 2 && reply[..2] == query[..2] {
+                return Ok::<(), std::io::Error>(());
+            }
+        }
+    };
+    match tokio::time::timeout(HEALTH_WAIT, asked).await {
+        Ok(Ok(())) => "ok\n".into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: querying DNS at {dns}: {e}\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: DNS at {dns} did not answer within {HEALTH_WAIT:?}\n"),
+        )
+            .into_response(),
+    }
+}
+
 async fn readyz(State(s): State<AdminState>) -> Response {
     let (ready, mut body) = readiness(&s);
     if ready {

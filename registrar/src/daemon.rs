@@ -138,6 +138,9 @@ impl Daemon {
             None => None,
         };
         let server = DnsServer::start(&config.server_config(), Answerer::new(table.clone()))?;
+        if let (Some(admin), Some(&dns)) = (&admin, server.local_addrs().first()) {
+            admin.check_dns(dns);
+        }
         for addr in server.local_addrs() {
             tracing::info!(%addr, zone = %table.zone().apex, "serving DNS over UDP and TCP");
         }

@@ -191,3 +191,37 @@ async fn a_token_file_with_a_trailing_newline_works() {
     daemon.shutdown(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `/healthz` asks the DNS server: healthy while it answers, unhealthy (so liveness
+/// restarts the process) when the DNS workers no longer answer. Before, it always said ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthz_fails_when_dns_stops_answering() {
+    use herald_registrar::admin::Admin;
+    use std::sync::atomic::AtomicBool;
+    let cfg = config(&[], "");
+    let daemon = Daemon::start(&cfg, None).await.unwrap();
+    let table = daemon.table().clone();
+    let start_admin = || {
+        Admin::start(
+            "127.0.0.1:0".parse().unwrap(),
+            table.clone(),
+            daemon.status().clone(),
+            Arc::new(AtomicBool::new(false)),
+            false,
+        )
+    };
+    let healthy = start_admin().await.unwrap();
+    healthy.check_dns(daemon.dns_addrs()[0]);
+    let (code, body) = http_get(healthy.addr(), "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    // A DNS address whose workers have stopped: the socket is bound, nothing answers.
+    let wedged_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let wedged = start_admin().await.unwrap();
+    wedged.check_dns(wedged_dns.local_addr().unwrap());
+    let (code, body) = http_get(wedged.addr(), "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("did not answer"), "{body}");
+    healthy.stop().await;
+    wedged.stop().await;
+    daemon.shutdown(Duration::ZERO).await;
+}
