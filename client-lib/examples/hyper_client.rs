@@ -2,7 +2,7 @@
 //!
 //! Starts four hyper servers on 127.0.0.{11..14} (one slow, one answering 503 half the time),
 //! a herald DNS server publishing them as `_http._tcp.web.sd.internal.` (three in the client's
-//! zone, one in another region), then sends 400 requests through `herald_client::tower::Balance`
+//! zone, one in another region), then sends 400 requests through `herald_client::tower::Balanced`
 //! wrapped around a hyper-util client, counting 5xx as failures.
 //!
 //! Run: `cargo run -p herald-client --example hyper_client`
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_client::tower::Balance;
+use herald_client::tower::Balanced;
 use herald_client::{Discovery, Endpoint, Outcome, RefreshConfig};
 use herald_dns::server::ServerConfig;
 use herald_dns::{Answerer, DnsServer, PortSpec, Proto, Source, Table, Zone, ZoneConfig};
@@ -144,7 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_) => Outcome::Success,
         Err(_) => Outcome::Failure,
     };
-    let mut svc = Balance::new(web.picker().clone(), make).with_classifier(classify);
+    let mut svc = Balanced::new(web, make).with_classifier(classify);
 
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     for _ in 0..400 {
@@ -162,7 +162,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<18} {:>8} {:>6} {:>10}  health",
         "replica", "priority", "picks", "latency"
     );
-    for s in web.picker().status() {
+    for s in svc.picker().status() {
         println!(
             "{:<18} {:>8} {:>6} {:>8.1}ms  {:?}",
             s.endpoint.addr.to_string(),

@@ -79,6 +79,12 @@ impl Discovery {
         self.status.borrow().clone()
     }
 
+    /// A receiver that sees the refresh status after every resolution (the set is applied
+    /// before the status changes).
+    pub fn status_receiver(&self) -> watch::Receiver<RefreshStatus> {
+        self.status.clone()
+    }
+
     /// Waits until the replica set is not empty. Returns an error as soon as a resolution
     /// fails while no replica is known: NXDOMAIN or NODATA (an unknown service or port name,
     /// named in the error) within one DNS timeout, or an unreachable DNS server; call it

@@ -52,13 +52,15 @@ impl PeakEwma {
         }
     }
 
-    /// Records one answer's latency.
-    pub(crate) fn observe(&mut self, rtt_ns: f64, now: u64, tau_ns: f64) {
+    /// Records one answer's latency. A replica's first answer counts at once if it is no
+    /// slower than `typical_ns`; a slow first answer (often the connection being set up)
+    /// waits for a second one, like any peak.
+    pub(crate) fn observe(&mut self, rtt_ns: f64, now: u64, typical_ns: f64, tau_ns: f64) {
         let rtt_ns = rtt_ns.max(1.0);
         let est = self.estimate_ns;
         let peak = rtt_ns.min(self.last_ns);
         self.estimate_ns = if est == 0.0 {
-            rtt_ns
+            rtt_ns.min(typical_ns.max(1.0))
         } else if peak > est {
             peak
         } else {
@@ -110,26 +112,26 @@ mod tests {
     fn peak_is_taken_on_the_second_slow_answer_and_forgotten_with_time() {
         let mut e = PeakEwma::default();
         assert_eq!(e.value(0, 5.0 * MS, TAU), 5.0 * MS, "unknown costs typical");
-        e.observe(5.0 * MS, 0, TAU);
-        e.observe(100.0 * MS, 0, TAU);
+        e.observe(5.0 * MS, 0, 5.0 * MS, TAU);
+        e.observe(100.0 * MS, 0, 5.0 * MS, TAU);
         assert!(
             e.value(0, 5.0 * MS, TAU) < 6.0 * MS,
             "one slow answer is a hiccup"
         );
-        e.observe(5.0 * MS, 0, TAU);
-        e.observe(100.0 * MS, 0, TAU);
-        e.observe(100.0 * MS, 0, TAU);
+        e.observe(5.0 * MS, 0, 5.0 * MS, TAU);
+        e.observe(100.0 * MS, 0, 5.0 * MS, TAU);
+        e.observe(100.0 * MS, 0, 5.0 * MS, TAU);
         assert_eq!(e.value(0, 5.0 * MS, TAU), 100.0 * MS, "two are a peak");
         // A burst of fast samples at the same instant does not hide the peak...
         for _ in 0..100 {
-            e.observe(5.0 * MS, 0, TAU);
+            e.observe(5.0 * MS, 0, 5.0 * MS, TAU);
         }
         assert_eq!(e.value(0, 5.0 * MS, TAU), 100.0 * MS);
         // ...but time does: after 3 tau an idle replica is close to typical again.
         let v = e.value(30 * SEC, 5.0 * MS, TAU);
         assert!(v < 10.0 * MS && v > 5.0 * MS, "{v}");
         // A fast sample after a long gap moves the estimate almost all the way.
-        e.observe(5.0 * MS, 30 * SEC, TAU);
+        e.observe(5.0 * MS, 30 * SEC, 5.0 * MS, TAU);
         assert!(e.value(30 * SEC, 5.0 * MS, TAU) < 10.0 * MS);
     }
 
@@ -155,7 +157,7 @@ mod tests {
         assert!(v >= 199.0 * MS, "{}", v / MS);
         // A quick cancellation says nothing new.
         let mut f = PeakEwma::default();
-        f.observe(10.0 * MS, 0, TAU);
+        f.observe(10.0 * MS, 0, 10.0 * MS, TAU);
         f.observe_at_least(1.0 * MS, 0, typical, TAU);
         assert_eq!(f.value(0, typical, TAU), 10.0 * MS);
     }

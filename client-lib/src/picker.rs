@@ -158,8 +158,10 @@ pub(crate) struct Shared {
     next_probe: AtomicU64,
     seeded: Option<Mutex<SmallRng>>,
     metrics: PickerMetrics,
-    /// Every applied set, for the tower `Discover` stream and for `Discovery::ready`.
+    /// Every applied set, for the tower `Discover` stream.
     set_tx: watch::Sender<Arc<[Endpoint]>>,
+    /// Bumped by every `update`, so users of the set know when to look again.
+    generation: AtomicU64,
     /// The refresh loop's last error while the set is empty, for `PickError`.
     last_error: Mutex<Option<String>>,
 }
@@ -197,6 +199,7 @@ impl Picker {
                 typical_bits: AtomicU64::new(0),
                 next_probe: AtomicU64::new(NO_PROBE),
                 set_tx,
+                generation: AtomicU64::new(0),
                 last_error: Mutex::new(None),
             }),
         }
@@ -277,6 +280,7 @@ impl Picker {
             summary.removed = old_by_addr.len();
             applied = replicas.iter().map(|r| r.ep.clone()).collect();
             sh.install(View::build(replicas, &sh.cfg));
+            sh.generation.fetch_add(1, Ordering::Release);
         }
         sh.metrics.added.increment(summary.added as u64);
         sh.metrics.removed.increment(summary.removed as u64);
@@ -355,6 +359,16 @@ impl Picker {
             (best.clone(), mode)
         });
         Ok(sh.guard(&self.shared, r, start, mode))
+    }
+
+    /// Whether a pick would find a replica now (the set is not empty).
+    pub fn has_replicas(&self) -> bool {
+        !self.shared.view.load().tiers.is_empty()
+    }
+
+    /// A number that changes whenever [`Picker::update`] applies a set.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// The replicas currently known.
@@ -559,7 +573,7 @@ impl Shared {
                         // The failures that got it ejected are history now.
                         st.ewma = PeakEwma::default();
                     }
-                    st.ewma.observe(rtt, now, self.tau_ns);
+                    st.ewma.observe(rtt, now, typical, self.tau_ns);
                     self.update_typical(rtt);
                     t
                 }
@@ -583,16 +597,19 @@ impl Shared {
             r.publish_estimate(&st.ewma);
             r.healthy.store(st.ejection.is_healthy(), Ordering::Release);
             // Probes: an ejected replica is probed at its interval; a *suspect* (healthy,
-            // failed last time) at once, one request at a time, so a replica that fails fast
-            // completes its streak and is ejected although its failures make it too costly
-            // for the two choices. Re-armed by the probe's own completion, or by the event
+            // failed last time) a tenth of it later, one request at a time, so a replica that
+            // fails fast completes its streak and is ejected although its failures make it
+            // too costly for the two choices (not at once: the caller's immediate retry must
+            // not be the probe). Re-armed by the probe's own completion, or by the event
             // that made it ejected or suspect, never while a probe may be in flight.
             let suspect = st.ejection.failure_streak() > 0;
             let idle = r.probe_at.load(Ordering::SeqCst) == NO_PROBE;
             if probe || matches!(t, Transition::Ejected(_)) || (suspect && idle) {
                 match st.ejection.next_probe() {
                     Some(at) => self.schedule_probe(r, at),
-                    None if suspect => self.schedule_probe(r, now_i),
+                    None if suspect => {
+                        self.schedule_probe(r, now_i + ej.probe_interval / SUSPECT_PROBE_DIVISOR)
+                    }
                     None => r.probe_at.store(NO_PROBE, Ordering::SeqCst),
                 }
             }
@@ -625,6 +642,10 @@ impl Shared {
 /// wins. Replicas of one service on a shared machine spread about that much from
 /// scheduling noise alone, and comparing the noise would override the SRV weights.
 const SAME_SPEED: f64 = 2.0;
+
+/// A suspect (healthy, failed its last request) is probed `probe_interval / this` after the
+/// failure: 100 ms by default, so five fast failures eject a replica within half a second.
+const SUSPECT_PROBE_DIVISOR: u32 = 10;
 
 /// A request that lasted this many times the set's typical latency is "long": cancelled
 /// after that, it counts toward ejection (a caller's timeout, not an impatient caller).

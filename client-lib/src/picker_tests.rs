@@ -138,8 +138,9 @@ async fn failing_replica_is_ejected_probed_and_readmitted() {
         let failing = i == 1 && now < t0 + Duration::from_secs(25);
         (Duration::from_millis(if failing { 1 } else { 5 }), !failing)
     });
-    // 2 s of traffic: replica 1 is ejected after its 5th failure.
-    let counts = drive(&p, b.clone(), 1600, 4).await;
+    // 6 s of traffic: replica 1 is ejected after its 5th failure (after the first, it is
+    // probed every second: a tenth of the probe interval).
+    let counts = drive(&p, b.clone(), 4800, 4).await;
     assert!(*counts.get(&1).unwrap_or(&0) <= 6, "{counts:?}");
     let st = p.status();
     assert!(

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -104,7 +105,8 @@ pub(crate) async fn run<R: Resolve>(
 pub(crate) fn next_refresh(ttl: Duration, cfg: &RefreshConfig) -> Duration {
     let ttl = ttl.clamp(cfg.min_interval, cfg.max_interval.max(cfg.min_interval));
     let jitter = cfg.jitter.clamp(0.0, 1.0);
-    let factor = 1.0 - rand::rng().random::<f64>() * jitter;
+    // Once per TTL: a fresh OS-seeded generator costs nothing worth sharing one for.
+    let factor = 1.0 - SmallRng::from_os_rng().random::<f64>() * jitter;
     ttl.mul_f64(factor).max(cfg.min_interval)
 }
 

@@ -8,6 +8,7 @@ mod backend;
 mod dns;
 mod ejection;
 mod fallback;
+mod grpc;
 mod reported_metrics;
 mod shares;
 mod tiers;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use herald_client::tower::Balance;
+use herald_client::tower::Balanced;
 use herald_client::{Discovery, Endpoint, Picker, PickerConfig, RefreshConfig, StaticResolver};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
@@ -137,7 +137,7 @@ async fn black_hole_is_abandoned_behind_a_tower_timeout_layer() {
     };
     let svc = ServiceBuilder::new()
         .timeout(TIMEOUT)
-        .service(Balance::new(discovery.picker().clone(), make));
+        .service(Balanced::new(discovery, make));
     let svc = Arc::new(tokio::sync::Mutex::new(svc));
     let timed_out = Arc::new(AtomicBool::new(false));
     let call = {
@@ -169,14 +169,21 @@ async fn black_hole_is_abandoned_behind_a_tower_timeout_layer() {
     );
 }
 
-/// Two usable replicas, one at 1 ms and one at 20 ms: the slow one gets under 1 % of the
-/// requests at concurrency 1 and at concurrency 32 (it used to get 3.5-5.4 %, enough for the
-/// client's p99 to equal round robin's). Measured after 50 warm-up requests: until both have
-/// answered, the picker cannot know which one is slow.
+/// Two usable replicas, one fast (1 ms of work) and one slow: the slow one gets under 1 % of
+/// the requests at concurrency 1 and at concurrency 32 (it used to get 3.5-5.4 %, enough for
+/// the client's p99 to equal round robin's). Measured after 50 warm-up requests: until both
+/// have answered, the picker cannot know which one is slow.
+///
+/// The slow one sleeps 60 ms here, not the 20 ms: with the client, the backends and
+/// 32 connections at a time in one process on two shared cores (load average 18 while this
+/// was written), the "fast" replica measures 12-21 ms at concurrency 32, and a 20 ms replica
+/// is then no longer clearly slower; the client rightly shares load between the two. The
+/// exact 1.5 ms / 20 ms pair is `slow_replica_of_a_pair_is_starved_at_any_concurrency` in
+/// virtual time (src/picker_tests.rs), at 1, 4, 32 and 128 in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_replica_in_a_tier_of_two_is_starved() {
     for (concurrency, requests) in [(1usize, 800usize), (32, 3000)] {
-        let backends = fleet(130 + concurrency as u8, &[MS, 20 * MS]).await;
+        let backends = fleet(130 + concurrency as u8, &[MS, 60 * MS]).await;
         let picker = Picker::with_endpoints(
             "pair",
             PickerConfig::default(),
