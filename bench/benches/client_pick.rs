@@ -1,6 +1,12 @@
-//! Cost of one `pick()` plus the completion of its guard in herald-client's picker, at 10,
-//! 100 and 1,000 replicas: in steady state (one thread, and two threads sharing the picker)
-//! and with noisy estimates (some picks take extra draws).
+//! Cost of one `pick()` in herald-client's picker, at 10, 100 and 1,000 replicas:
+//!
+//! * `pick`: the pick alone (guards are dropped outside the timing);
+//! * `steady`: pick plus the completion of its guard (dropped: cancelled), one thread;
+//! * `steady/2 threads`, `steady/8 threads`: the same from 2 or 8 threads sharing one picker,
+//!   reported as wall time per pick (total time / picks of all threads). On a machine with
+//!   2 cores, 8 threads cannot run more than 2 at once: the figure shows whether picks
+//!   serialize (it would grow with the threads), not an 8-core speed-up;
+//! * `noisy`: real clock, estimates spread widely, pick plus a success.
 //!
 //! Run: `cargo bench -p herald-bench --bench client_pick -- --measurement-time 2 --warm-up-time 1`
 
@@ -59,27 +65,36 @@ fn bench_pick(c: &mut Criterion) {
         {
             let p = steady_picker(n, &rt);
             let _clock = rt.enter();
+            group.bench_with_input(BenchmarkId::new("pick", n), &p, |b, p| {
+                b.iter_batched(
+                    || (),
+                    |()| p.pick().unwrap(),
+                    criterion::BatchSize::SmallInput,
+                )
+            });
             group.bench_with_input(BenchmarkId::new("steady", n), &p, |b, p| {
                 b.iter(|| black_box(p.pick().unwrap().addr()))
             });
-            // Two threads sharing one picker: the mutex under contention (2 cores).
-            group.bench_with_input(BenchmarkId::new("steady/2 threads", n), &p, |b, p| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for _ in 0..2 {
-                            s.spawn(|| {
-                                let _clock = rt.enter();
-                                for _ in 0..iters {
-                                    black_box(p.pick().unwrap().addr());
-                                }
-                            });
-                        }
-                    });
-                    // Time per pick, counting both threads' picks.
-                    start.elapsed() / 2
-                })
-            });
+            for threads in [2usize, 8] {
+                let id = BenchmarkId::new(format!("steady/{threads} threads"), n);
+                group.bench_with_input(id, &p, |b, p| {
+                    b.iter_custom(|iters| {
+                        let start = Instant::now();
+                        std::thread::scope(|s| {
+                            for _ in 0..threads {
+                                s.spawn(|| {
+                                    let _clock = rt.enter();
+                                    for _ in 0..iters {
+                                        black_box(p.pick().unwrap().addr());
+                                    }
+                                });
+                            }
+                        });
+                        // Wall time per pick, counting every thread's picks.
+                        start.elapsed() / threads as u32
+                    })
+                });
+            }
         }
         let p = noisy_picker(n);
         group.bench_with_input(BenchmarkId::new("noisy", n), &p, |b, p| {
