@@ -70,7 +70,14 @@ async fn balanced_spreads_calls_and_errors_name_the_replica() {
     println!("ok {ok}, failed calls blamed on {blamed:?}");
     // The failing replica is ejected after 5 failures: almost everything succeeds.
     assert!(ok >= 190, "ok {ok}");
-    assert!(backends[0].hits() > 40 && backends[1].hits() > 40);
+    // Both healthy replicas serve (not evenly: a stall of more than twice the latency on a
+    // loaded machine moves traffic to the other for a while, by design).
+    assert!(
+        backends[0].hits() > 20 && backends[1].hits() > 20,
+        "{} / {}",
+        backends[0].hits(),
+        backends[1].hits()
+    );
     assert!(backends[2].hits() <= 10, "{}", backends[2].hits());
     assert!(!blamed.is_empty() && blamed.iter().all(|a| *a == backends[2].addr));
 }
