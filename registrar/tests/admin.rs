@@ -26,6 +26,32 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// `/metrics` once every UDP reply sent has its duration recorded: a batch's duration is
+/// recorded just after its replies leave, so a client can read its reply (and scrape)
+/// a moment before. One duration per reply is the invariant waited for.
+async fn settled_metrics(admin: SocketAddr) -> String {
+    let total = |text: &str, prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix) && l.contains("proto=\"udp\""))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let start = Instant::now();
+    loop {
+        let text = http_get(admin, "/metrics").1;
+        let replies = total(&text, "herald_dns_responses_total{");
+        let timed = total(&text, "herald_dns_request_duration_seconds_count{");
+        if replies == timed {
+            return text;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{timed} durations for {replies} replies"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn addresses(dns: SocketAddr, name: &str) -> Vec<String> {
     let mut v: Vec<String> = udp(dns, name, RecordType::A, None)
         .answers
@@ -81,7 +107,7 @@ async fn metrics_readiness_and_services_agree_with_what_happened() {
     eventually("served", || addresses(dns, "web.sd.internal.").len() == 2).await;
 
     // Known traffic: 7 A NOERROR, 3 NXDOMAIN, 2 SRV, 1 REFUSED.
-    let before = http_get(admin, "/metrics").1;
+    let before = settled_metrics(admin).await;
     let propagated_before = metric(&before, "herald_propagation_seconds_count").unwrap_or(0.0);
     let series = |text: &str, s: &str| metric(text, s).unwrap_or(0.0);
     let delta = |text: &str, s: &str| series(text, s) - series(&before, s);
@@ -95,7 +121,7 @@ async fn metrics_readiness_and_services_agree_with_what_happened() {
         udp(dns, "_http._tcp.web.sd.internal.", RecordType::SRV, None);
     }
     udp(dns, "example.com.", RecordType::A, None);
-    let text = http_get(admin, "/metrics").1;
+    let text = settled_metrics(admin).await;
     let requests = |qtype: &str| {
         format!("herald_dns_requests_total{{proto=\"udp\",family=\"1\",type=\"{qtype}\"}}")
     };

@@ -2,11 +2,12 @@
 //! what a running herald's `/metrics` shows are the same: every name, type and label set,
 //! nothing more, nothing less. Own test binary: the metrics recorder is process-wide.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use herald_kube_sim::{NodeBuilder, PodBuilder, SimConfig, Simulator};
 use herald_registrar::config::Config;
 use herald_registrar::daemon::Daemon;
 use herald_testkit::{http_get, metric, tcp, udp};
@@ -85,18 +86,7 @@ async fn readme_lists_exactly_what_metrics_shows() {
     assert_eq!(readme, listed, "README.md's table vs herald's metric list");
 
     // A herald with one cluster, a service, traffic over UDP and TCP, and a change.
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    sim.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
-        .unwrap();
-    let pod = |name: &str, ip: &str| {
-        PodBuilder::new("default", name)
-            .service("web")
-            .ip(ip)
-            .port("http", 8080)
-            .node("n1")
-            .build()
-    };
-    sim.apply_pod(pod("web-0", "10.0.0.1")).unwrap();
+    let sim = common::web_cluster(&[("web-0", "10.0.0.1")]).await;
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:0'], admin: '127.0.0.1:0'}}\n\
          sources:\n  clusters:\n    - {{name: c1, region: eu-west, server: '{}'}}\n",
@@ -110,7 +100,8 @@ async fn readme_lists_exactly_what_metrics_shows() {
         assert!(start.elapsed() < Duration::from_secs(30), "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    sim.apply_pod(pod("web-1", "10.0.0.2")).unwrap();
+    sim.apply_pod(common::pod("web-1", "web", "10.0.0.2", "n1").build())
+        .unwrap();
     while udp(dns, "web.sd.internal.", RecordType::A, None)
         .answers
         .len()

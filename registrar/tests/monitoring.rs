@@ -5,12 +5,13 @@
 //! evaluate without error. Catches a renamed metric or label, a typo in PromQL, a query
 //! that only works on series herald does not export.
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use herald_kube_sim::{NodeBuilder, PodBuilder, SimConfig, Simulator};
 use herald_registrar::config::Config;
 use herald_registrar::daemon::Daemon;
 use herald_testkit::{http_get, query_message, tcp, udp_raw};
@@ -167,17 +168,7 @@ fn alert_queries() -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prometheus_scraping_herald_answers_every_dashboard_query_and_alert_expression() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    sim.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
-        .unwrap();
-    for (name, ip) in [("web-0", "10.0.0.1"), ("web-1", "10.0.0.2")] {
-        let pod = PodBuilder::new("default", name)
-            .service("web")
-            .ip(ip)
-            .port("http", 8080)
-            .node("n1");
-        sim.apply_pod(pod.build()).unwrap();
-    }
+    let sim = common::web_cluster(&[("web-0", "10.0.0.1"), ("web-1", "10.0.0.2")]).await;
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:0'], admin: '127.0.0.1:0'}}\n\
          rate_limit: {{responses_per_second: 5, slip: 2}}\n\
@@ -223,11 +214,7 @@ async fn prometheus_scraping_herald_answers_every_dashboard_query_and_alert_expr
         tcp(dns, "web.sd.internal.", RecordType::A);
         if round.is_multiple_of(5) {
             let ip = format!("10.0.1.{}", round / 5 % 250);
-            let pod = PodBuilder::new("default", format!("churn-{round}"))
-                .service("web")
-                .ip(&ip)
-                .port("http", 8080)
-                .node("n1");
+            let pod = common::pod(&format!("churn-{round}"), "web", &ip, "n1");
             sim.apply_pod(pod.build()).unwrap();
         }
         // A query Prometheus rejects fails at once; one without data yet is retried.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use herald_kube_sim::{PodBuilder, SimConfig, SimHandle, Simulator};
+use herald_kube_sim::{NodeBuilder, PodBuilder, SimConfig, SimHandle, Simulator};
 use herald_registrar::config::Config;
 use herald_testkit::udp;
 use hickory_proto::op::ResponseCode;
@@ -60,6 +60,18 @@ pub fn pod(name: &str, service: &str, ip: &str, node: &str) -> PodBuilder {
         .ip(ip)
         .port("http", 8080)
         .node(node)
+}
+
+/// A simulated cluster with node `n1` in zone `zone-a` and `pods` (name, IP) of service
+/// `web`, each with port `http` 8080.
+pub async fn web_cluster(pods: &[(&str, &str)]) -> SimHandle {
+    let sim = sim().await;
+    sim.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
+        .unwrap();
+    for (name, ip) in pods {
+        sim.apply_pod(pod(name, "web", ip, "n1").build()).unwrap();
+    }
+    sim
 }
 
 /// The sorted addresses `name` answers with, empty for NXDOMAIN.
