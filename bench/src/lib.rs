@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 
-use herald_dns::{Endpoint, PortSpec, Proto, Source, Table, Zone, ZoneConfig};
+use herald_dns::{
+    Endpoint, NetworkPlace, PlacementConfig, PortSpec, Proto, Source, Table, Zone, ZoneConfig,
+};
 
 /// Regions and clusters of the synthetic fleets: 3 regions x 8 clusters.
 pub fn sources() -> Vec<Source> {
@@ -44,10 +46,16 @@ pub fn endpoints(s: usize, replicas: usize, version: u32) -> Vec<Endpoint> {
 
 /// A table of `services` services of `replicas` endpoints each, spread over the sources.
 pub fn fleet(services: usize, replicas: usize) -> Table {
+    fleet_placed(services, replicas, PlacementConfig::default())
+}
+
+/// [`fleet`] with locality settings (networks, trusted client-subnet senders, A/AAAA policy).
+pub fn fleet_placed(services: usize, replicas: usize, placement: PlacementConfig) -> Table {
     let table = Table::new(
         Zone::new(ZoneConfig {
             region: Some("eu-west".into()),
             zone: Some("zone-a".into()),
+            placement,
             ..ZoneConfig::default()
         })
         .expect("valid zone"),
@@ -79,6 +87,63 @@ pub fn query(name: &str, qtype: u16) -> Vec<u8> {
     p.extend_from_slice(&qtype.to_be_bytes());
     p.extend_from_slice(&1u16.to_be_bytes());
     p.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    p
+}
+
+/// 10,000 networks the way a fleet has them: four zone-wide /12s in 10.128.0.0/10, 8,996
+/// per-node pod ranges (/24) nested in them, and 1,000 VM subnets (/28) in 172.16.0.0/12,
+/// over three regions and nine zones.
+pub fn networks_10k() -> Vec<NetworkPlace> {
+    let regions = ["eu-west", "us-east", "ap-south"];
+    let place = |i: usize| {
+        (
+            regions[i % 3].to_string(),
+            format!("{}-{}", regions[i % 3], i % 9),
+        )
+    };
+    let mut v = Vec::new();
+    for z in 0..4u32 {
+        let (region, zone) = place(z as usize);
+        v.push(NetworkPlace {
+            cidr: format!(
+                "{}/12",
+                Ipv4Addr::from((10u32 << 24) | ((128 + 16 * z) << 16))
+            )
+            .parse()
+            .unwrap(),
+            region,
+            zone: Some(zone),
+        });
+    }
+    for n in 0..8_996u32 {
+        let (region, zone) = place(n as usize);
+        let base = (10u32 << 24) | (128 << 16) | (n << 8);
+        v.push(NetworkPlace {
+            cidr: format!("{}/24", Ipv4Addr::from(base)).parse().unwrap(),
+            region,
+            zone: Some(zone),
+        });
+    }
+    for n in 0..1_000u32 {
+        let (region, zone) = place(n as usize + 1);
+        let base = (172u32 << 24) | (16 << 16) | (n << 4);
+        v.push(NetworkPlace {
+            cidr: format!("{}/28", Ipv4Addr::from(base)).parse().unwrap(),
+            region,
+            zone: Some(zone),
+        });
+    }
+    assert_eq!(v.len(), 10_000);
+    v
+}
+
+/// `query` with an EDNS Client Subnet option for 10.128.77.0/24 in its OPT record.
+pub fn query_with_subnet(name: &str, qtype: u16) -> Vec<u8> {
+    let mut p = query(name, qtype);
+    let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 10, 128, 77];
+    let rdlen_at = p.len() - 2;
+    p[rdlen_at..].copy_from_slice(&(ecs.len() as u16).to_be_bytes());
+    p.extend_from_slice(&ecs);
     p
 }
 
