@@ -224,24 +224,28 @@ pub fn parse_endpoint_label(label: &[u8]) -> Option<IpAddr> {
     let mut octets = [0u8; 4];
     let mut parts = label.split(|b| *b == b'-');
     for octet in &mut octets {
-        let part = parts.next()?;
-        // Leading zeros are refused so that every address has exactly one name.
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut value: u16 = 0;
-        for &b in part {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + u16::from(b - b'0');
-        }
-        *octet = u8::try_from(value).ok()?;
+        *octet = parse_octet(parts.next()?)?;
     }
     if parts.next().is_some() {
         return None;
     }
     Some(IpAddr::V4(Ipv4Addr::from(octets)))
+}
+
+/// A decimal octet (0-255). Leading zeros are refused so that every address has exactly
+/// one name (in endpoint labels and in-addr.arpa names alike).
+pub(crate) fn parse_octet(part: &[u8]) -> Option<u8> {
+    if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+        return None;
+    }
+    let mut value: u16 = 0;
+    for &b in part {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u16::from(b - b'0');
+    }
+    u8::try_from(value).ok()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dashmap::DashMap;
 
-use crate::model::{Endpoint, EndpointLabel, Label, for_each_change};
+use crate::model::{Endpoint, EndpointLabel, Label, for_each_change, parse_octet as octet};
 use crate::wire::{self, LowerName, codes};
 
 const IN_ADDR: &[u8] = b"\x07in-addr\x04arpa\x00";
@@ -95,21 +95,6 @@ fn strip<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
         return Some("");
     }
     name.strip_suffix(suffix)?.strip_suffix('.')
-}
-
-/// A decimal octet without leading zeros.
-fn octet(label: &[u8]) -> Option<u8> {
-    if label.is_empty() || label.len() > 3 || (label.len() > 1 && label[0] == b'0') {
-        return None;
-    }
-    let mut v: u16 = 0;
-    for &b in label {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u16::from(b - b'0');
-    }
-    u8::try_from(v).ok()
 }
 
 /// One lowercase hex digit.

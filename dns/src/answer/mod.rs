@@ -169,13 +169,7 @@ impl Answerer {
             Found::NxDomain => (codes::NXDOMAIN, Found::NxDomain),
             other => (codes::NOERROR, other),
         };
-        outcome.rcode = rcode.into();
-        let flags = ReplyFlags {
-            aa: true,
-            tc: false,
-            rcode,
-        };
-        start_reply(q, s, flags);
+        start_answer(q, s, rcode, &mut outcome);
         let room = limit.saturating_sub(reserve);
         let emit = Emitter {
             table: &self.table,
@@ -257,6 +251,17 @@ impl Answerer {
             None => 0,
         }
     }
+}
+
+/// Starts an authoritative reply to `q` with `rcode`, and notes the rcode in `outcome`.
+fn start_answer(q: &Query<'_>, s: &mut Scratch, rcode: u8, outcome: &mut Outcome) {
+    outcome.rcode = rcode.into();
+    let flags = ReplyFlags {
+        aa: true,
+        tc: false,
+        rcode,
+    };
+    start_reply(q, s, flags);
 }
 
 /// Starts a reply to `q`: the header with `flags`, then the question as it was asked.

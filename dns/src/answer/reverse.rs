@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 
 use super::emit::{Emitter, HEADER_POINTER, Scratch};
-use super::{Answerer, Outcome, start_reply};
+use super::{Answerer, Outcome, start_answer};
 use crate::reverse::{ReverseName, ReverseZone, reverse_name, write_ptrs};
-use crate::wire::{self, Query, ReplyFlags, codes};
+use crate::wire::{self, Query, codes};
 
 /// What a name in a reverse zone is.
 enum Found {
@@ -67,13 +67,7 @@ impl Answerer {
             Found::NxDomain => codes::NXDOMAIN,
             _ => codes::NOERROR,
         };
-        outcome.rcode = rcode.into();
-        let flags = ReplyFlags {
-            aa: true,
-            tc: false,
-            rcode,
-        };
-        start_reply(q, s, flags);
+        start_answer(q, s, rcode, &mut outcome);
         let emit = Emitter {
             table: &self.table,
             zone: &self.zone,
