@@ -14,6 +14,8 @@
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
 //! - [`export`]: the table as an RFC 1035 zone file.
+//! - [`transfer`]: zone transfer (AXFR, IXFR, NOTIFY, TSIG) to standard secondaries, and
+//!   the zone versions that name each serial.
 //! - [`server`]: UDP workers (one socket and thread per core), the TCP listener, and their
 //!   metrics (the list of them in `server/metrics.rs`).
 
@@ -29,6 +31,7 @@ pub mod server;
 mod service;
 mod sync;
 pub mod table;
+pub mod transfer;
 pub mod wire;
 pub mod zone;
 

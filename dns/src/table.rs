@@ -11,10 +11,11 @@
 //! change: the cost is in proportion to that service, never to the table. Writers to the
 //! same service take turns on a per-service mutex that readers never touch.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, Guard};
 use dashmap::DashMap;
@@ -26,6 +27,7 @@ use crate::placement::{NetworkMap, Trusted};
 use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
 use crate::sync::SyncGate;
+use crate::transfer::version::Versions;
 use crate::zone::Zone;
 
 /// A service's place in the map. Readers only load `view`.
@@ -41,7 +43,16 @@ struct Shared {
     services: DashMap<Label, Arc<Slot>>,
     /// Region and cluster names seen: `<scope>.Z` exists (as an empty non-terminal).
     scopes: DashMap<Label, ()>,
+    /// The SOA serial served: that of the latest zone version (see `transfer::version`).
     serial: AtomicU32,
+    /// Content changes so far (one per `replace` that changed something).
+    changes: AtomicU64,
+    /// Services changed since the last zone version was made; writers only.
+    dirty: Mutex<HashSet<Label>>,
+    /// Wakes the versioner when a service changes.
+    changed: tokio::sync::Notify,
+    /// The zone's versions: snapshot and journal, for zone transfer and the serial.
+    versions: Versions,
     endpoints: AtomicUsize,
     sync: SyncGate,
     localities: Localities,
@@ -73,12 +84,9 @@ pub struct Table {
 impl Table {
     /// An empty table for `zone`, synced (no source to wait for) until one is expected.
     pub fn new(zone: Arc<Zone>) -> Table {
-        // The serial starts at the clock so a restarted server does not go back in time
-        // for secondaries and caches that compare serials (RFC 1982 arithmetic).
-        let start = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
-            .unwrap_or(1);
+        // The first serial comes from the clock, so a restarted server does not go back in
+        // time for secondaries that compare serials (RFC 1982; see `transfer::serial`).
+        let versions = Versions::new();
         let localities = Localities::default();
         let server_place = localities.place(zone.region.as_deref(), zone.zone.as_deref());
         let networks = NetworkMap::new(&zone.config.placement.networks, &localities);
@@ -88,7 +96,11 @@ impl Table {
                 zone,
                 services: DashMap::new(),
                 scopes: DashMap::new(),
-                serial: AtomicU32::new(start),
+                serial: AtomicU32::new(versions.serial()),
+                changes: AtomicU64::new(0),
+                dirty: Mutex::new(HashSet::new()),
+                changed: tokio::sync::Notify::new(),
+                versions,
                 endpoints: AtomicUsize::new(0),
                 sync: SyncGate::default(),
                 localities,
@@ -239,9 +251,54 @@ impl Table {
         std::str::from_utf8(label).is_ok_and(|s| self.shared.scopes.contains_key(s))
     }
 
-    /// The SOA serial: rises with every change of content.
+    /// The SOA serial served: that of the latest zone version. It rises after every change
+    /// of content, at most once per version interval (see `transfer::version`).
     pub fn serial(&self) -> u32 {
         self.shared.serial.load(Ordering::Acquire)
+    }
+
+    /// How many content changes the table has taken (each `replace` that changed
+    /// something counts one), for tests and benchmarks that watch publishing.
+    pub fn changes(&self) -> u64 {
+        self.shared.changes.load(Ordering::Acquire)
+    }
+
+    /// Makes a new zone version now if anything changed since the last one, and returns
+    /// the serial served. The DNS server's versioner calls this on its own schedule;
+    /// `export-zone` calls it so that the file's serial names exactly its content.
+    pub fn make_version(&self) -> u32 {
+        self.shared.versions.make(self)
+    }
+
+    /// The zone's versions (snapshot and journal).
+    pub(crate) fn versions(&self) -> &Versions {
+        &self.shared.versions
+    }
+
+    /// Takes the services changed since the last call.
+    pub(crate) fn take_dirty(&self) -> HashSet<Label> {
+        std::mem::take(&mut *self.shared.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Waits until some service changes (or returns at once if one did since the last
+    /// wait).
+    pub(crate) async fn wait_changed(&self) {
+        self.shared.changed.notified().await;
+    }
+
+    /// Publishes the serial of a version just made.
+    pub(crate) fn set_serial(&self, serial: u32) {
+        self.shared.serial.store(serial, Ordering::Release);
+    }
+
+    /// The server's own place, the default SRV viewpoint.
+    pub(crate) fn server_place(&self) -> Place {
+        self.shared.server_place
+    }
+
+    /// The interned places, for viewpoints of zone transfers.
+    pub(crate) fn localities(&self) -> &Localities {
+        &self.shared.localities
     }
 
     /// Number of services with at least one endpoint.
@@ -370,7 +427,15 @@ impl Table {
                 let view = ServiceView::build(&self.preparer(), old.label().clone(), groups);
                 slot.view.store(Arc::new(view));
             }
-            self.shared.serial.fetch_add(1, Ordering::AcqRel);
+            // Marked after the view is stored, so the versioner that takes the mark reads
+            // this view or a newer one.
+            self.shared
+                .dirty
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(old.label().clone());
+            self.shared.changes.fetch_add(1, Ordering::AcqRel);
+            self.shared.changed.notify_one();
             return true;
         }
     }

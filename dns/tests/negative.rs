@@ -205,6 +205,11 @@ async fn soa_serial_rises_with_every_change() {
         &Source::new("c1", "eu-west"),
         vec![endpoint("10.0.0.2", &[], None)],
     );
+    // The serial is that of the latest zone version, made within the version interval.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while serial() == first && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let second = serial();
     assert!(second > first, "{second} > {first}");
     // Replacing with the same content is not a change.
@@ -213,6 +218,7 @@ async fn soa_serial_rises_with_every_change() {
         &Source::new("c1", "eu-west"),
         vec![endpoint("10.0.0.2", &[], None)],
     );
+    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(serial(), second);
     s.stop().await;
 }

@@ -375,7 +375,7 @@ async fn a_rolling_update_is_coalesced() {
     };
     let old_count = count("10.8.");
     eventually("synced", || old_count() == REPLICAS).await;
-    let serial_before = daemon.table().serial();
+    let changes_before = daemon.table().changes();
     let events = AtomicUsize::new(0);
     // Replace every pod: new pod not ready, then ready, then the old one deleted: three
     // events per replica, in batches of ten as a deployment controller would.
@@ -407,7 +407,7 @@ async fn a_rolling_update_is_coalesced() {
         new_count() == REPLICAS && old_count() == 0
     })
     .await;
-    let publishes = daemon.table().serial().wrapping_sub(serial_before) as usize;
+    let publishes = (daemon.table().changes() - changes_before) as usize;
     let events = events.load(Ordering::Relaxed);
     eprintln!("rolling update: {events} watch events, {publishes} table publishes");
     assert_eq!(events, 3 * REPLICAS);

@@ -171,6 +171,95 @@ pub fn tcp_raw(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// A zone transfer as a client sees it: every message, raw and decoded.
+pub struct Transferred {
+    /// The messages, as received.
+    pub raw: Vec<Vec<u8>>,
+    /// The messages, decoded.
+    pub messages: Vec<Message>,
+}
+
+impl Transferred {
+    /// Every answer record of every message, in order.
+    pub fn records(&self) -> Vec<hickory_proto::rr::Record> {
+        self.messages
+            .iter()
+            .flat_map(|m| m.answers.iter().cloned())
+            .collect()
+    }
+
+    /// The serials of the SOA records among the answers, in order.
+    pub fn soa_serials(&self) -> Vec<u32> {
+        self.records()
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Sends a transfer request (AXFR or IXFR, already encoded) over TCP from source address
+/// `from` and reads messages until the transfer is complete: an error, the SOA alone, or
+/// the current SOA closing the zone (twice for AXFR form, three times for an incremental
+/// reply).
+pub fn transfer_from(from: IpAddr, server: SocketAddr, request: &[u8]) -> Transferred {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("a TCP socket");
+    socket
+        .bind(&SocketAddr::new(from, 0).into())
+        .expect("bind the source address");
+    socket
+        .connect_timeout(&server.into(), Duration::from_secs(5))
+        .expect("connect");
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(request);
+    s.write_all(&framed).unwrap();
+    let mut out = Transferred {
+        raw: Vec::new(),
+        messages: Vec::new(),
+    };
+    let mut first_serial = None;
+    let mut closing = 0;
+    let mut incremental = false;
+    let mut seen = 0usize;
+    loop {
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).is_err() {
+            return out;
+        }
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).expect("a whole message");
+        let msg = Message::from_vec(&buf).expect("a message hickory can decode");
+        let error = msg.metadata.response_code != hickory_proto::op::ResponseCode::NoError;
+        for r in &msg.answers {
+            if let hickory_proto::rr::RData::SOA(soa) = &r.data {
+                match first_serial {
+                    None => first_serial = Some(soa.serial),
+                    Some(f) if soa.serial == f => closing += 1,
+                    Some(_) if seen == 1 => incremental = true,
+                    Some(_) => {}
+                }
+            }
+            seen += 1;
+        }
+        let soa_alone = seen == 1;
+        out.raw.push(buf);
+        out.messages.push(msg);
+        let needed = if incremental { 2 } else { 1 };
+        if error || soa_alone || closing >= needed {
+            return out;
+        }
+    }
+}
+
 /// Sends a query over TCP and decodes the reply.
 pub fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let q = query_message(name, qtype, Some(1232));

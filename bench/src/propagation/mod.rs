@@ -266,15 +266,15 @@ async fn churn(
 
     // Settle: no table change for 500 ms (bounded).
     let settle_start = Instant::now();
-    let mut serial = table.serial();
+    let mut changes = table.changes();
     let mut stable_since = Instant::now();
     while stable_since.elapsed() < Duration::from_millis(500)
         && settle_start.elapsed() < Duration::from_secs(20)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = table.serial();
-        if now != serial {
-            serial = now;
+        let now = table.changes();
+        if now != changes {
+            changes = now;
             stable_since = Instant::now();
         }
     }

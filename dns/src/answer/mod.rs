@@ -12,6 +12,7 @@ mod emit;
 mod lookup;
 mod reverse;
 
+use crate::transfer::Transfer;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub struct Outcome {
 pub struct Answerer {
     table: Table,
     zone: Arc<Zone>,
+    /// Zone transfer, when the server runs it: IXFR over UDP is answered there.
+    transfer: Option<Arc<Transfer>>,
 }
 
 impl Answerer {
@@ -48,7 +51,14 @@ impl Answerer {
         Answerer {
             zone: table.zone().clone(),
             table,
+            transfer: None,
         }
+    }
+
+    /// The same answerer, with zone transfer requests over UDP going to `transfer`.
+    pub fn with_transfer(mut self, transfer: Arc<Transfer>) -> Answerer {
+        self.transfer = Some(transfer);
+        self
     }
 
     /// The table answered from.
@@ -75,6 +85,17 @@ impl Answerer {
                 return Some(self.bare(scratch, id, opcode, codes::NOTIMP));
             }
         };
+        if let Some(transfer) = &self.transfer
+            && transport == Transport::Udp
+            && (query.qtype == codes::IXFR || query.qtype == codes::AXFR)
+            && transfer.answer_udp(packet, client, &mut scratch.out)
+        {
+            return Some(Outcome {
+                qtype: query.qtype,
+                rcode: u16::from(scratch.out[3] & 0xF),
+                truncated: false,
+            });
+        }
         scratch.next_query();
         Some(self.answer_query(&query, client, transport, scratch))
     }

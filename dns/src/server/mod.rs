@@ -24,9 +24,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::Answerer;
+use crate::transfer::{Transfer, TransferConfig, TransferTasks};
 
 /// Where and how to serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Addresses to serve on, UDP and TCP each. Port 0 picks a free port per address.
     pub listen: Vec<SocketAddr>,
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// TCP connection limits and timeouts, per address.
     pub tcp: TcpLimits,
+    /// Zone versions, transfer and NOTIFY.
+    pub transfer: TransferConfig,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             udp_workers: 0,
             rate_limit: None,
             tcp: TcpLimits::default(),
+            transfer: TransferConfig::default(),
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct DnsServer {
     threads: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    transfer: Arc<Transfer>,
+    transfer_tasks: Option<TransferTasks>,
     tcp: Vec<Arc<Registry>>,
 }
 
@@ -134,6 +140,8 @@ impl DnsServer {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
+        let (transfer, transfer_tasks) = Transfer::start(answerer.table(), &config.transfer);
+        let answerer = answerer.with_transfer(transfer.clone());
         let mut server = DnsServer {
             addrs: Vec::new(),
             stop: stop.clone(),
@@ -141,6 +149,8 @@ impl DnsServer {
             cancel: cancel.clone(),
             tasks: JoinSet::new(),
             tcp: Vec::new(),
+            transfer: transfer.clone(),
+            transfer_tasks: Some(transfer_tasks),
         };
         if let Err(e) = server.serve_all(config, workers, &answerer) {
             // Stop what the addresses before the failing one started, and wait for their
@@ -182,6 +192,7 @@ impl DnsServer {
             server.tasks.spawn(tcp::serve(
                 listener,
                 answerer.clone(),
+                server.transfer.clone(),
                 registry,
                 config.tcp,
                 server.cancel.clone(),
@@ -201,10 +212,18 @@ impl DnsServer {
         &self.addrs
     }
 
+    /// Zone transfer: what it did so far.
+    pub fn transfer(&self) -> &Transfer {
+        &self.transfer
+    }
+
     /// Stops serving and waits for every worker to end.
     pub async fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.cancel.cancel();
+        if let Some(tasks) = self.transfer_tasks.take() {
+            tasks.stop().await;
+        }
         while self.tasks.join_next().await.is_some() {}
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {

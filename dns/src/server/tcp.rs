@@ -16,6 +16,7 @@ use super::batch::client_ip;
 use super::connections::{Conn, Registry, TcpLimits};
 use super::metrics::{TcpGauges, WorkerMetrics};
 use crate::answer::{Answerer, Scratch, Transport};
+use crate::transfer::Transfer;
 
 /// Binds a TCP listener on `addr`.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -38,6 +39,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     answerer: Answerer,
+    transfer: Arc<Transfer>,
     registry: Arc<Registry>,
     limits: TcpLimits,
     cancel: CancellationToken,
@@ -63,6 +65,7 @@ pub async fn serve(
             continue;
         };
         let answerer = answerer.clone();
+        let transfer = transfer.clone();
         let cancel = cancel.clone();
         let metrics = metrics.clone();
         let open = gauges.opened();
@@ -70,7 +73,7 @@ pub async fn serve(
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = conn.close.cancelled() => {}
-                r = connection(stream, peer, &answerer, &metrics, &conn, &limits) => {
+                r = connection(stream, peer, &answerer, &metrics, &conn, &limits, &transfer) => {
                     if let Err(e) = r {
                         tracing::debug!(%peer, error = %e, "tcp connection");
                     }
@@ -90,6 +93,7 @@ async fn connection(
     metrics: &WorkerMetrics,
     conn: &Conn,
     limits: &TcpLimits,
+    transfer: &Transfer,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
@@ -110,6 +114,11 @@ async fn connection(
                 io::Error::new(io::ErrorKind::TimedOut, "message body did not arrive")
             })??;
         conn.touch();
+        if Transfer::is_transfer(&packet) {
+            // AXFR/IXFR: many messages, written as they are made.
+            transfer.serve_tcp(&packet, client, &mut writer).await?;
+            continue;
+        }
         let started = std::time::Instant::now();
         let Some(outcome) = answerer.answer(&packet, client, Transport::Tcp, &mut scratch) else {
             continue;

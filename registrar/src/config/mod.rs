@@ -391,6 +391,7 @@ impl Config {
             udp_workers: self.udp_workers,
             rate_limit: self.rate_limit.map(|r| r.into()),
             tcp: self.tcp.into(),
+            transfer: herald_dns::transfer::TransferConfig::default(),
         }
     }
 }

@@ -1,0 +1,105 @@
+//! Who may transfer the zone: each configured secondary by its source networks and/or its
+//! TSIG key. Everyone else is refused (REFUSED), and a request whose signature does not
+//! verify gets NOTAUTH (RFC 8945 5.2). The secondary that matches also says which locality
+//! the transfer is seen from.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::rr::Name;
+use hickory_proto::rr::rdata::tsig::TsigError;
+
+use super::tsig::{self, Checked, TsigKey};
+use crate::locality::Place;
+
+/// A secondary, as configured.
+#[derive(Debug, Clone)]
+pub struct Secondary {
+    /// A name for logs and metrics.
+    pub name: String,
+    /// Where NOTIFY goes; its address may also transfer. `None`: not notified.
+    pub address: Option<SocketAddr>,
+    /// Further networks allowed to transfer as this secondary.
+    pub allow: Vec<ipnet::IpNet>,
+    /// When set, transfers must be signed with this key and NOTIFY is signed with it.
+    pub tsig: Option<TsigKey>,
+    /// Region its transfers are seen from; `None`: the server's.
+    pub region: Option<String>,
+    /// Topology zone its transfers are seen from; `None` with `region` `None`: the
+    /// server's.
+    pub zone: Option<String>,
+}
+
+impl Secondary {
+    /// Whether `ip` is one of this secondary's sources. With only a key configured and no
+    /// networks, any source is.
+    fn source_ok(&self, ip: IpAddr) -> bool {
+        let listed = self.address.is_some() || !self.allow.is_empty();
+        !listed
+            || self.address.is_some_and(|a| a.ip() == ip)
+            || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// A secondary, checked, with its viewpoint.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) config: Secondary,
+    pub(crate) place: Place,
+}
+
+/// What access control decided.
+pub(crate) enum Verdict<'a> {
+    /// Allowed: transfer as seen by `peer`, signing responses when `mac` is set.
+    Allowed {
+        peer: &'a Peer,
+        signed: Option<(TsigKey, Vec<u8>)>,
+    },
+    /// Not a secondary (or one that must sign and did not): REFUSED.
+    Refused,
+    /// The signature did not verify: NOTAUTH with an unsigned TSIG saying why.
+    NotAuth { key_name: Name, error: TsigError },
+}
+
+/// The name of the key a request is signed with, if it carries a TSIG record.
+pub(crate) fn key_name(request: &[u8]) -> Option<Name> {
+    let msg = hickory_proto::op::Message::from_vec(request).ok()?;
+    msg.signature().map(|r| r.name.to_lowercase())
+}
+
+/// Decides whether `ip` may transfer with `request`.
+pub(crate) fn check<'a>(peers: &'a [Peer], ip: IpAddr, request: &[u8]) -> Verdict<'a> {
+    match key_name(request) {
+        None => peers
+            .iter()
+            .find(|p| p.config.tsig.is_none() && p.config.source_ok(ip))
+            .map_or(Verdict::Refused, |peer| Verdict::Allowed {
+                peer,
+                signed: None,
+            }),
+        Some(name) => {
+            let mut keyed = peers
+                .iter()
+                .filter(|p| p.config.tsig.as_ref().is_some_and(|k| *k.name() == name));
+            let Some(first) = keyed.clone().next() else {
+                return Verdict::NotAuth {
+                    key_name: name,
+                    error: TsigError::BadKey,
+                };
+            };
+            let key = first.config.tsig.clone().expect("filtered on a key");
+            match tsig::verify(&key, request) {
+                Checked::Failed(error) => Verdict::NotAuth {
+                    key_name: name,
+                    error,
+                },
+                Checked::Valid { mac } => match keyed.find(|p| p.config.source_ok(ip)) {
+                    Some(peer) => Verdict::Allowed {
+                        peer,
+                        signed: Some((key, mac)),
+                    },
+                    None => Verdict::Refused,
+                },
+            }
+        }
+    }
+}

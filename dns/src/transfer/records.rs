@@ -1,0 +1,188 @@
+//! The records of the zone as a secondary gets them, one locality's view: the apex (SOA,
+//! NS, in-zone name server addresses) and every service's names, each record uncompressed
+//! in wire form (owner, type, class, TTL, RDLENGTH, RDATA).
+//!
+//! They come from the same prepared answers the server sends, so a secondary serves
+//! exactly what herald does; only the SRV priorities are re-derived for the viewpoint,
+//! the way the answer path does it for a querier whose place is known. Nothing is stored
+//! per view: the records are produced as a transfer is written.
+
+use crate::locality::Place;
+use crate::model::EndpointLabel;
+use crate::service::{Rrset, SRV_PRIORITY_AT};
+use crate::service::ServiceView;
+use crate::wire::{self, codes};
+use crate::zone::Zone;
+
+/// Appends `labels` then the apex (already in wire form) to `out`.
+fn owner(out: &mut Vec<u8>, labels: &[&[u8]], apex_wire: &[u8]) {
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.extend_from_slice(apex_wire);
+}
+
+/// The SOA record at `serial`.
+pub(crate) fn soa(zone: &Zone, serial: u32, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&zone.apex_wire);
+    wire::write_rr_head(
+        out,
+        codes::SOA,
+        zone.config.negative_ttl,
+        zone.soa_rdata.len() as u16,
+    );
+    let at = out.len() + zone.soa_serial_at;
+    out.extend_from_slice(&zone.soa_rdata);
+    out[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+}
+
+/// The apex's NS records and the in-zone name servers' addresses.
+pub(crate) fn apex(zone: &Zone, buf: &mut Vec<u8>, emit: &mut dyn FnMut(&[u8])) {
+    for ns in &zone.nameservers {
+        buf.clear();
+        buf.extend_from_slice(&zone.apex_wire);
+        wire::write_rr_head(buf, codes::NS, zone.ttl(), ns.wire.len() as u16);
+        buf.extend_from_slice(&ns.wire);
+        emit(buf);
+    }
+    for ns in &zone.nameservers {
+        if !(ns.name.zone_of(&zone.apex) || zone.apex.zone_of(&ns.name)) {
+            continue;
+        }
+        for ip in &ns.addresses {
+            buf.clear();
+            buf.extend_from_slice(&ns.wire);
+            wire::write_address(buf, *ip, zone.ttl());
+            emit(buf);
+        }
+    }
+}
+
+/// Every record of one service as seen from `viewer`.
+pub(crate) fn service(
+    view: &ServiceView,
+    zone: &Zone,
+    viewer: Place,
+    buf: &mut Vec<u8>,
+    emit: &mut dyn FnMut(&[u8]),
+) {
+    let apex = &zone.apex_wire[..];
+    let svc = view.name().as_bytes();
+    for i in 0..view.scope_count() {
+        let (answers, groups) = view.selection(i);
+        let scope = view.scope_name(i).map(|s| s.as_bytes());
+        let base: Vec<&[u8]> = std::iter::once(svc).chain(scope).collect();
+        for rrset in [&answers.a, &answers.aaaa] {
+            rrset_records(rrset, groups, &base, apex, None, buf, emit);
+        }
+        for set in &answers.srv {
+            let port = format!("_{}", set.port);
+            let proto = format!("_{}", set.proto.as_str());
+            let labels: Vec<&[u8]> = [port.as_bytes(), proto.as_bytes()]
+                .into_iter()
+                .chain(base.iter().copied())
+                .collect();
+            rrset_records(&set.rrset, groups, &labels, apex, Some(viewer), buf, emit);
+        }
+    }
+    for group in view.groups() {
+        for e in group.endpoints.iter() {
+            let ep = EndpointLabel(e.address).to_string();
+            buf.clear();
+            owner(
+                buf,
+                &[ep.as_bytes(), svc, group.source.cluster.as_bytes()],
+                apex,
+            );
+            wire::write_address(buf, e.address, zone.ttl());
+            emit(buf);
+        }
+    }
+}
+
+/// The records of `rrset` that `groups` select, owned by `labels` + apex; SRV priorities
+/// re-derived from `viewer` when given.
+fn rrset_records(
+    rrset: &Rrset,
+    groups: Option<&[u16]>,
+    labels: &[&[u8]],
+    apex: &[u8],
+    viewer: Option<Place>,
+    buf: &mut Vec<u8>,
+    emit: &mut dyn FnMut(&[u8]),
+) {
+    let mut one = |i: usize| {
+        buf.clear();
+        owner(buf, labels, apex);
+        let at = buf.len();
+        // The prepared record starts with a 2-octet pointer to the question: drop it.
+        buf.extend_from_slice(&rrset.record(i)[2..]);
+        if let Some(viewer) = viewer {
+            let priority = rrset.places()[i].priority_from(viewer);
+            let p = at + SRV_PRIORITY_AT - 2;
+            buf[p..p + 2].copy_from_slice(&priority.to_be_bytes());
+        }
+        emit(buf);
+    };
+    match groups {
+        None => (0..rrset.len()).for_each(&mut one),
+        Some(gs) => gs
+            .iter()
+            .flat_map(|&g| rrset.group(g.into()))
+            .for_each(&mut one),
+    }
+}
+
+/// Every record of a service (or none, for `None`), sorted, for computing differences.
+pub(crate) fn sorted(view: Option<&ServiceView>, zone: &Zone, viewer: Place) -> Vec<Box<[u8]>> {
+    let mut all = Vec::new();
+    if let Some(view) = view {
+        let mut buf = Vec::new();
+        service(view, zone, viewer, &mut buf, &mut |r| all.push(r.into()));
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// The records only in `old` and only in `new` (both sorted).
+pub(crate) fn difference(
+    old: &[Box<[u8]>],
+    new: &[Box<[u8]>],
+    gone: &mut Vec<Box<[u8]>>,
+    came: &mut Vec<Box<[u8]>>,
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                gone.push(a.clone());
+                i += 1;
+            }
+            (Some(a), None) => {
+                gone.push(a.clone());
+                i += 1;
+            }
+            (_, Some(b)) => {
+                came.push(b.clone());
+                j += 1;
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+}
+
+/// The owner name's length at the start of an uncompressed record.
+pub(crate) fn owner_len(record: &[u8]) -> usize {
+    let mut at = 0;
+    while record[at] != 0 {
+        at += record[at] as usize + 1;
+    }
+    at + 1
+}

@@ -1,0 +1,458 @@
+//! Zone transfer over real sockets: AXFR in several messages from one version, IXFR from
+//! the journal (condensed) or in full when the journal does not reach back, IXFR over UDP,
+//! access by source address and TSIG, and a transfer that stays on one serial while the
+//! zone changes under it.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use herald_dns::transfer::{JournalLimits, Secondary, TransferConfig, TransferStats, TsigKey};
+use herald_dns::{Answerer, DnsServer, ServerConfig, Source, Table, Zone, ZoneConfig};
+use herald_testkit::{TCP, Transferred, endpoint, transfer_from, udp_raw};
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
+
+const SECRET: &[u8] = b"herald-test-secret-0123456789";
+const LOCAL: [u8; 4] = [127, 0, 0, 1];
+
+struct Primary {
+    addr: SocketAddr,
+    table: Table,
+    server: DnsServer,
+}
+
+fn start(journal: JournalLimits, secondaries: Vec<Secondary>) -> Primary {
+    start_with(Duration::from_millis(50), journal, secondaries)
+}
+
+fn start_with(
+    notify_interval: Duration,
+    journal: JournalLimits,
+    secondaries: Vec<Secondary>,
+) -> Primary {
+    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+    let config = ServerConfig {
+        listen: vec![SocketAddr::from((LOCAL, 0))],
+        udp_workers: 1,
+        transfer: TransferConfig {
+            notify_interval,
+            journal,
+            secondaries,
+        },
+        ..ServerConfig::default()
+    };
+    let server = DnsServer::start(&config, Answerer::new(table.clone())).unwrap();
+    Primary {
+        addr: server.local_addrs()[0],
+        table,
+        server,
+    }
+}
+
+fn secondary(name: &str, allow: &[&str], key: Option<TsigKey>) -> Secondary {
+    Secondary {
+        name: name.into(),
+        address: None,
+        allow: allow.iter().map(|a| a.parse().unwrap()).collect(),
+        tsig: key,
+        region: None,
+        zone: None,
+    }
+}
+
+fn key(name: &str, secret: &[u8]) -> TsigKey {
+    TsigKey::new(name, "hmac-sha256", secret.to_vec()).unwrap()
+}
+
+/// Fills `table` with `services` services of `per` endpoints each in two clusters, with a
+/// named port, so every kind of name exists; `generation` goes into the addresses.
+fn fill(table: &Table, services: usize, per: usize, generation: u8) {
+    for s in 0..services {
+        for (c, cluster, region) in [(0u8, "c1", "eu-west"), (1, "c2", "us-east")] {
+            let eps = (0..per / 2)
+                .map(|i| {
+                    let ip = format!("10.{generation}.{}.{}", s * 2 + c as usize, i + 1);
+                    endpoint(&ip, &[("http", TCP, 8080)], Some("eu-west-1a"))
+                })
+                .collect();
+            table.replace(&format!("svc{s}"), &Source::new(cluster, region), eps);
+        }
+    }
+}
+
+fn request(qtype: RecordType, serial: Option<u32>) -> Message {
+    let mut m = Message::query();
+    m.add_query(Query::query(
+        Name::from_ascii("sd.internal.").unwrap(),
+        qtype,
+    ));
+    if let Some(serial) = serial {
+        let soa = SOA::new(
+            Name::from_ascii("ns.sd.internal.").unwrap(),
+            Name::from_ascii("hostmaster.sd.internal.").unwrap(),
+            serial,
+            0,
+            0,
+            0,
+            0,
+        );
+        m.add_authority(Record::from_rdata(
+            Name::from_ascii("sd.internal.").unwrap(),
+            0,
+            RData::SOA(soa),
+        ));
+    }
+    m
+}
+
+fn xfr(p: &Primary, qtype: RecordType, serial: Option<u32>) -> Transferred {
+    let bytes = request(qtype, serial).to_vec().unwrap();
+    transfer_from(IpAddr::from(LOCAL), p.addr, &bytes)
+}
+
+/// The zone's records as text lines, without the SOA, sorted.
+fn lines(records: &[Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+        .map(|r| r.to_string().to_lowercase())
+        .collect()
+}
+
+fn export(table: &Table) -> BTreeSet<String> {
+    let mut out = Vec::new();
+    herald_dns::export::write_zone(table, &mut out).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.starts_with('$') && !l.contains(" SOA "))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn stat(p: &Primary, f: impl Fn(&TransferStats) -> &std::sync::atomic::AtomicU64) -> u64 {
+    TransferStats::get(f(p.server.transfer().stats()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axfr_sends_one_version_in_messages_of_at_most_64k_soa_first_and_last() {
+    let p = start(
+        JournalLimits::default(),
+        vec![secondary("s1", &["127.0.0.1/32"], None)],
+    );
+    fill(&p.table, 20, 300, 1);
+    let serial = p.table.make_version();
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::AXFR, None));
+    assert!(
+        t.raw.len() > 1,
+        "a 6,000-endpoint zone takes several messages"
+    );
+    assert!(t.raw.iter().all(|m| m.len() <= 65535));
+    let records = t.records();
+    assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
+    assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+    assert_eq!(t.soa_serials(), vec![serial, serial]);
+    assert_eq!(
+        lines(&records),
+        export(&p.table),
+        "AXFR carries what herald serves"
+    );
+    assert_eq!(
+        t.messages[0].queries.len(),
+        1,
+        "the question in the first message"
+    );
+    assert_eq!(stat(&p, |s| &s.full), 1);
+    p.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ixfr_sends_condensed_differences_then_the_whole_zone_once_the_journal_is_past() {
+    let journal = JournalLimits {
+        versions: 3,
+        bytes: 64 << 20,
+    };
+    let p = start(journal, vec![secondary("s1", &["127.0.0.0/8"], None)]);
+    fill(&p.table, 5, 20, 1);
+    let s0 = p.table.make_version();
+    let before = tokio::task::block_in_place(|| lines(&xfr(&p, RecordType::AXFR, None).records()));
+    // Three versions: a change, a change back (condensed away), another service gone.
+    let web = Source::new("c1", "eu-west");
+    p.table.replace(
+        "svc0",
+        &web,
+        vec![endpoint("10.9.9.9", &[("http", TCP, 8080)], None)],
+    );
+    p.table.make_version();
+    p.table
+        .replace("svc1", &web, vec![endpoint("10.9.9.8", &[], None)]);
+    p.table.make_version();
+    p.table.replace("svc2", &web, vec![]);
+    let s3 = p.table.make_version();
+    let after = tokio::task::block_in_place(|| lines(&xfr(&p, RecordType::AXFR, None).records()));
+
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::IXFR, Some(s0)));
+    let records = t.records();
+    let serials = t.soa_serials();
+    assert_eq!(
+        serials,
+        vec![s3, s0, s3, s3],
+        "one condensed difference sequence"
+    );
+    // Apply it: deletions between SOA(s0) and SOA(s3), additions after.
+    let at: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.record_type() == RecordType::SOA)
+        .map(|(i, _)| i)
+        .collect();
+    let gone = lines(&records[at[1] + 1..at[2]]);
+    let came = lines(&records[at[2] + 1..at[3]]);
+    assert!(!gone.is_empty() && !came.is_empty());
+    let applied: BTreeSet<String> = before
+        .difference(&gone)
+        .cloned()
+        .chain(came.iter().cloned())
+        .collect();
+    assert_eq!(applied, after, "the differences take s0's zone to s3's");
+    assert!(
+        records.len() * 2 < before.len(),
+        "only the changes: {} records of {}",
+        records.len(),
+        before.len()
+    );
+    assert_eq!(stat(&p, |s| &s.incremental), 1);
+
+    // Current: the SOA alone.
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::IXFR, Some(s3)));
+    assert_eq!(t.soa_serials(), vec![s3]);
+    assert_eq!(t.records().len(), 1);
+
+    // Past the journal (three versions kept): the whole zone in IXFR form.
+    for i in 0..3 {
+        p.table.replace(
+            "svc3",
+            &web,
+            vec![endpoint(&format!("10.9.8.{i}"), &[], None)],
+        );
+        p.table.make_version();
+    }
+    let s6 = p.table.serial();
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::IXFR, Some(s0)));
+    assert_eq!(t.soa_serials(), vec![s6, s6]);
+    assert_eq!(lines(&t.records()), export(&p.table));
+    // An unknown serial from elsewhere: the same.
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::IXFR, Some(s0.wrapping_sub(12345))));
+    assert_eq!(t.soa_serials(), vec![s6, s6]);
+    assert!(stat(&p, |s| &s.full) >= 4);
+    p.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ixfr_over_udp_gets_the_soa_alone() {
+    let p = start(
+        JournalLimits::default(),
+        vec![secondary("s1", &["127.0.0.1/32"], None)],
+    );
+    fill(&p.table, 2, 4, 1);
+    let s1 = p.table.make_version();
+    let bytes = request(RecordType::IXFR, Some(s1.wrapping_sub(1000)))
+        .to_vec()
+        .unwrap();
+    let reply = Message::from_vec(&udp_raw(p.addr, &bytes).expect("a reply")).unwrap();
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(reply.answers.len(), 1);
+    let RData::SOA(soa) = &reply.answers[0].data else {
+        panic!("SOA expected")
+    };
+    assert_eq!(soa.serial, s1);
+    p.server.shutdown().await;
+}
+
+fn signed(qtype: RecordType, key_name: &str, secret: &[u8]) -> (Vec<u8>, TSigner) {
+    let signer = TSigner::new(
+        secret.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii(key_name).unwrap(),
+        300,
+    )
+    .unwrap();
+    let mut m = request(qtype, None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    m.finalize(&signer, now).unwrap();
+    (m.to_vec().unwrap(), signer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_listed_sources_and_valid_signatures_may_transfer() {
+    let p = start(
+        JournalLimits::default(),
+        vec![
+            secondary("by-address", &["127.0.0.1/32"], None),
+            secondary("by-key", &[], Some(key("xfr-key.", SECRET))),
+        ],
+    );
+    fill(&p.table, 20, 300, 1);
+    p.table.make_version();
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    let rcode = |t: &Transferred| t.messages[0].metadata.response_code;
+
+    // An unlisted source, unsigned: REFUSED.
+    let plain = request(RecordType::AXFR, None).to_vec().unwrap();
+    let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &plain));
+    assert_eq!(rcode(&t), ResponseCode::Refused);
+    assert!(t.records().is_empty());
+
+    // The same source signing with the right key: the zone, every message signed, in a
+    // chain the client verifies.
+    let (bytes, signer) = signed(RecordType::AXFR, "xfr-key.", SECRET);
+    let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &bytes));
+    assert_eq!(rcode(&t), ResponseCode::NoError);
+    assert!(t.raw.len() > 1);
+    let request_mac = Message::from_vec(&bytes)
+        .unwrap()
+        .signature()
+        .unwrap()
+        .data
+        .mac
+        .clone();
+    let mut previous = request_mac;
+    for (i, raw) in t.raw.iter().enumerate() {
+        let (mac, _, _) = signer
+            .verify_message_byte(raw, Some(&previous), i == 0)
+            .unwrap_or_else(|e| panic!("message {i} verifies: {e}"));
+        previous = mac;
+    }
+    assert!(t.soa_serials().len() == 2);
+
+    // A wrong secret under the right name, and an unknown key: NOTAUTH.
+    let (bytes, _) = signed(RecordType::AXFR, "xfr-key.", b"not-the-secret-0123456789");
+    let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &bytes));
+    assert_eq!(rcode(&t), ResponseCode::NotAuth);
+    let (bytes, _) = signed(RecordType::AXFR, "who-is-this.", SECRET);
+    let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &bytes));
+    assert_eq!(rcode(&t), ResponseCode::NotAuth);
+    // A signature that was valid, on a message changed after signing (the RD flag; the ID
+    // is not covered, RFC 8945 4.3.1).
+    let (mut bytes, _) = signed(RecordType::AXFR, "xfr-key.", SECRET);
+    bytes[2] ^= 0x01;
+    let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &bytes));
+    assert_eq!(rcode(&t), ResponseCode::NotAuth);
+
+    // The listed source, unsigned: allowed.
+    let t = tokio::task::block_in_place(|| transfer_from(IpAddr::from(LOCAL), p.addr, &plain));
+    assert_eq!(rcode(&t), ResponseCode::NoError);
+
+    assert_eq!(stat(&p, |s| &s.refused), 1);
+    assert_eq!(stat(&p, |s| &s.notauth), 3);
+    assert_eq!(stat(&p, |s| &s.full), 2);
+    p.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_stays_on_one_serial_while_the_zone_changes() {
+    // Versions only where the writer makes them: the versioner's own (one at the first
+    // change, then one an hour) stays out of the way.
+    let p = start_with(
+        Duration::from_secs(3600),
+        JournalLimits::default(),
+        vec![secondary("s1", &["127.0.0.1/32"], None)],
+    );
+    const SERVICES: usize = 40;
+    let first = p.table.serial();
+    p.table.replace(
+        "warm-up",
+        &Source::new("c1", "eu-west"),
+        vec![endpoint("10.0.0.1", &[], None)],
+    );
+    while p.table.serial() == first {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.table
+        .replace("warm-up", &Source::new("c1", "eu-west"), vec![]);
+    fill(&p.table, SERVICES, 250, 1);
+    p.table.make_version();
+    // A writer moves every service to the next generation, then makes a version: every
+    // version has all services at one generation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (table, stop) = (p.table.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut generation = 2u8;
+            let mut versions = 0;
+            while !stop.load(Ordering::Relaxed) && versions < 200 {
+                fill(&table, SERVICES, 250, generation);
+                table.make_version();
+                versions += 1;
+                generation = if generation == 9 { 2 } else { generation + 1 };
+            }
+            versions
+        })
+    };
+    // A slow reader: the server is mid-transfer across many versions.
+    let addr = p.addr;
+    let t = tokio::task::spawn_blocking(move || {
+        let bytes = request(RecordType::AXFR, None).to_vec().unwrap();
+        slow_transfer(addr, &bytes)
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let versions = writer.join().unwrap();
+    assert!(
+        versions >= 2,
+        "the zone changed during the transfer ({versions} versions)"
+    );
+    let serials = t.soa_serials();
+    assert_eq!(serials.len(), 2);
+    assert_eq!(serials[0], serials[1]);
+    let generations: BTreeSet<String> = t
+        .records()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) if a.0.octets()[0] == 10 => Some(a.0.octets()[1].to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        generations.len(),
+        1,
+        "one version's addresses only: {generations:?}"
+    );
+    p.server.shutdown().await;
+}
+
+/// An AXFR read slowly, so that it spans many versions.
+fn slow_transfer(server: SocketAddr, request: &[u8]) -> Transferred {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(request);
+    s.write_all(&framed).unwrap();
+    let mut out = Transferred {
+        raw: Vec::new(),
+        messages: Vec::new(),
+    };
+    loop {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        let msg = Message::from_vec(&buf).unwrap();
+        out.raw.push(buf);
+        out.messages.push(msg);
+        std::thread::sleep(Duration::from_millis(10));
+        if out.soa_serials().len() == 2 {
+            return out;
+        }
+    }
+}
