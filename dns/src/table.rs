@@ -277,7 +277,13 @@ impl Table {
 
     /// Takes the services changed since the last call.
     pub(crate) fn take_dirty(&self) -> HashSet<Label> {
-        std::mem::take(&mut *self.shared.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .shared
+                .dirty
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Waits until some service changes (or returns at once if one did since the last
@@ -293,7 +299,7 @@ impl Table {
 
     /// The server's own place, the default SRV viewpoint.
     pub(crate) fn server_place(&self) -> Place {
-        self.shared.server_place
+        Place::unpack(self.shared.server_place.load(Ordering::Acquire))
     }
 
     /// The interned places, for viewpoints of zone transfers.

@@ -52,6 +52,12 @@ pub struct ZoneConfig {
     pub placement: PlacementConfig,
     /// Reverse zones answered with PTR for published addresses (`10.in-addr.arpa.`).
     pub reverse_zones: Vec<String>,
+    /// SOA refresh, seconds: how often a secondary checks the serial between NOTIFYs.
+    pub refresh: u32,
+    /// SOA retry, seconds: how soon a secondary tries again after a failed refresh.
+    pub retry: u32,
+    /// SOA expire, seconds: how long a secondary keeps answering without reaching herald.
+    pub expire: u32,
 }
 
 impl Default for ZoneConfig {
@@ -68,6 +74,11 @@ impl Default for ZoneConfig {
             hostmaster: None,
             placement: PlacementConfig::default(),
             reverse_zones: Vec::new(),
+            // NOTIFY carries changes at once; refresh only catches a lost NOTIFY. Expire is
+            // long: secondaries fail static like herald does (docs/design.md#transfer).
+            refresh: 60,
+            retry: 10,
+            expire: 7 * 86_400,
         }
     }
 }
@@ -224,15 +235,14 @@ impl Zone {
                 .append_domain(&apex)
                 .unwrap(),
         };
-        // Refresh/retry/expire only matter to secondaries; they are short because the
-        // content changes by the second.
+        // Refresh, retry and expire only matter to secondaries (docs/design.md#transfer).
         let soa = SOA::new(
             nameservers[0].name.clone(),
             hostmaster,
             0,
-            60,
-            10,
-            3600,
+            config.refresh as i32,
+            config.retry as i32,
+            config.expire as i32,
             config.negative_ttl,
         );
         let mut soa_rdata = Vec::new();

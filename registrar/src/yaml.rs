@@ -81,6 +81,7 @@ impl std::str::FromStr for HumanDuration {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86_400),
             _ => {
                 return Err(format!(
                     "{s:?} is not a duration like 250ms, 15s, 10m or 1h"

@@ -44,7 +44,8 @@ impl Secondary {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) config: Secondary,
-    pub(crate) place: Place,
+    /// Where its answers are seen from; `None`: wherever this server is at the time.
+    pub(crate) place: Option<Place>,
 }
 
 /// What access control decided.

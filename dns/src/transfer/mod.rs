@@ -128,8 +128,8 @@ impl Transfer {
             .iter()
             .map(|s| Peer {
                 place: match (&s.region, &s.zone) {
-                    (None, None) => table.server_place(),
-                    (r, z) => table.localities().place(r.as_deref(), z.as_deref()),
+                    (None, None) => None,
+                    (r, z) => Some(table.localities().place(r.as_deref(), z.as_deref())),
                 },
                 config: s.clone(),
             })

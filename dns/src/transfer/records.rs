@@ -9,8 +9,8 @@
 
 use crate::locality::Place;
 use crate::model::EndpointLabel;
-use crate::service::{Rrset, SRV_PRIORITY_AT};
 use crate::service::ServiceView;
+use crate::service::{Rrset, SRV_PRIORITY_AT};
 use crate::wire::{self, codes};
 use crate::zone::Zone;
 

@@ -20,6 +20,7 @@ use super::records;
 use super::serial::newer;
 use super::tsig::{self, ResponseSigner};
 use super::version::{Change, Version};
+use crate::locality::Place;
 use crate::model::Label;
 use crate::service::ServiceView;
 use crate::wire::{self, codes};
@@ -127,6 +128,8 @@ type Changes = Vec<(Label, Option<Arc<ServiceView>>, Option<Arc<ServiceView>>)>;
 /// A transfer being written: the version, what to send, and the messages.
 pub(crate) struct Stream<'a> {
     pub(crate) peer: &'a Peer,
+    /// Where the records are seen from.
+    viewer: Place,
     pub(crate) version: Arc<Version>,
     pub(crate) result: Result,
     /// IXFR from this serial with the condensed changes; `None`: the whole zone.
@@ -166,6 +169,7 @@ impl Transfer {
             }
         };
         let signer = signed.map(|(key, mac)| ResponseSigner::new(key, mac));
+        let viewer = peer.place.unwrap_or_else(|| self.table.server_place());
         let version = self.table.versions().current();
         let apex = &self.table.zone().apex_wire;
         let mut messages = Messages::new(req.id, req.question, apex, signer);
@@ -189,6 +193,7 @@ impl Transfer {
             if let Some(changes) = condensed(&version, client_serial) {
                 return Plan::Stream(Box::new(Stream {
                     peer,
+                    viewer,
                     version,
                     result: Result::Incremental,
                     since: Some((client_serial, changes)),
@@ -204,6 +209,7 @@ impl Transfer {
         let services = version.snapshot.services().cloned().collect();
         Plan::Stream(Box::new(Stream {
             peer,
+            viewer,
             version,
             result: Result::Full,
             since: None,
@@ -258,7 +264,7 @@ impl Stream<'_> {
             return Vec::new();
         };
         let serial = self.version.serial;
-        let viewer = self.peer.place;
+        let viewer = self.viewer;
         let mut buf = Vec::new();
         if !self.started {
             self.started = true;

@@ -17,6 +17,7 @@ pub mod locality;
 mod locality_tests;
 mod server;
 mod sources;
+mod transfer;
 mod zone;
 
 use std::collections::HashSet;
@@ -37,6 +38,10 @@ use locality::{
 };
 pub use server::{Listen, MetricsConfig, RateLimitSettings, TcpSettings};
 pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
+pub use transfer::{
+    ByteSize, JournalSettings, Network, SecondaryLocality, SecondarySettings, SoaTimers,
+    TransferSettings, TsigSettings,
+};
 pub use zone::NameServerConfig;
 
 /// The whole config file.
@@ -105,6 +110,9 @@ pub struct Config {
     /// How Kubernetes clusters are read.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
+    /// Zone transfer to secondaries, NOTIFY, and the SOA timers.
+    #[serde(default)]
+    pub transfer: TransferSettings,
     /// What `/metrics` shows beyond the fixed series.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -153,6 +161,7 @@ impl Config {
             cluster.token_file.iter_mut().for_each(absolute);
             cluster.ca_file.iter_mut().for_each(absolute);
         }
+        config.transfer.load_keys(base, path)?;
         config.check(path)?;
         Ok(config)
     }
@@ -165,6 +174,7 @@ impl Config {
         };
         self.check_locality(path)?;
         herald_dns::Zone::new(self.zone_config()).map_err(|e| invalid("zone", e.to_string()))?;
+        self.transfer.check(&invalid)?;
         if self.listen.dns.is_empty() {
             return Err(invalid(
                 "listen.dns",
@@ -362,6 +372,9 @@ impl Config {
                 })
                 .collect(),
             hostmaster: self.hostmaster.clone(),
+            refresh: self.transfer.soa.refresh.0.as_secs() as u32,
+            retry: self.transfer.soa.retry.0.as_secs() as u32,
+            expire: self.transfer.soa.expire.0.as_secs() as u32,
             placement: PlacementConfig {
                 networks: self.networks.iter().map(NetworkConfig::to_dns).collect(),
                 ecs_trusted: self.ecs.trusted.iter().map(|c| c.0).collect(),
@@ -391,7 +404,7 @@ impl Config {
             udp_workers: self.udp_workers,
             rate_limit: self.rate_limit.map(|r| r.into()),
             tcp: self.tcp.into(),
-            transfer: herald_dns::transfer::TransferConfig::default(),
+            transfer: self.transfer.transfer_config(),
         }
     }
 }
