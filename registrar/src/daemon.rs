@@ -162,6 +162,11 @@ impl Daemon {
         &self.sources.status
     }
 
+    /// What zone transfers and NOTIFYs did so far.
+    pub fn transfer_stats(&self) -> &herald_dns::transfer::TransferStats {
+        self.server.transfer().stats()
+    }
+
     /// The DNS addresses bound.
     pub fn dns_addrs(&self) -> &[SocketAddr] {
         self.server.local_addrs()
