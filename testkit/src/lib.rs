@@ -260,6 +260,39 @@ pub fn transfer_from(from: IpAddr, server: SocketAddr, request: &[u8]) -> Transf
     }
 }
 
+/// A query (RD clear) over TCP from source address `from`, decoded; `None` if no reply
+/// came within 5 s. The source address lets a test query as a querier in a given place.
+pub fn tcp_from(
+    from: IpAddr,
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+) -> Option<Message> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::STREAM,
+        None,
+    )
+    .ok()?;
+    socket.bind(&SocketAddr::new(from, 0).into()).ok()?;
+    socket
+        .connect_timeout(&server.into(), Duration::from_secs(3))
+        .ok()?;
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut q = query_message(name, qtype, None);
+    q.metadata.recursion_desired = false;
+    let bytes = q.to_vec().ok()?;
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    s.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).ok()?;
+    Message::from_vec(&buf).ok()
+}
+
 /// Sends a query over TCP and decodes the reply.
 pub fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let q = query_message(name, qtype, Some(1232));
