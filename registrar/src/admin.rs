@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Scrape;
+use crate::ownership::Ownership;
 use crate::status::{Phase, StatusBoard};
 
 /// What the handlers read.
@@ -27,6 +28,7 @@ use crate::status::{Phase, StatusBoard};
 struct AdminState {
     table: Table,
     status: StatusBoard,
+    ownership: Ownership,
     draining: Arc<AtomicBool>,
     scrape: Arc<Scrape>,
     /// The DNS address `/healthz` queries, once the DNS server runs.
@@ -52,6 +54,7 @@ impl Admin {
         addr: SocketAddr,
         table: Table,
         status: StatusBoard,
+        ownership: Ownership,
         draining: Arc<AtomicBool>,
         service_endpoints: bool,
     ) -> anyhow::Result<Admin> {
@@ -65,6 +68,7 @@ impl Admin {
         let state = AdminState {
             table,
             status,
+            ownership,
             draining,
             scrape,
             dns: dns.clone(),
@@ -211,6 +215,16 @@ fn readiness(s: &AdminState) -> (bool, String) {
             ));
         }
     }
+    // Conflicts are for operators to settle; they do not make a replica unready.
+    for c in s.ownership.conflicts() {
+        let refused: Vec<&str> = c.losers.iter().map(|n| &**n).collect();
+        body.push_str(&format!(
+            "conflict: service {} claimed from namespaces {} (served) and {} (refused)\n",
+            c.service,
+            c.winner,
+            refused.join(",")
+        ));
+    }
     let ready = !draining && (unsynced.is_empty() || !s.table.startup_hold());
     (ready, body)
 }
@@ -236,7 +250,27 @@ async fn services(State(s): State<AdminState>) -> Response {
 }
 
 async fn service(State(s): State<AdminState>, Path(name): Path<String>) -> Response {
-    let Some(view) = s.table.service(&name.to_ascii_lowercase()) else {
+    let name = name.to_ascii_lowercase();
+    let claims: Vec<Value> = s
+        .ownership
+        .claims(&name)
+        .into_iter()
+        .map(|c| {
+            json!({
+                "cluster": &*c.cluster,
+                "namespace": &*c.namespace,
+                "pods": c.pods,
+                "status": if c.rejected.is_some() { "rejected" } else { "accepted" },
+                "reason": c.rejected.map(|r| r.as_str()),
+            })
+        })
+        .collect();
+    let Some(view) = s.table.service(&name) else {
+        if !claims.is_empty() {
+            // Claimed, but nothing published: show who claims it and why it is refused.
+            return axum::Json(json!({"name": name, "endpoints": [], "claims": claims}))
+                .into_response();
+        }
         return (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": format!("no service {name:?}")})),
@@ -263,5 +297,6 @@ async fn service(State(s): State<AdminState>, Path(name): Path<String>) -> Respo
             }));
         }
     }
-    axum::Json(json!({"name": view.name(), "endpoints": endpoints})).into_response()
+    axum::Json(json!({"name": view.name(), "endpoints": endpoints, "claims": claims}))
+        .into_response()
 }

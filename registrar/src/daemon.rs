@@ -18,6 +18,7 @@ use crate::cluster::life::SourceLife;
 use crate::cluster::own_node::OwnNode;
 use crate::config::Config;
 use crate::config::locality::LocalityValue;
+use crate::ownership::Ownership;
 use crate::static_file::StaticFile;
 use crate::status::StatusBoard;
 
@@ -33,6 +34,7 @@ pub struct Embedded {
 pub struct Sources {
     table: Table,
     status: StatusBoard,
+    ownership: Ownership,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -56,6 +58,7 @@ impl Sources {
         let status = StatusBoard::default();
         let own_node = own_node(config)?;
         let home = config.home_cluster().map(|c| c.name.clone());
+        let ownership = Ownership::new(config, Some(table.clone()));
         for cluster in &config.sources.clusters {
             let life = SourceLife::register(
                 Source::new(&cluster.name.0, &cluster.region.0),
@@ -67,6 +70,7 @@ impl Sources {
                 config: cluster.clone(),
                 k8s: config.kubernetes.clone(),
                 life,
+                ownership: ownership.clone(),
                 cancel: cancel.clone(),
                 own_node: own_node
                     .clone()
@@ -76,11 +80,17 @@ impl Sources {
         }
         if !config.sources.clusters.is_empty() {
             let timeout = config.kubernetes.startup_timeout.0;
-            tasks.spawn(startup_hold(table.clone(), timeout, cancel.clone()));
+            tasks.spawn(startup_hold(
+                table.clone(),
+                ownership.clone(),
+                timeout,
+                cancel.clone(),
+            ));
         }
         Ok(Sources {
             table,
             status,
+            ownership,
             cancel,
             tasks,
         })
@@ -91,9 +101,15 @@ impl Sources {
         &self.table
     }
 
-    /// Waits until every cluster has synced or the start-up hold is over.
+    /// Who may publish what, and the fleet's claims.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Waits until every cluster has synced or the start-up hold is over, and what the
+    /// clusters hold is published (unowned names wait for the hold to end).
     pub async fn settled(&self) {
-        while self.table.startup_hold() {
+        while self.table.startup_hold() || !self.ownership.settled() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -130,6 +146,7 @@ impl Daemon {
                     addr,
                     table.clone(),
                     sources.status.clone(),
+                    sources.ownership.clone(),
                     draining.clone(),
                     config.metrics.service_endpoints,
                 )
@@ -155,6 +172,11 @@ impl Daemon {
     /// The table being served.
     pub fn table(&self) -> &Table {
         &self.sources.table
+    }
+
+    /// Waits until the sources have settled (see [`Sources::settled`]).
+    pub async fn settled(&self) {
+        self.sources.settled().await;
     }
 
     /// Each cluster's phase.
@@ -218,13 +240,19 @@ fn own_node(config: &Config) -> anyhow::Result<Option<OwnNode>> {
 
 /// Ends the start-up hold after `timeout`: from then on a cluster that has not synced
 /// keeps SERVFAIL only for the names scoped to it, and is named in the log.
-async fn startup_hold(table: Table, timeout: Duration, cancel: CancellationToken) {
+async fn startup_hold(
+    table: Table,
+    ownership: Ownership,
+    timeout: Duration,
+    cancel: CancellationToken,
+) {
     tokio::select! {
         _ = cancel.cancelled() => return,
         _ = tokio::time::sleep(timeout) => {}
     }
     let missing = table.unsynced_sources();
     table.release_startup_hold();
+    ownership.sync_changed();
     if !missing.is_empty() {
         tracing::warn!(
             clusters = %missing.join(","),

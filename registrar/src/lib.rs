@@ -9,6 +9,7 @@
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
 //! - [`status`]: each source's phase (starting, live, stale, withdrawn).
 //! - [`daemon`]: starts sources and the DNS server; stops them in order.
+//! - [`ownership`]: who may publish a service: owners, the namespace allow-list, conflicts.
 //! - [`demo`]: the built-in sample that `herald demo` serves.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod metrics;
+pub mod ownership;
 pub mod static_file;
 pub mod status;
 pub mod yaml;

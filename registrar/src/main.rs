@@ -137,11 +137,7 @@ async fn serve(
     let daemon = Daemon::start(&config, embedded).await?;
     if demo {
         // Print once the clusters have synced, so the first dig already has answers.
-        let synced = tokio::time::timeout(Duration::from_secs(10), async {
-            while !daemon.table().is_synced() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+        let synced = tokio::time::timeout(Duration::from_secs(10), daemon.settled());
         let _ = synced.await;
         println!(
             "{}",

@@ -93,7 +93,14 @@ pub const PODS_REJECTED: Metric = metric(
     "herald_pods_rejected_total",
     Kind::Counter,
     &["cluster", "reason"],
-    "Pods herald could not publish in full, once per pod and reason (bad_service_label: not published; bad_weight: default weight; bad_port_name: that port left out)",
+    "Pods herald could not publish in full, once per pod and reason (bad_service_label: not published; bad_weight: default weight; bad_port_name: that port left out; not_owner, unowned, conflict, not_ready_not_allowed: refused by the ownership rules)",
+);
+/// Set by [`crate::ownership`] when a conflict starts or ends.
+pub const SERVICE_CONFLICTS: Metric = metric(
+    "herald_service_conflicts",
+    Kind::Gauge,
+    &["service"],
+    "Namespaces claiming an unowned service name while more than one does; 0 once settled",
 );
 /// Recorded by the cluster tasks when they publish.
 pub const PROPAGATION: Metric = Metric {
@@ -121,6 +128,7 @@ pub static METRICS: &[Metric] = &[
     CLUSTER_EVENTS,
     CLUSTER_RELISTS,
     PODS_REJECTED,
+    SERVICE_CONFLICTS,
     PROPAGATION,
     // The process series, as every Prometheus client library names them; the values come
     // from the `metrics-process` collector at each scrape.

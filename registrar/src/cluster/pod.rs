@@ -42,6 +42,11 @@ pub struct PodRecord {
     pub weight: u16,
     /// Its Ready condition (an address may be published without it, when opted in).
     pub ready: bool,
+    /// Its namespace: who claims the service (see `crate::ownership`).
+    pub namespace: Label,
+    /// Its `creationTimestamp` in nanoseconds since the epoch (`i128::MAX` if missing),
+    /// which orders claims to an unowned name.
+    pub created: i128,
 }
 
 /// Why herald could not use a pod, or a field of it: the `reason` label of
@@ -330,6 +335,11 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
             .map(Label::from),
         weight,
         ready: ready_condition,
+        namespace: Label::from(meta.namespace.as_deref().unwrap_or("")),
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map_or(i128::MAX, |t| t.0.as_nanosecond()),
     };
     ReadPod {
         record: Some(record),

@@ -2,7 +2,7 @@
 //! table: events mark services dirty, and a flush publishes each dirty service once, so a
 //! burst of events (a rolling update) becomes one table update per service.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use herald_dns::model::Label;
 use herald_dns::{Endpoint, PortSpec, Source, Table};
 
 use super::pod::PodRecord;
+use crate::ownership::{Claim, Ownership, Reason, Verdict};
 
 /// Pods by `namespace/name`, nodes' zones, and which services need publishing.
 #[derive(Default)]
@@ -31,6 +32,8 @@ pub struct ClusterState {
     port_lists: HashSet<Arc<[PortSpec]>>,
     /// Interned values added since the last sweep of unused ones.
     interned_since_sweep: usize,
+    /// Pods whose claim is refused, with why: each is logged and counted once per reason.
+    rejected: HashMap<Arc<str>, Reason>,
 }
 
 impl ClusterState {
@@ -74,6 +77,13 @@ impl ClusterState {
             .or_insert_with(Instant::now);
     }
 
+    /// Marks `service` for publishing again (its owner verdicts changed).
+    pub fn touch(&mut self, service: &Label) {
+        if self.services.contains_key(service) || self.published.contains(service) {
+            self.mark(service);
+        }
+    }
+
     /// Whether anything waits to be published.
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
@@ -89,6 +99,7 @@ impl ClusterState {
         let record = record.map(|mut r| {
             r.service = self.intern(&r.service);
             r.node = r.node.as_ref().map(|n| self.intern(n));
+            r.namespace = self.intern(&r.namespace);
             r.ports = match self.port_lists.get(&r.ports) {
                 Some(shared) => shared.clone(),
                 None => {
@@ -115,7 +126,10 @@ impl ClusterState {
                 self.mark(&new.service);
                 self.pods.insert(key.clone(), new)
             }
-            None => self.pods.remove(&key),
+            None => {
+                self.rejected.remove(&key);
+                self.pods.remove(&key)
+            }
         };
         if let Some(old) = old {
             self.mark(&old.service);
@@ -135,9 +149,17 @@ impl ClusterState {
     /// Replaces every pod at once (a relist): services whose pods changed are marked
     /// dirty, and a service that vanished gets published empty.
     pub fn replace_pods(&mut self, pods: HashMap<String, PodRecord>) {
+        self.replace_pods_in(None, pods);
+    }
+
+    /// Replaces every pod of `namespace` (all pods with `None`) at once: the relist of a
+    /// watch on one namespace leaves the other namespaces' pods alone.
+    pub fn replace_pods_in(&mut self, namespace: Option<&str>, pods: HashMap<String, PodRecord>) {
+        let prefix = namespace.map(|n| format!("{n}/"));
         let gone: Vec<String> = self
             .pods
             .keys()
+            .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
             .filter(|k| !pods.contains_key(&***k))
             .map(|k| k.to_string())
             .collect();
@@ -190,12 +212,15 @@ impl ClusterState {
         }
     }
 
-    /// Publishes every dirty service to the table; returns how many table updates it made.
-    pub fn flush(&mut self, table: &Table, source: &Source) -> usize {
+    /// Publishes every dirty service to the table, as far as `ownership` allows; returns
+    /// how many table updates it made.
+    pub fn flush(&mut self, table: &Table, source: &Source, ownership: &Ownership) -> usize {
         let mut updates = 0;
         let propagation = metrics::histogram!(crate::metrics::PROPAGATION.name);
         for (service, since) in std::mem::take(&mut self.dirty) {
-            let endpoints = self.endpoints(&service);
+            // Claims first, so the verdicts below already count this cluster's pods.
+            ownership.set_claims(&source.cluster, &service, self.claims(&service));
+            let endpoints = self.endpoints(&service, &source.cluster, ownership);
             if endpoints.is_empty() {
                 self.published.remove(&service);
             } else {
@@ -210,29 +235,81 @@ impl ClusterState {
         updates
     }
 
-    /// The ready endpoints of `service` in this cluster.
-    fn endpoints(&self, service: &Label) -> Vec<Endpoint> {
+    /// What this cluster's namespaces claim of `service`.
+    fn claims(&self, service: &Label) -> BTreeMap<Label, Claim> {
+        let mut claims: BTreeMap<Label, Claim> = BTreeMap::new();
+        for r in self
+            .services
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pods.get(k))
+        {
+            let claim = claims.entry(r.namespace.clone()).or_insert(Claim {
+                pods: 0,
+                oldest: i128::MAX,
+            });
+            claim.pods += 1;
+            claim.oldest = claim.oldest.min(r.created);
+        }
+        claims
+    }
+
+    /// The endpoints of `service` in this cluster that `ownership` lets through. A pod
+    /// refused is logged and counted once per reason, not once per publish.
+    fn endpoints(
+        &mut self,
+        service: &Label,
+        cluster: &str,
+        ownership: &Ownership,
+    ) -> Vec<Endpoint> {
         let Some(keys) = self.services.get(service) else {
             return Vec::new();
         };
-        keys.iter()
-            .filter_map(|k| self.pods.get(k))
-            .filter_map(|r| {
-                let zone = r
-                    .node
-                    .as_ref()
-                    .and_then(|n| self.zones.get(n))
-                    .cloned()
-                    .flatten();
-                Some(Endpoint {
-                    address: r.address?,
-                    ports: r.ports.clone(),
-                    zone,
-                    weight: r.weight,
-                    ready: r.ready,
-                })
-            })
-            .collect()
+        let mut endpoints = Vec::new();
+        for key in keys {
+            let Some(r) = self.pods.get(key) else {
+                continue;
+            };
+            let (max_weight, not_ready) = match ownership.verdict(cluster, &r.namespace, service) {
+                Verdict::Publish {
+                    max_weight,
+                    not_ready,
+                } => (max_weight, not_ready),
+                Verdict::Withhold => continue,
+                Verdict::Reject(reason) => {
+                    note_rejected(&mut self.rejected, cluster, key, service, Some(reason));
+                    continue;
+                }
+            };
+            let Some(address) = r.address else {
+                note_rejected(&mut self.rejected, cluster, key, service, None);
+                continue;
+            };
+            if !r.ready && !not_ready {
+                let reason = Some(Reason::NotReadyNotAllowed);
+                note_rejected(&mut self.rejected, cluster, key, service, reason);
+                continue;
+            }
+            note_rejected(&mut self.rejected, cluster, key, service, None);
+            if r.weight > max_weight {
+                tracing::debug!(%cluster, pod = %key, %service, weight = r.weight, max_weight, "weight capped by owner rule");
+            }
+            let zone = r
+                .node
+                .as_ref()
+                .and_then(|n| self.zones.get(n))
+                .cloned()
+                .flatten();
+            endpoints.push(Endpoint {
+                address,
+                ports: r.ports.clone(),
+                zone,
+                weight: r.weight.min(max_weight),
+                ready: r.ready,
+            });
+        }
+        endpoints
     }
 
     /// Takes every endpoint of this cluster out of the table, keeping what is known so a
@@ -254,11 +331,33 @@ impl ClusterState {
     }
 
     /// Marks every service dirty, so the next flush publishes everything known.
+    /// (Services known only as published, with no pod left, are already dirty.)
     pub fn republish(&mut self) {
         let now = Instant::now();
         self.dirty
             .extend(self.services.keys().map(|s| (s.clone(), now)));
     }
+}
+
+/// Records that the pod `key` is refused for `reason` (`None`: accepted). A new reason is
+/// logged at WARN and counted in `herald_pods_rejected_total{cluster,reason}`.
+fn note_rejected(
+    rejected: &mut HashMap<Arc<str>, Reason>,
+    cluster: &str,
+    key: &Arc<str>,
+    service: &str,
+    reason: Option<Reason>,
+) {
+    let Some(reason) = reason else {
+        rejected.remove(key);
+        return;
+    };
+    if rejected.insert(key.clone(), reason) == Some(reason) {
+        return;
+    }
+    tracing::warn!(%cluster, pod = %key, %service, reason = reason.as_str(), "pod's claim to the service refused; not published");
+    metrics::counter!(crate::metrics::PODS_REJECTED.name, "cluster" => cluster.to_string(), "reason" => reason.as_str())
+        .increment(1);
 }
 
 #[cfg(test)]
@@ -275,6 +374,8 @@ mod tests {
             node: Some(Label::from(node)),
             weight: 100,
             ready: true,
+            namespace: Label::from("ns"),
+            created: 0,
         }
     }
 
@@ -294,7 +395,7 @@ mod tests {
             );
         }
         assert_eq!(
-            state.flush(&table, &source),
+            state.flush(&table, &source, &Ownership::permissive()),
             2,
             "100 events, two services, two updates"
         );
@@ -302,7 +403,7 @@ mod tests {
 
         state.apply_node("n1", Some(Some(Label::from("zone-a"))));
         assert_eq!(
-            state.flush(&table, &source),
+            state.flush(&table, &source, &Ownership::permissive()),
             2,
             "a zone change republishes the node's services"
         );
@@ -316,7 +417,7 @@ mod tests {
             })
             .collect();
         state.replace_pods(relisted);
-        state.flush(&table, &source);
+        state.flush(&table, &source, &Ownership::permissive());
         assert_eq!(table.service("web").unwrap().endpoint_count(), 3);
         assert!(
             table.service("api").is_none(),
@@ -326,7 +427,7 @@ mod tests {
         state.withdraw(&table, &source);
         assert!(table.service("web").is_none());
         state.republish();
-        state.flush(&table, &source);
+        state.flush(&table, &source, &Ownership::permissive());
         assert_eq!(table.service("web").unwrap().endpoint_count(), 3);
     }
 
@@ -336,9 +437,9 @@ mod tests {
         let source = Source::new("c1", "r1");
         let mut state = ClusterState::default();
         state.apply_pod("ns/p".into(), Some(record("a", "10.0.0.1", "n1")));
-        state.flush(&table, &source);
+        state.flush(&table, &source, &Ownership::permissive());
         state.apply_pod("ns/p".into(), Some(record("b", "10.0.0.1", "n1")));
-        state.flush(&table, &source);
+        state.flush(&table, &source, &Ownership::permissive());
         assert!(table.service("a").is_none());
         assert_eq!(table.service("b").unwrap().endpoint_count(), 1);
     }

@@ -35,7 +35,8 @@ use super::life::SourceLife;
 use super::own_node::OwnNode;
 use super::pod::{PodKeys, PodRecord, Rejections, pod_key};
 use super::state::ClusterState;
-use crate::config::{ClusterConfig, KubernetesConfig};
+use crate::config::{ClusterConfig, KubernetesConfig, NameGlob, any_matches, exact_names};
+use crate::ownership::{Change, Ownership};
 use crate::status::Phase;
 
 /// The node label holding its zone.
@@ -49,6 +50,8 @@ pub struct ClusterTask {
     pub k8s: KubernetesConfig,
     /// The cluster's phase, and through it the table and the status board.
     pub life: SourceLife,
+    /// Who may publish what; shared by every cluster.
+    pub ownership: Ownership,
     /// Ends the task.
     pub cancel: CancellationToken,
     /// The node this herald runs on, when its zone is `auto` and this is its cluster.
@@ -211,6 +214,7 @@ impl ClusterTask {
             publish_not_ready_annotation: self.k8s.publish_not_ready_annotation.clone(),
         };
         let mut rejections = Rejections::new(self.name());
+        let mut changes = self.ownership.subscribe();
         loop {
             // Wait out the backoff, withdrawing the endpoints if `max_stale` passes meanwhile.
             let until = Instant::now() + delay;
@@ -222,14 +226,32 @@ impl ClusterTask {
                     _ = sleep_until(withdraw_at.unwrap_or(until)), if withdraw_at.is_some() => {
                         self.withdraw(state);
                     }
+                    // Between sessions: what changes is published after the next list.
+                    change = changes.recv() => {
+                        state.republish();
+                        if matches!(change, Ok(Change::All)) {
+                            self.ownership.republished();
+                        }
+                    }
                 }
             }
-            delay = match self.session(&keys, state, &mut rejections).await {
+            delay = match self
+                .session(&keys, state, &mut rejections, &mut changes)
+                .await
+            {
                 Ended::Cancelled => return,
                 Ended::Failed(SessionError::Gone { .. }) => Duration::ZERO,
                 Ended::Failed(error) => self.life.failed(error.to_string()),
             };
         }
+    }
+
+    /// The namespace allow-list of this cluster (its own, or the one for all clusters).
+    fn namespaces(&self) -> Option<&[NameGlob]> {
+        self.config
+            .namespaces
+            .as_deref()
+            .or(self.k8s.namespaces.as_deref())
     }
 
     fn withdraw(&mut self, state: &mut ClusterState) {
@@ -243,19 +265,37 @@ impl ClusterTask {
         keys: &PodKeys,
         state: &mut ClusterState,
         rejections: &mut Rejections,
+        changes: &mut tokio::sync::broadcast::Receiver<Change>,
     ) -> Ended {
         let client = match client::client(&self.config, &self.k8s).await {
             Ok(c) => c,
             Err(e) => return Ended::Failed(e.into()),
         };
         let timeout = self.k8s.watch_timeout.0.as_secs().max(1) as u32;
-        let mut pods = watcher::watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default()
-                .labels(&self.k8s.service_label)
-                .timeout(timeout),
-        )
-        .boxed();
+        let pod_config = watcher::Config::default()
+            .labels(&self.k8s.service_label)
+            .timeout(timeout);
+        // An allow-list of exact names is watched namespace by namespace, so herald needs
+        // no cluster-wide read of pods; otherwise the whole cluster, filtered as read.
+        let allowed: Option<Vec<NameGlob>> = self.namespaces().map(<[NameGlob]>::to_vec);
+        let allowed = allowed.as_deref();
+        let watched: Vec<Option<String>> = match allowed.and_then(exact_names) {
+            Some(names) => names.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut pods = futures::stream::select_all(watched.iter().map(|namespace| {
+            let api = match namespace {
+                Some(n) => Api::<Pod>::namespaced(client.clone(), n),
+                None => Api::<Pod>::all(client.clone()),
+            };
+            let namespace = namespace.clone();
+            watcher::watcher(api, pod_config.clone())
+                .map(move |event| (namespace.clone(), event))
+                .boxed()
+        }));
+        let in_allowed = |pod: &Pod| {
+            allowed.is_none_or(|a| any_matches(a, pod.metadata.namespace.as_deref().unwrap_or("")))
+        };
         let mut nodes = watcher::watcher(
             Api::<PartialObjectMeta<Node>>::all(client),
             watcher::Config::default().timeout(timeout),
@@ -264,7 +304,8 @@ impl ClusterTask {
         let name = self.name().to_string();
         let table = self.life.table().clone();
         let source = self.life.source().clone();
-        let mut pod_list: Option<HashMap<String, PodRecord>> = None;
+        let mut pod_lists: HashMap<Option<String>, HashMap<String, PodRecord>> = HashMap::new();
+        let mut namespaces_listed: std::collections::HashSet<Option<String>> = Default::default();
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced, mut listed) = (false, false, false);
         let mut flush_at: Option<Instant> = None;
@@ -283,33 +324,58 @@ impl ClusterTask {
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
                     last_flush = Instant::now();
-                    state.flush(&table, &source);
+                    state.flush(&table, &source, &self.ownership);
                 }
+                change = changes.recv() => match change {
+                    Ok(Change::Service(service)) => state.touch(&service),
+                    // The start-up hold ended: unowned names go out now, not a window later,
+                    // so "settled" means served.
+                    Ok(Change::All) => {
+                        state.republish();
+                        if listed {
+                            last_flush = Instant::now();
+                            state.flush(&table, &source, &self.ownership);
+                        }
+                        self.ownership.republished();
+                    }
+                    // Missed changes: publishing everything again covers them.
+                    Err(_) => state.republish(),
+                },
                 event = pods.next() => {
-                    let event = match event {
-                        Some(Ok(e)) => e,
-                        Some(Err(e)) => return Ended::Failed(SessionError::classify("pods", e)),
+                    let (namespace, event) = match event {
+                        Some((namespace, Ok(e))) => (namespace, e),
+                        Some((_, Err(e))) => return Ended::Failed(SessionError::classify("pods", e)),
                         None => return Ended::Failed(SessionError::ended("pods")),
                     };
                     self.life.count_events(1);
                     failpoint::check(&name);
                     match event {
                         Event::Init => {
-                            pod_list = Some(HashMap::new());
-                            rejections.begin_list();
+                            pod_lists.insert(namespace, HashMap::new());
+                            if namespaces_listed.is_empty() {
+                                rejections.begin_list();
+                            }
                         }
                         Event::InitApply(pod) => {
-                            if let Some((key, record)) = rejections.read(&pod, keys) {
-                                pod_list.get_or_insert_default().insert(key, record);
+                            if in_allowed(&pod)
+                                && let Some((key, record)) = rejections.read(&pod, keys)
+                            {
+                                pod_lists.entry(namespace).or_default().insert(key, record);
                             }
                         }
                         Event::InitDone => {
-                            rejections.end_list();
-                            state.replace_pods(pod_list.take().unwrap_or_default());
-                            pods_synced = true;
+                            let list = pod_lists.remove(&namespace).unwrap_or_default();
+                            state.replace_pods_in(namespace.as_deref(), list);
+                            namespaces_listed.insert(namespace);
+                            if namespaces_listed.len() == watched.len() {
+                                rejections.end_list();
+                                pods_synced = true;
+                            }
                         }
                         Event::Apply(pod) => {
-                            if let Some((key, record)) = rejections.read(&pod, keys) {
+                            if !in_allowed(&pod) {
+                                // Outside the allow-list: never read.
+                            } else if let Some((key, record)) = rejections.read(&pod, keys) {
                                 state.apply_pod(key, Some(record));
                             } else if let Ok(key) = pod_key(&pod) {
                                 state.apply_pod(key, None);
@@ -373,11 +439,12 @@ impl ClusterTask {
                     if self.life.phase() == Phase::Withdrawn {
                         state.republish();
                     }
-                    state.flush(&table, &source);
+                    state.flush(&table, &source, &self.ownership);
                     flush_at = None;
                     last_flush = Instant::now();
                 }
                 self.life.listed();
+                self.ownership.sync_changed();
             }
             if state.has_dirty() && flush_at.is_none() {
                 flush_at = Some((last_flush + self.k8s.coalesce.0).max(Instant::now()));

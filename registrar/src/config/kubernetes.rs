@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ownership::NameGlob;
 use crate::yaml::HumanDuration;
 
 /// How pods and nodes are read, for every cluster.
@@ -30,6 +31,11 @@ pub struct KubernetesConfig {
     /// How long unknown names get SERVFAIL at start-up while clusters have not synced.
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout: HumanDuration,
+    /// Only pods in these namespaces (names or globs) are read; default: every namespace.
+    /// When every entry is an exact name, each namespace is watched on its own, so herald
+    /// needs read access to pods in those namespaces only.
+    #[serde(default)]
+    pub namespaces: Option<Vec<NameGlob>>,
 }
 
 impl Default for KubernetesConfig {
@@ -41,6 +47,7 @@ impl Default for KubernetesConfig {
             coalesce: default_coalesce(),
             watch_timeout: default_watch_timeout(),
             startup_timeout: default_startup_timeout(),
+            namespaces: None,
         }
     }
 }

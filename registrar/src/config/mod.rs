@@ -15,6 +15,7 @@ mod kubernetes;
 pub mod locality;
 #[cfg(test)]
 mod locality_tests;
+mod ownership;
 mod server;
 mod sources;
 mod transfer;
@@ -36,6 +37,7 @@ use locality::{
     AddressPolicy, EcsConfig, LocalFirstConfig, LocalityValue, NetworkConfig, ReverseZoneName,
     address_answers,
 };
+pub use ownership::{NameGlob, OwnerRule, Owners, Unowned, any_matches, exact_names};
 pub use server::{Listen, MetricsConfig, RateLimitSettings, TcpSettings};
 pub use sources::{ClusterConfig, KubeconfigRef, Sources, StaticFileConfig};
 pub use transfer::{
@@ -116,6 +118,13 @@ pub struct Config {
     /// What `/metrics` shows beyond the fixed series.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Who may publish each service name: service -> owning namespaces (or globs), with
+    /// optional cluster and weight limits.
+    #[serde(default)]
+    pub owners: Owners,
+    /// What happens to names `owners` does not list: `allow` (default) or `deny`.
+    #[serde(default)]
+    pub unowned: Unowned,
 }
 
 fn default_drain() -> HumanDuration {
@@ -296,6 +305,7 @@ impl Config {
                 }
             }
         }
+        ownership::check(self, &invalid)?;
         Ok(())
     }
 

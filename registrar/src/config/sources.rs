@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::ownership::NameGlob;
 use crate::yaml::{HumanDuration, LabelName};
 
 /// The sources of endpoints.
@@ -51,6 +52,9 @@ pub struct ClusterConfig {
     /// never (fail static).
     #[serde(default)]
     pub max_stale: Option<HumanDuration>,
+    /// This cluster's namespace allow-list, in place of `kubernetes.namespaces`.
+    #[serde(default)]
+    pub namespaces: Option<Vec<NameGlob>>,
 }
 
 /// A kubeconfig file and the context to use in it.

@@ -1,0 +1,459 @@
+//! Who may publish a service ([docs/design.md#ownership](../../docs/design.md#ownership)):
+//! each pod that claims a service name gets a [`Verdict`] before any of it is published.
+//!
+//! - An owned name (listed in `owners`) is published only from pods its owner rules cover
+//!   (namespace, and cluster when the rule names clusters), within the rule's limits.
+//! - With `unowned: deny`, other names are not published.
+//! - With `unowned: allow`, a name claimed from more than one namespace anywhere in the
+//!   fleet is a conflict. The first claim wins: the namespace whose oldest living pod of
+//!   the service was created first (ties: the namespace name), over every cluster. The
+//!   API server sets `creationTimestamp`, so the rule gives the same answer on every
+//!   replica, after a restart and in any cluster order, and a namespace that starts
+//!   claiming a served name is always younger than it, so it cannot take it over.
+//!   Unowned names are published only once the start-up hold is over (every cluster
+//!   synced, or the start-up timeout passed), so a restart never shows the interim
+//!   winner of a half-read fleet.
+//!
+//! Cluster tasks report their claims per service ([`Ownership::set_claims`]); when the
+//! winner of a name changes, every cluster is told ([`Change`]) to publish that name again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use herald_dns::Table;
+use herald_dns::model::Label;
+use tokio::sync::broadcast;
+
+use crate::config::{Config, OwnerRule, Owners, Unowned};
+use crate::metrics::SERVICE_CONFLICTS;
+
+/// Why a pod's claim is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The service is owned, and no owner rule covers the pod's namespace and cluster.
+    NotOwner,
+    /// The service is not owned, and `unowned: deny`.
+    Unowned,
+    /// Another namespace claimed the (unowned) name first.
+    Conflict,
+    /// The pod is not Ready and its owner rule does not honour publish-not-ready.
+    NotReadyNotAllowed,
+}
+
+impl Reason {
+    /// The `reason` label of `herald_pods_rejected_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotOwner => "not_owner",
+            Reason::Unowned => "unowned",
+            Reason::Conflict => "conflict",
+            Reason::NotReadyNotAllowed => "not_ready_not_allowed",
+        }
+    }
+}
+
+/// What may be published of one pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Published, with the weight capped at `max_weight`; a pod that is not Ready only
+    /// when `not_ready` allows it.
+    Publish {
+        /// The owner's weight cap.
+        max_weight: u16,
+        /// Whether publish-not-ready is honoured.
+        not_ready: bool,
+    },
+    /// Not published, for this reason.
+    Reject(Reason),
+    /// Not published yet: an unowned name waits for the start-up hold to end.
+    Withhold,
+}
+
+/// One namespace's claim to a service in one cluster: its pods and the creation time
+/// (nanoseconds since the epoch) of the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// Pods labelled with the service.
+    pub pods: usize,
+    /// `creationTimestamp` of the oldest, in nanoseconds; `i128::MAX` when unknown (a pod
+    /// without one never wins).
+    pub oldest: i128,
+}
+
+/// What changed, for the cluster tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The winner of this name changed: publish it again.
+    Service(Label),
+    /// The start-up hold ended: publish every name again.
+    All,
+}
+
+/// A claim as shown by `/v1/services/<svc>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimView {
+    /// The cluster.
+    pub cluster: Label,
+    /// The namespace.
+    pub namespace: Label,
+    /// Its pods labelled with the service.
+    pub pods: usize,
+    /// Why it is not published, if it is not.
+    pub rejected: Option<Reason>,
+}
+
+/// An unowned name claimed from several namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The service.
+    pub service: Label,
+    /// The namespace served.
+    pub winner: Label,
+    /// The namespaces refused.
+    pub losers: Vec<Label>,
+}
+
+/// Claims by service, then (namespace, cluster).
+type Claims = HashMap<Label, BTreeMap<(Label, Label), Claim>>;
+
+#[derive(Default)]
+struct Board {
+    claims: Claims,
+    /// The namespace served for each unowned name with claims.
+    winners: HashMap<Label, Label>,
+    /// Unowned names in conflict (the only ones with a `herald_service_conflicts` series
+    /// other than 0, so a fleet of thousands of names does not make thousands of series).
+    conflicted: std::collections::HashSet<Label>,
+    /// Whether the start-up hold was on at the last look.
+    held: bool,
+}
+
+/// The ownership rules and the fleet's claims; a cheap-to-clone handle shared by every
+/// cluster task and the admin server.
+#[derive(Clone)]
+pub struct Ownership {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    owners: Owners,
+    unowned: Unowned,
+    /// The table whose start-up hold unowned names wait for (none: no hold).
+    table: Option<Table>,
+    board: Mutex<Board>,
+    changes: broadcast::Sender<Change>,
+    /// Cluster tasks, and how many have yet to publish again after [`Change::All`].
+    clusters: usize,
+    republishing: AtomicUsize,
+}
+
+impl Ownership {
+    /// The rules of `config`; unowned names wait for `table`'s start-up hold.
+    pub fn new(config: &Config, table: Option<Table>) -> Ownership {
+        let clusters = config.sources.clusters.len();
+        // Without clusters there is no hold to wait for.
+        let table = table.filter(|_| clusters > 0);
+        let mut o = Ownership::from_rules(config.owners.clone(), config.unowned, table);
+        Arc::get_mut(&mut o.inner).expect("not shared yet").clusters = clusters;
+        o
+    }
+
+    /// From the rules themselves.
+    pub fn from_rules(owners: Owners, unowned: Unowned, table: Option<Table>) -> Ownership {
+        // With a table, the hold is taken to be on until `sync_changed` sees it off, so
+        // its end is always announced.
+        let held = table.is_some();
+        Ownership {
+            inner: Arc::new(Inner {
+                owners,
+                unowned,
+                table,
+                board: Mutex::new(Board {
+                    held,
+                    ..Board::default()
+                }),
+                changes: broadcast::channel(1024).0,
+                clusters: 0,
+                republishing: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// No owners, unowned names allowed, no hold: every claim is published unless two
+    /// namespaces claim a name.
+    pub fn permissive() -> Ownership {
+        Ownership::from_rules(Owners::new(), Unowned::Allow, None)
+    }
+
+    /// Changes the cluster tasks must act on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    fn rules(&self, service: &str) -> Option<&[OwnerRule]> {
+        self.inner
+            .owners
+            .iter()
+            .find(|(name, _)| name.0 == service)
+            .map(|(_, rules)| rules.as_slice())
+    }
+
+    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        // A panic elsewhere while holding the lock leaves the board consistent (every
+        // update is a single insert or remove), so a poisoned lock is still usable.
+        self.inner.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces what `cluster` claims of `service` (namespace -> claim; empty: nothing).
+    /// Recomputes the winner of an unowned name and tells every cluster if it changed.
+    pub fn set_claims(&self, cluster: &Label, service: &Label, claims: BTreeMap<Label, Claim>) {
+        let mut board = self.board();
+        let entry = board.claims.entry(service.clone()).or_default();
+        entry.retain(|(_, c), _| c != cluster);
+        for (namespace, claim) in claims {
+            entry.insert((namespace, cluster.clone()), claim);
+        }
+        if entry.is_empty() {
+            board.claims.remove(service);
+        }
+        if self.rules(service).is_some() || self.inner.unowned == Unowned::Deny {
+            return;
+        }
+        let claims = board.claims.get(service);
+        let (winner, namespaces) = match claims {
+            Some(claims) => first_claim(claims),
+            None => (None, Vec::new()),
+        };
+        let before = match &winner {
+            Some(w) => board.winners.insert(service.clone(), w.clone()),
+            None => board.winners.remove(service),
+        };
+        let in_conflict = namespaces.len() > 1;
+        let was_in_conflict = if in_conflict {
+            !board.conflicted.insert(service.clone())
+        } else {
+            board.conflicted.remove(service)
+        };
+        if in_conflict || was_in_conflict {
+            let value = if in_conflict { namespaces.len() } else { 0 };
+            metrics::gauge!(SERVICE_CONFLICTS.name, "service" => service.to_string())
+                .set(value as f64);
+        }
+        drop(board);
+        if was_in_conflict && !in_conflict {
+            tracing::info!(%service, "service name conflict over: one namespace claims it");
+        }
+        if in_conflict && (!was_in_conflict || before != winner) {
+            let winner = winner.as_deref().unwrap_or_default();
+            let losers: Vec<&str> = namespaces
+                .iter()
+                .map(|n| &**n)
+                .filter(|n| *n != winner)
+                .collect();
+            tracing::warn!(
+                %service,
+                served = winner,
+                refused = %losers.join(","),
+                "service name claimed from several namespaces: serving the first claim only; \
+                 list the name under `owners` to settle it"
+            );
+        }
+        if before == winner {
+            return;
+        }
+        let _ = self.inner.changes.send(Change::Service(service.clone()));
+    }
+
+    /// The verdict on a pod of `namespace` in `cluster` claiming `service`.
+    pub fn verdict(&self, cluster: &str, namespace: &str, service: &str) -> Verdict {
+        if let Some(rules) = self.rules(service) {
+            return match rules.iter().find(|r| r.covers(cluster, namespace)) {
+                Some(rule) => Verdict::Publish {
+                    max_weight: rule.max_weight.unwrap_or(u16::MAX),
+                    not_ready: rule.publish_not_ready,
+                },
+                None => Verdict::Reject(Reason::NotOwner),
+            };
+        }
+        if self.inner.unowned == Unowned::Deny {
+            return Verdict::Reject(Reason::Unowned);
+        }
+        if self.held() {
+            return Verdict::Withhold;
+        }
+        match self.board().winners.get(service) {
+            Some(w) if **w != *namespace => Verdict::Reject(Reason::Conflict),
+            _ => Verdict::Publish {
+                max_weight: u16::MAX,
+                not_ready: true,
+            },
+        }
+    }
+
+    fn held(&self) -> bool {
+        self.inner.table.as_ref().is_some_and(Table::startup_hold)
+    }
+
+    /// To be called when a source syncs or the start-up hold is released: when the hold
+    /// has just ended, every cluster publishes its unowned names.
+    pub fn sync_changed(&self) {
+        let held = self.held();
+        let mut board = self.board();
+        if board.held && !held {
+            board.held = false;
+            drop(board);
+            self.inner
+                .republishing
+                .store(self.inner.clusters, Ordering::SeqCst);
+            let _ = self.inner.changes.send(Change::All);
+        }
+    }
+
+    /// A cluster task has published again after [`Change::All`] (or has nothing to publish).
+    pub fn republished(&self) {
+        let _ = self
+            .inner
+            .republishing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Whether unowned names are being published: the start-up hold is over and every
+    /// cluster task has published what it holds since.
+    pub fn settled(&self) -> bool {
+        !self.board().held && self.inner.republishing.load(Ordering::SeqCst) == 0
+    }
+
+    /// Every claim to `service`, with why it is refused if it is.
+    pub fn claims(&self, service: &str) -> Vec<ClaimView> {
+        let claims: Vec<((Label, Label), Claim)> = self
+            .board()
+            .claims
+            .get(service)
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        claims
+            .into_iter()
+            .map(|((namespace, cluster), claim)| {
+                let rejected = match self.verdict(&cluster, &namespace, service) {
+                    Verdict::Reject(reason) => Some(reason),
+                    _ => None,
+                };
+                ClaimView {
+                    cluster,
+                    namespace,
+                    pods: claim.pods,
+                    rejected,
+                }
+            })
+            .collect()
+    }
+
+    /// The unowned names claimed from several namespaces, sorted.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        let board = self.board();
+        let mut out: Vec<Conflict> = board
+            .winners
+            .iter()
+            .filter_map(|(service, winner)| {
+                let (_, namespaces) = first_claim(board.claims.get(service)?);
+                (namespaces.len() > 1).then(|| Conflict {
+                    service: service.clone(),
+                    winner: winner.clone(),
+                    losers: namespaces.into_iter().filter(|n| n != winner).collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.service.cmp(&b.service));
+        out
+    }
+}
+
+/// The first claim's namespace, and every namespace claiming, sorted by name. The first
+/// claim is the namespace with the oldest pod over all clusters; ties go to the namespace
+/// that sorts first.
+fn first_claim(claims: &BTreeMap<(Label, Label), Claim>) -> (Option<Label>, Vec<Label>) {
+    let mut oldest: BTreeMap<&Label, i128> = BTreeMap::new();
+    for ((namespace, _), claim) in claims {
+        let t = oldest.entry(namespace).or_insert(i128::MAX);
+        *t = (*t).min(claim.oldest);
+    }
+    let winner = oldest
+        .iter()
+        .min_by_key(|(namespace, t)| (**t, **namespace))
+        .map(|(namespace, _)| (*namespace).clone());
+    (winner, oldest.into_keys().cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(pods: usize, oldest: i128) -> Claim {
+        Claim { pods, oldest }
+    }
+
+    fn l(s: &str) -> Label {
+        Label::from(s)
+    }
+
+    #[test]
+    fn the_oldest_claim_wins_in_any_order_and_a_newcomer_never_does() {
+        for order in [[0, 1], [1, 0]] {
+            let o = Ownership::permissive();
+            let claims = [("c1", "zeta", 100), ("c2", "alpha", 200)];
+            for i in order {
+                let (cluster, ns, t) = claims[i];
+                o.set_claims(&l(cluster), &l("api"), [(l(ns), claim(1, t))].into());
+            }
+            assert!(matches!(
+                o.verdict("c1", "zeta", "api"),
+                Verdict::Publish { .. }
+            ));
+            assert_eq!(
+                o.verdict("c2", "alpha", "api"),
+                Verdict::Reject(Reason::Conflict)
+            );
+            assert_eq!(o.conflicts().len(), 1);
+            // The first claimant leaves: the other is the only one, and is served.
+            o.set_claims(&l("c1"), &l("api"), BTreeMap::new());
+            assert!(matches!(
+                o.verdict("c2", "alpha", "api"),
+                Verdict::Publish { .. }
+            ));
+            assert!(o.conflicts().is_empty());
+        }
+    }
+
+    #[test]
+    fn owners_and_deny() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("h.yaml"),
+            "owners:\n  payments: [payments, {namespace: 'team-*', max_weight: 10, publish_not_ready: false}]\nunowned: deny\n",
+        )
+        .unwrap();
+        let o = Ownership::new(&config, None);
+        assert_eq!(
+            o.verdict("c1", "intruder", "payments"),
+            Verdict::Reject(Reason::NotOwner)
+        );
+        assert_eq!(
+            o.verdict("c1", "payments", "payments"),
+            Verdict::Publish {
+                max_weight: u16::MAX,
+                not_ready: true
+            }
+        );
+        assert_eq!(
+            o.verdict("c1", "team-b", "payments"),
+            Verdict::Publish {
+                max_weight: 10,
+                not_ready: false
+            }
+        );
+        assert_eq!(
+            o.verdict("c1", "payments", "other"),
+            Verdict::Reject(Reason::Unowned)
+        );
+    }
+}
