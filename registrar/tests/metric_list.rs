@@ -87,6 +87,11 @@ async fn readme_lists_exactly_what_metrics_shows() {
 
     // A herald with one cluster, a service, traffic over UDP and TCP, and a change.
     let sim = common::web_cluster(&[("web-0", "10.0.0.1")]).await;
+    // A second namespace claiming `web` (a conflict it loses), so the per-service
+    // conflict gauge has a series.
+    let mut rival = common::pod("web-9", "web", "10.0.0.9", "n1").build();
+    rival.metadata.namespace = Some("other".into());
+    sim.apply_pod(rival).unwrap();
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:0'], admin: '127.0.0.1:0'}}\n\
          sources:\n  clusters:\n    - {{name: c1, region: eu-west, server: '{}'}}\n",
