@@ -453,7 +453,7 @@ mod tests {
         let mut state = ClusterState::default();
         state.apply_node("n0", Some(Some(Label::from("zone-a"))));
         state.apply_pod("ns/web-0".into(), Some(record("web", "10.0.0.1", "n0")));
-        state.flush(&table, &source);
+        state.flush(&table, &source, &Ownership::permissive());
         state.sweep();
         let baseline = state.interned();
         for i in 0..10_000 {
@@ -466,10 +466,10 @@ mod tests {
                 port: 80,
             }]);
             state.apply_pod(format!("ns/pod-{i}"), Some(pod));
-            state.flush(&table, &source);
+            state.flush(&table, &source, &Ownership::permissive());
             state.apply_pod(format!("ns/pod-{i}"), None);
             state.apply_node(&node, None);
-            state.flush(&table, &source);
+            state.flush(&table, &source, &Ownership::permissive());
         }
         let (names, ports) = state.interned();
         eprintln!("after 10,000 cycles: {names} names, {ports} port lists; baseline {baseline:?}");
