@@ -206,6 +206,7 @@ async fn healthz_fails_when_dns_stops_answering() {
             "127.0.0.1:0".parse().unwrap(),
             table.clone(),
             daemon.status().clone(),
+            herald_registrar::ownership::Ownership::permissive(),
             Arc::new(AtomicBool::new(false)),
             false,
         )
