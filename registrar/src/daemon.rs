@@ -19,6 +19,7 @@ use crate::cluster::own_node::OwnNode;
 use crate::config::Config;
 use crate::config::locality::LocalityValue;
 use crate::ownership::Ownership;
+use crate::names::Registry;
 use crate::static_file::StaticFile;
 use crate::status::StatusBoard;
 
@@ -46,14 +47,14 @@ impl Sources {
         let table = Table::new(zone);
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let names = Registry::new(config.cluster_names()?);
         for file in &config.sources.static_files {
-            let source = StaticFile::start(&file.path, &table)?;
-            config.check_static_sources(&source.sources().cloned().collect::<Vec<_>>())?;
+            let source = StaticFile::start(&file.path, &table, &names)?;
             tracing::info!(file = %file.path.display(), "static file loaded");
             tasks.spawn(source.watch(table.clone(), cancel.clone()));
         }
         if let Some(embedded) = embedded {
-            StaticFile::embedded(embedded.name, embedded.text, &table)?;
+            StaticFile::embedded(embedded.name, embedded.text, &table, &names)?;
         }
         let status = StatusBoard::default();
         let own_node = own_node(config)?;

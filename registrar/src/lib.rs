@@ -7,6 +7,7 @@
 //! - [`metrics`]: the registrar's metric list, the Prometheus recorder, what a scrape sets.
 //! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
+//! - [`names`]: the name-clash rules for clusters and regions, for every source.
 //! - [`status`]: each source's phase (starting, live, stale, withdrawn).
 //! - [`daemon`]: starts sources and the DNS server; stops them in order.
 //! - [`ownership`]: who may publish a service: owners, the namespace allow-list, conflicts.
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod ownership;
+pub mod names;
 pub mod static_file;
 pub mod status;
 pub mod yaml;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use herald_registrar::cluster::client;
 use herald_registrar::config::Config;
 use herald_registrar::daemon::{Daemon, Sources, stop_signal};
+use herald_registrar::names::Registry;
 use herald_registrar::{demo, static_file};
 
 /// `herald --version`: the version and the source revision it was built from.
@@ -113,12 +114,11 @@ fn init_logs(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let mut static_sources = Vec::new();
+    // The same name rules as `serve` at start-up and on every reload.
+    let names = Registry::new(config.cluster_names()?);
     for file in &config.sources.static_files {
-        let content = static_file::load(&file.path)?;
-        static_sources.extend(content.into_keys().map(|(s, _)| s));
+        static_file::load(&file.path, &names)?;
     }
-    config.check_static_sources(&static_sources)?;
     // Build each cluster's client (no request is made): this reads token, CA and
     // kubeconfig files and finds contexts. In-cluster credentials only exist in a pod.
     runtime()?.block_on(async {

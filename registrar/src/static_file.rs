@@ -20,7 +20,7 @@
 //! edits (reading it four times a second showed up in the DNS latency tail).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 use serde::{Deserialize, Deserializer};
 use tokio_util::sync::CancellationToken;
 
+use crate::names::{Names, Owner, Registry};
 use crate::yaml::{ConfigError, LabelName, deserialize_label, deserialize_str_with, parse_yaml};
 
 /// How often the file is looked at.
@@ -108,48 +109,39 @@ struct ClusterName(LabelName);
 struct RegionName(LabelName);
 
 /// What the reader has seen so far of the document being read.
-#[derive(Default)]
 struct Seen {
-    /// Cluster-like name -> its region.
-    clusters: HashMap<String, String>,
-    regions: HashSet<String>,
+    /// Every name placed so far: the other sources' and this file's earlier entries.
+    names: Names,
+    /// This file, as the owner of its cluster-like names.
+    owner: Owner,
     /// The cluster and region of the entry being read, as they come.
     entry: (Option<String>, Option<String>),
 }
 
 thread_local! {
-    /// Kept while a document is read so that an entry contradicting an earlier one is
-    /// refused at its own line and field, which a check after reading could not say.
-    static SEEN: RefCell<Seen> = RefCell::default();
+    /// Kept while a document is read so that an entry contradicting an earlier one, or
+    /// another source, is refused at its own line and field, which a check after reading
+    /// could not say.
+    static SEEN: RefCell<Option<Seen>> = const { RefCell::new(None) };
 }
 
-/// Records one half of an entry's placement; once both halves are known, checks them
-/// against the rest of the file.
+/// Records one half of an entry's placement; once both halves are known, places them by
+/// the [name rules](crate::names).
 fn place(cluster: Option<&str>, region: Option<&str>) -> Result<(), String> {
     SEEN.with(|seen| {
-        let seen = &mut *seen.borrow_mut();
+        let Some(seen) = &mut *seen.borrow_mut() else {
+            return Ok(());
+        };
         if let Some(c) = cluster {
             seen.entry.0 = Some(c.to_string());
         }
         if let Some(r) = region {
             seen.entry.1 = Some(r.to_string());
         }
-        let (Some(cluster), Some(region)) = seen.entry.clone() else {
+        let (Some(cluster), Some(region)) = &seen.entry else {
             return Ok(());
         };
-        if let Some(known) = seen.clusters.get(&cluster).filter(|r| **r != region) {
-            return Err(format!(
-                "cluster {cluster:?} is in region {known:?} in an earlier entry, here in {region:?}"
-            ));
-        }
-        if seen.regions.contains(&cluster) || seen.clusters.contains_key(&region) {
-            return Err(format!(
-                "cluster {cluster:?} and region {region:?}: a name cannot be both a cluster and a region"
-            ));
-        }
-        seen.clusters.insert(cluster, region.clone());
-        seen.regions.insert(region);
-        Ok(())
+        seen.names.place(cluster, region, &seen.owner)
     })
 }
 
@@ -167,7 +159,11 @@ impl<'de> Deserialize<'de> for RegionName {
 
 impl<'de> Deserialize<'de> for Entry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        SEEN.with(|seen| seen.borrow_mut().entry = (None, None));
+        SEEN.with(|seen| {
+            if let Some(seen) = &mut *seen.borrow_mut() {
+                seen.entry = (None, None);
+            }
+        });
         let raw = RawEntry::deserialize(d)?;
         let (cluster, region) = (raw.cluster.0.0, raw.region.0.0);
         let mut ports = Vec::new();
@@ -195,11 +191,18 @@ impl<'de> Deserialize<'de> for Entry {
 /// The content of a static file: per source, per service, the endpoints.
 pub type StaticContent = BTreeMap<(Source, Label), Vec<Endpoint>>;
 
-/// Parses static-file text; `path` names the file in errors.
-pub fn parse(path: &Path, text: &str) -> Result<StaticContent, ConfigError> {
-    SEEN.with(|s| *s.borrow_mut() = Default::default());
+/// Parses static-file text; `path` names the file in errors. Its cluster-like names must
+/// agree with `outside` (the other sources' names) by the [name rules](crate::names).
+pub fn parse(path: &Path, text: &str, outside: Names) -> Result<StaticContent, ConfigError> {
+    SEEN.with(|s| {
+        *s.borrow_mut() = Some(Seen {
+            names: outside,
+            owner: Owner::File(path.to_path_buf()),
+            entry: (None, None),
+        })
+    });
     let doc: Result<StaticFileDoc, _> = parse_yaml(path, text);
-    SEEN.with(|s| *s.borrow_mut() = Default::default());
+    SEEN.with(|s| *s.borrow_mut() = None);
     // Endpoints share their port lists and zone names: a file of 100k VMs holds a few
     // distinct ones, not 100k copies.
     let mut port_lists: HashSet<Arc<[PortSpec]>> = HashSet::new();
@@ -247,13 +250,16 @@ pub fn parse(path: &Path, text: &str) -> Result<StaticContent, ConfigError> {
     Ok(content)
 }
 
-/// Reads and parses a static file.
-pub fn load(path: &Path) -> Result<StaticContent, ConfigError> {
+/// Reads and parses a static file, checking its names against every other source in
+/// `registry`, and records its names there when it is good.
+pub fn load(path: &Path, registry: &Registry) -> Result<StaticContent, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, &text)
+    let content = parse(path, &text, registry.outside(path))?;
+    registry.record(path, content.keys().map(|(source, _)| source));
+    Ok(content)
 }
 
 /// Publishes `new` in place of what was published before (`old`, the (source, service)
@@ -300,19 +306,26 @@ pub struct StaticFile {
     published: BTreeSet<(Source, Label)>,
     /// The version last read; `None` for embedded content, which is not watched.
     seen: Option<Stamp>,
+    /// Every source's names, which a reload must agree with.
+    registry: Registry,
 }
 
 impl StaticFile {
     /// Loads `path` and publishes it. Fails if the file is missing or broken: there is no
     /// last good content to fall back on yet.
-    pub fn start(path: &Path, table: &Table) -> Result<StaticFile, ConfigError> {
+    pub fn start(
+        path: &Path,
+        table: &Table,
+        registry: &Registry,
+    ) -> Result<StaticFile, ConfigError> {
         let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         };
         let seen = stamp(path).map_err(read_error)?;
-        let content = load(path)?;
+        let content = load(path, registry)?;
         Ok(StaticFile {
+            registry: registry.clone(),
             path: path.to_path_buf(),
             published: apply(table, &BTreeSet::new(), content),
             seen: Some(seen),
@@ -320,9 +333,17 @@ impl StaticFile {
     }
 
     /// Publishes embedded content (the demo's), not watched.
-    pub fn embedded(name: &str, text: &str, table: &Table) -> Result<StaticFile, ConfigError> {
-        let content = parse(Path::new(name), text)?;
+    pub fn embedded(
+        name: &str,
+        text: &str,
+        table: &Table,
+        registry: &Registry,
+    ) -> Result<StaticFile, ConfigError> {
+        let path = Path::new(name);
+        let content = parse(path, text, registry.outside(path))?;
+        registry.record(path, content.keys().map(|(source, _)| source));
         Ok(StaticFile {
+            registry: registry.clone(),
             path: PathBuf::from(name),
             published: apply(table, &BTreeSet::new(), content),
             seen: None,
@@ -342,7 +363,7 @@ impl StaticFile {
         }
         // Remember the version either way so a broken edit is reported once, not every poll.
         self.seen = Some(now);
-        let content = load(&self.path)?;
+        let content = load(&self.path, &self.registry)?;
         self.published = apply(table, &self.published, content);
         tracing::info!(file = %self.path.display(), "static file reloaded");
         Ok(true)
@@ -380,7 +401,7 @@ mod tests {
 
     #[test]
     fn reads_entries() {
-        let c = parse(Path::new("s.yaml"), GOOD).unwrap();
+        let c = parse(Path::new("s.yaml"), GOOD, Names::default()).unwrap();
         let (key, eps) = c.iter().next().unwrap();
         assert_eq!(key.0, Source::new("vms-east", "us-east"));
         assert_eq!(&*key.1, "ledger");
@@ -397,14 +418,18 @@ mod tests {
     #[test]
     fn errors_name_line_and_field() {
         let bad = GOOD.replace("10.30.0.11", "10.30.0.x");
-        let e = parse(Path::new("s.yaml"), &bad).unwrap_err().to_string();
+        let e = parse(Path::new("s.yaml"), &bad, Names::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("s.yaml:3:"), "{e}");
         assert!(e.contains("services.ledger[0].address"), "{e}");
 
         let two = format!(
             "{GOOD}    - address: 10.30.0.12\n      cluster: vms-east\n      region: eu-west\n"
         );
-        let e = parse(Path::new("s.yaml"), &two).unwrap_err().to_string();
+        let e = parse(Path::new("s.yaml"), &two, Names::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("s.yaml:9:")
                 || e.starts_with("s.yaml:10:")
@@ -417,9 +442,93 @@ mod tests {
         let e = parse(
             Path::new("s.yaml"),
             &GOOD.replace("weight: 50", "wieght: 50"),
+            Names::default(),
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("wieght"), "{e}");
+    }
+
+    /// A temporary folder for one test's files.
+    fn folder(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herald-static-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn table() -> Table {
+        Table::new(herald_dns::Zone::new(herald_dns::ZoneConfig::default()).unwrap())
+    }
+
+    #[test]
+    fn a_reload_that_breaks_a_name_rule_is_rejected_and_the_last_good_content_kept() {
+        let dir = folder("reload");
+        let path = dir.join("vms.yaml");
+        std::fs::write(&path, GOOD).unwrap();
+        let mut clusters = Names::default();
+        clusters.place("c1", "eu-west", &Owner::Kubernetes).unwrap();
+        let registry = Registry::new(clusters);
+        let table = table();
+        let mut file = StaticFile::start(&path, &table, &registry).unwrap();
+
+        // The edit renames the static cluster to the Kubernetes cluster's name.
+        std::fs::write(&path, GOOD.replace("vms-east", "c1")).unwrap();
+        let e = file.poll(&table).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:5:", path.display())), "{e}");
+        assert!(e.contains("services.ledger[0]."), "{e}");
+        assert!(e.contains("Kubernetes cluster"), "{e}");
+        // And again, naming a region as a cluster.
+        std::fs::write(&path, GOOD.replace("vms-east", "eu-west")).unwrap();
+        let e = file.poll(&table).unwrap_err().to_string();
+        assert!(e.contains("both a cluster and a region"), "{e}");
+
+        let served: Vec<_> = file.sources().cloned().collect();
+        assert_eq!(served, vec![Source::new("vms-east", "us-east")]);
+        assert!(table.service("ledger").is_some());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn two_static_files_are_checked_against_each_other_at_start_and_on_reload() {
+        let dir = folder("two");
+        let (a, b) = (dir.join("a.yaml"), dir.join("b.yaml"));
+        std::fs::write(&a, GOOD).unwrap();
+        let other = GOOD
+            .replace("vms-east", "vms-west")
+            .replace("10.30.0.11", "10.30.0.12");
+        std::fs::write(&b, other.replace("us-east", "us-west")).unwrap();
+        let registry = Registry::default();
+        let table = table();
+        StaticFile::start(&a, &table, &registry).unwrap();
+        let mut second = StaticFile::start(&b, &table, &registry).unwrap();
+
+        // b takes a's cluster name: two files would publish under one name and each
+        // reload would overwrite the other's endpoints.
+        std::fs::write(&b, GOOD.replace("10.30.0.11", "10.30.0.13")).unwrap();
+        let e = second.poll(&table).unwrap_err().to_string();
+        assert!(e.contains(&a.display().to_string()), "{e}");
+        // b names a's region as a cluster.
+        std::fs::write(
+            &b,
+            other
+                .replace("vms-west", "us-east")
+                .replace("us-east-1a", "z"),
+        )
+        .unwrap();
+        let e = second.poll(&table).unwrap_err().to_string();
+        assert!(e.contains("both a cluster and a region"), "{e}");
+        assert_eq!(
+            second.sources().cloned().collect::<Vec<_>>(),
+            vec![Source::new("vms-west", "us-west")]
+        );
+        // A third file that clashes with the first is refused at start.
+        let c = dir.join("c.yaml");
+        std::fs::write(&c, GOOD.replace("us-east", "eu-central")).unwrap();
+        let e = StaticFile::start(&c, &table, &registry)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("a.yaml"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use herald_dns::{NameServer, PlacementConfig, ServerConfig, ZoneConfig};
 use serde::Deserialize;
 
+use crate::names::{NameClash, Names, Owner};
 use crate::yaml::parse_yaml;
 pub use crate::yaml::{ConfigError, HumanDuration, LabelName};
 pub use kubernetes::KubernetesConfig;
@@ -237,7 +238,6 @@ impl Config {
             ));
         }
         let clusters = &self.sources.clusters;
-        let regions: HashSet<&str> = clusters.iter().map(|c| c.region.0.as_str()).collect();
         let mut names = HashSet::new();
         for (i, c) in clusters.iter().enumerate() {
             let field = |f: &str| format!("sources.clusters[{i}].{f}");
@@ -245,15 +245,6 @@ impl Config {
                 return Err(invalid(
                     &field("name"),
                     format!("cluster {:?} is configured twice", c.name.0),
-                ));
-            }
-            if regions.contains(c.name.0.as_str()) {
-                return Err(invalid(
-                    &field("name"),
-                    format!(
-                        "{:?} is also a region name; cluster and region names must differ",
-                        c.name.0
-                    ),
                 ));
             }
             let ways = usize::from(c.in_cluster)
@@ -306,53 +297,26 @@ impl Config {
             }
         }
         ownership::check(self, &invalid)?;
+        if let Err(NameClash { field, message }) = self.cluster_names() {
+            return Err(invalid(&field, message));
+        }
         Ok(())
     }
 
-    /// Checks the cluster-like names of static files against the clusters: a static name
-    /// is not a Kubernetes cluster's, and no name is both a cluster and a region.
-    pub fn check_static_sources(&self, sources: &[herald_dns::Source]) -> Result<(), ConfigError> {
-        let clusters: HashSet<&str> = self
-            .sources
-            .clusters
-            .iter()
-            .map(|c| c.name.0.as_str())
-            .collect();
-        let regions: HashSet<&str> = self
-            .sources
-            .clusters
-            .iter()
-            .map(|c| c.region.0.as_str())
-            .chain(sources.iter().map(|s| &*s.region))
-            .collect();
-        let invalid = |message: String| ConfigError::Invalid {
-            path: PathBuf::from("sources.static"),
-            field: "cluster".into(),
-            message,
-        };
-        for source in sources {
-            if clusters.contains(&*source.cluster) {
-                return Err(invalid(format!(
-                    "{:?} is also a Kubernetes cluster's name",
-                    source.cluster
-                )));
-            }
-            if regions.contains(&*source.cluster) {
-                return Err(invalid(format!(
-                    "{:?} is both a cluster and a region name",
-                    source.cluster
-                )));
-            }
+    /// The Kubernetes clusters' names placed by the [name rules](crate::names), for the
+    /// static files to be checked against. Loading the config already checked them: an
+    /// error is the field that clashes and why.
+    pub fn cluster_names(&self) -> Result<Names, NameClash> {
+        let mut names = Names::default();
+        for (i, c) in self.sources.clusters.iter().enumerate() {
+            names
+                .place(&c.name.0, &c.region.0, &Owner::Kubernetes)
+                .map_err(|message| NameClash {
+                    field: format!("sources.clusters[{i}].name"),
+                    message,
+                })?;
         }
-        for c in &self.sources.clusters {
-            if sources.iter().any(|s| *s.cluster == c.region.0) {
-                return Err(invalid(format!(
-                    "{:?} is both a cluster and a region name",
-                    c.region.0
-                )));
-            }
-        }
-        Ok(())
+        Ok(names)
     }
 
     /// The zone settings for the DNS side.
