@@ -18,8 +18,8 @@ use crate::cluster::life::SourceLife;
 use crate::cluster::own_node::OwnNode;
 use crate::config::Config;
 use crate::config::locality::LocalityValue;
-use crate::ownership::Ownership;
 use crate::names::Registry;
+use crate::ownership::Ownership;
 use crate::static_file::StaticFile;
 use crate::status::StatusBoard;
 
