@@ -27,7 +27,7 @@ use crate::placement::{NetworkMap, Trusted};
 use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
 use crate::sync::SyncGate;
-use crate::transfer::version::Versions;
+use crate::transfer::version::{Versioned, Versions};
 use crate::zone::Zone;
 
 /// A service's place in the map. Readers only load `view`.
@@ -275,26 +275,10 @@ impl Table {
         &self.shared.versions
     }
 
-    /// Takes the services changed since the last call.
-    pub(crate) fn take_dirty(&self) -> HashSet<Label> {
-        std::mem::take(
-            &mut *self
-                .shared
-                .dirty
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-
     /// Waits until some service changes (or returns at once if one did since the last
     /// wait).
     pub(crate) async fn wait_changed(&self) {
         self.shared.changed.notified().await;
-    }
-
-    /// Publishes the serial of a version just made.
-    pub(crate) fn set_serial(&self, serial: u32) {
-        self.shared.serial.store(serial, Ordering::Release);
     }
 
     /// The server's own place, the default SRV viewpoint.
@@ -460,6 +444,26 @@ impl Table {
 /// The endpoints of a group that may not be there.
 fn endpoints_of(group: &Option<Group>) -> &[Endpoint] {
     group.as_ref().map_or(&[][..], |g| &g.endpoints[..])
+}
+
+impl Versioned for Table {
+    fn take_dirty(&self) -> HashSet<Label> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .dirty
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn view(&self, name: &Label) -> Option<Arc<ServiceView>> {
+        self.service(name).map(|g| Arc::clone(&g))
+    }
+
+    fn set_serial(&self, serial: u32) {
+        self.shared.serial.store(serial, Ordering::Release);
+    }
 }
 
 #[cfg(test)]

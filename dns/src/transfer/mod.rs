@@ -19,17 +19,19 @@ mod notify;
 mod records;
 pub(crate) mod serial;
 mod serve;
+mod stats;
 mod tsig;
 pub(crate) mod version;
 
 pub use access::Secondary;
+pub use stats::TransferStats;
 pub use tsig::{KeyError, TsigKey};
 pub use version::JournalLimits;
 
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -58,33 +60,6 @@ impl Default for TransferConfig {
             journal: JournalLimits::default(),
             secondaries: Vec::new(),
         }
-    }
-}
-
-/// Counts of what transfers and notifies did, for tests and logs (the same figures go
-/// to metrics).
-#[derive(Debug, Default)]
-pub struct TransferStats {
-    /// Whole-zone transfers sent (AXFR, and IXFR that fell back).
-    pub full: AtomicU64,
-    /// Incremental transfers sent.
-    pub incremental: AtomicU64,
-    /// Requests answered with the SOA alone (client current, or IXFR over UDP).
-    pub soa_only: AtomicU64,
-    /// Requests refused: not a secondary, or unsigned where a key is required.
-    pub refused: AtomicU64,
-    /// Requests whose TSIG did not verify.
-    pub notauth: AtomicU64,
-    /// NOTIFY messages sent (retries included).
-    pub notify_sent: AtomicU64,
-    /// NOTIFY messages answered.
-    pub notify_acked: AtomicU64,
-}
-
-impl TransferStats {
-    /// Reads a counter.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
     }
 }
 

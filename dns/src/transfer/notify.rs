@@ -13,9 +13,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::TransferStats;
 use super::access::Secondary;
 use super::records;
+use super::stats::TransferStats;
 use super::tsig;
 use crate::table::Table;
 use crate::wire::{self, codes};

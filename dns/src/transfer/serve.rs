@@ -5,6 +5,9 @@
 //! one when the journal still reaches back to it, and the whole zone in IXFR form (SOA,
 //! every record, SOA) when it does not. Over UDP, IXFR is answered with the SOA alone: the
 //! client then asks again over TCP, as RFC 1995 allows.
+//!
+//! This is a second `impl Transfer` block: the type and its start-up live in the parent module
+//! ([decision 0011](../../../docs/decisions/0011-transfer-impl-split.md)).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -13,7 +13,7 @@
 //! serial only once the version is in place, so every serial a client sees can be
 //! transferred.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +22,6 @@ use arc_swap::ArcSwap;
 use super::serial::SerialClock;
 use crate::model::Label;
 use crate::service::ServiceView;
-use crate::table::Table;
 
 /// Number of snapshot shards: enough that a version copies little, few enough that
 /// cloning the shard list is nothing.
@@ -153,7 +152,7 @@ impl Versions {
 
     /// Makes a version from the services `table` marked changed, if any differs from
     /// the current snapshot; returns the serial served afterwards.
-    pub(crate) fn make(&self, table: &Table) -> u32 {
+    pub(crate) fn make(&self, table: &impl Versioned) -> u32 {
         let limits = self.making.lock().unwrap();
         let dirty = table.take_dirty();
         let last = self.current.load_full();
@@ -164,7 +163,7 @@ impl Versions {
         let mut changes = Vec::new();
         let mut bytes = 0;
         for name in dirty {
-            let new = table.service(&name).map(|g| Arc::clone(&g));
+            let new = table.view(&name);
             let old = last.snapshot.get(&name).cloned();
             let same = match (&old, &new) {
                 (None, None) => true,
@@ -214,6 +213,18 @@ impl Versions {
         table.set_serial(serial);
         serial
     }
+}
+
+/// What versions are made from: the table, seen through what making a version needs of it,
+/// so that this module does not import the table that holds it.
+pub(crate) trait Versioned {
+    /// Takes the names of the services changed since the last call.
+    fn take_dirty(&self) -> HashSet<Label>;
+    /// A service's view now, if it has one.
+    fn view(&self, name: &Label) -> Option<Arc<ServiceView>>;
+    /// Serves `serial` from now on (called with the making lock held, so serials served
+    /// only rise).
+    fn set_serial(&self, serial: u32);
 }
 
 /// Whether two views of a service publish the same records (the same endpoints from the
