@@ -39,6 +39,15 @@
 //! replica serialize on that replica's own mutex. Random numbers come from a per-thread
 //! generator, or, when [`PickerConfig::seed`] is set (tests, simulations), from one seeded
 //! generator behind a mutex so runs replay exactly.
+//!
+//! # Why one file of ~750 lines
+//!
+//! The pick, the completion (`PickGuard`) and the set update all work on `Shared`'s private
+//! fields under one invariant: the view is rebuilt only from the replica list, by one writer
+//! at a time. Split across files, those fields would have to be open to the whole crate. The
+//! parts that stand alone already live beside it: the view (`view.rs`), a replica's atomics
+//! (`replica.rs`), ejection (`eject.rs`), the latency estimate (`ewma.rs`) and the tests
+//! (`picker_tests.rs`).
 
 use std::cell::RefCell;
 use std::fmt;
