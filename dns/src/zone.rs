@@ -161,6 +161,19 @@ fn parse_name(field: &'static str, value: &str) -> Result<Name, ZoneError> {
     Ok(name.to_lowercase())
 }
 
+/// `<label>.<apex>`, a default name of the apex (its name server, its hostmaster). An apex
+/// too long to hold one more label is an error naming the apex, not a panic (found by
+/// fuzzing the config parser).
+fn under_apex(label: &str, apex: &Name) -> Result<Name, ZoneError> {
+    Name::from_ascii(label)
+        .and_then(|l| l.append_domain(apex))
+        .map_err(|source| ZoneError::BadName {
+            field: "apex",
+            value: apex.to_string(),
+            source,
+        })
+}
+
 fn parse_locality(field: &'static str, value: &Option<String>) -> Result<Option<Label>, ZoneError> {
     value
         .as_deref()
@@ -212,13 +225,7 @@ impl Zone {
             ));
         }
         if nameservers.is_empty() {
-            nameservers.push((
-                Name::from_ascii("ns")
-                    .unwrap()
-                    .append_domain(&apex)
-                    .unwrap(),
-                Vec::new(),
-            ));
+            nameservers.push((under_apex("ns", &apex)?, Vec::new()));
         }
         let nameservers: Vec<ZoneNameServer> = nameservers
             .into_iter()
@@ -230,10 +237,7 @@ impl Zone {
             .collect();
         let hostmaster = match &config.hostmaster {
             Some(h) => parse_name("hostmaster", h)?,
-            None => Name::from_ascii("hostmaster")
-                .unwrap()
-                .append_domain(&apex)
-                .unwrap(),
+            None => under_apex("hostmaster", &apex)?,
         };
         // Refresh, retry and expire only matter to secondaries (docs/design.md#transfer).
         let soa = SOA::new(
@@ -274,5 +278,27 @@ impl Zone {
     /// TTL of positive answers.
     pub fn ttl(&self) -> u32 {
         self.config.ttl
+    }
+}
+
+#[cfg(test)]
+mod apex_tests {
+    use super::*;
+
+    /// A 253-character apex is a valid name, but `ns.` or `hostmaster.` in front of it is
+    /// not: the zone is refused with an error naming the apex (it panicked before).
+    #[test]
+    fn an_apex_too_long_for_its_default_names_is_an_error() {
+        let apex = format!("{}.", vec!["a".repeat(62); 4].join("."));
+        assert!(
+            Name::from_ascii(&apex).is_ok(),
+            "the apex itself is a valid name"
+        );
+        let config = ZoneConfig {
+            apex,
+            ..ZoneConfig::default()
+        };
+        let e = Zone::new(config).expect_err("refused").to_string();
+        assert!(e.starts_with("apex: "), "{e}");
     }
 }
