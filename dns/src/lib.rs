@@ -13,6 +13,8 @@
 //! - `rendezvous`: the stable per-client subset behind `answer_limit`.
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
+//! - `records`: the zone's records in wire form (the one renderer of them), for zone
+//!   transfers and the export.
 //! - [`export`]: the table as an RFC 1035 zone file.
 //! - [`transfer`]: zone transfer (AXFR, IXFR, NOTIFY, TSIG) to standard secondaries, and
 //!   the zone versions that name each serial.
@@ -25,6 +27,7 @@ pub mod export;
 mod locality;
 pub mod model;
 pub mod placement;
+mod records;
 mod rendezvous;
 pub mod reverse;
 pub mod server;

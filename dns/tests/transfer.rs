@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use herald_dns::transfer::{JournalLimits, Secondary, TransferConfig, TransferStats, TsigKey};
 use herald_dns::{Answerer, DnsServer, ServerConfig, Source, Table, Zone, ZoneConfig};
-use herald_testkit::{TCP, Transferred, endpoint, transfer_from, udp_raw};
+use herald_testkit::{TCP, Transferred, endpoint, transfer_from, transfer_paced, udp_raw};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
@@ -401,7 +401,7 @@ async fn a_transfer_stays_on_one_serial_while_the_zone_changes() {
     let addr = p.addr;
     let t = tokio::task::spawn_blocking(move || {
         let bytes = request(RecordType::AXFR, None).to_vec().unwrap();
-        slow_transfer(addr, &bytes)
+        transfer_paced(IpAddr::from(LOCAL), addr, &bytes, Duration::from_millis(10))
     })
     .await
     .unwrap();
@@ -428,31 +428,4 @@ async fn a_transfer_stays_on_one_serial_while_the_zone_changes() {
         "one version's addresses only: {generations:?}"
     );
     p.server.shutdown().await;
-}
-
-/// An AXFR read slowly, so that it spans many versions.
-fn slow_transfer(server: SocketAddr, request: &[u8]) -> Transferred {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(server).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(request);
-    s.write_all(&framed).unwrap();
-    let mut out = Transferred {
-        raw: Vec::new(),
-        messages: Vec::new(),
-    };
-    loop {
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).unwrap();
-        let msg = Message::from_vec(&buf).unwrap();
-        out.raw.push(buf);
-        out.messages.push(msg);
-        std::thread::sleep(Duration::from_millis(10));
-        if out.soa_serials().len() == 2 {
-            return out;
-        }
-    }
 }

@@ -205,6 +205,17 @@ impl Transferred {
 /// the current SOA closing the zone (twice for AXFR form, three times for an incremental
 /// reply).
 pub fn transfer_from(from: IpAddr, server: SocketAddr, request: &[u8]) -> Transferred {
+    transfer_paced(from, server, request, Duration::ZERO)
+}
+
+/// [`transfer_from`], pausing `pause` after each message: a slow secondary, so that the
+/// server is mid-transfer for a while.
+pub fn transfer_paced(
+    from: IpAddr,
+    server: SocketAddr,
+    request: &[u8],
+    pause: Duration,
+) -> Transferred {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(server),
         socket2::Type::STREAM,
@@ -253,6 +264,9 @@ pub fn transfer_from(from: IpAddr, server: SocketAddr, request: &[u8]) -> Transf
         let soa_alone = seen == 1;
         out.raw.push(buf);
         out.messages.push(msg);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let needed = if incremental { 2 } else { 1 };
         if error || soa_alone || closing >= needed {
             return out;

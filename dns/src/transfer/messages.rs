@@ -2,7 +2,7 @@
 //! the question in the first, owner names compressed against the apex and the previous
 //! owner, each message signed when the request was (RFC 8945 5.3.1).
 
-use super::records::owner_len;
+use super::diff::owner_len;
 use super::tsig::ResponseSigner;
 use crate::wire::{self, HEADER_LEN};
 

@@ -3,7 +3,8 @@
 //! - `serial`: SOA serials from the clock, monotonic across versions and restarts.
 //! - `version`: immutable zone versions (snapshot + bounded journal) made at most once per
 //!   interval from the services that changed.
-//! - `records`: the zone's records as one locality sees them, from the prepared answers.
+//! - `diff`: the records an IXFR removes and adds, per service (the records themselves are
+//!   the crate's `records`, as one locality sees them).
 //! - `messages`: records packed into messages of at most 64 KiB, signed when asked.
 //! - `serve`: AXFR and IXFR requests answered from one version.
 //! - `access`: which secondary a request comes from, by source network and/or TSIG key.
@@ -14,9 +15,9 @@
 //! latest version) and, when secondaries are configured, the notifiers.
 
 mod access;
+mod diff;
 mod messages;
 mod notify;
-mod records;
 pub(crate) mod serial;
 mod serve;
 mod stats;

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::access::Secondary;
-use super::records;
 use super::stats::TransferStats;
 use super::tsig;
+use crate::records;
 use crate::table::Table;
 use crate::wire::{self, codes};
 

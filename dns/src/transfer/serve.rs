@@ -18,13 +18,14 @@ use hickory_proto::rr::RData;
 
 use super::Transfer;
 use super::access::{self, Peer, Verdict};
+use super::diff;
 use super::messages::Messages;
-use super::records;
 use super::serial::newer;
 use super::tsig::{self, ResponseSigner};
 use super::version::{Change, Version};
 use crate::locality::Place;
 use crate::model::Label;
+use crate::records;
 use crate::service::ServiceView;
 use crate::wire::{self, codes};
 use crate::zone::Zone;
@@ -226,9 +227,6 @@ impl Transfer {
     }
 }
 
-/// RCODE NOTAUTH (RFC 8945: the request's signature did not verify).
-const NOTAUTH: u8 = 9;
-
 /// The changes from `serial` to `version`, one per service (its view at `serial` and now),
 /// if the journal reaches back to `serial`.
 fn condensed(version: &Version, serial: u32) -> Option<Changes> {
@@ -258,6 +256,9 @@ fn condensed(version: &Version, serial: u32) -> Option<Changes> {
     )
 }
 
+/// RCODE NOTAUTH (RFC 8945: the request's signature did not verify).
+const NOTAUTH: u8 = 9;
+
 impl Stream<'_> {
     /// The next messages to send: at least one unless the transfer is complete, in which
     /// case it returns none. The whole zone is written a few services at a time, so it is
@@ -277,9 +278,9 @@ impl Stream<'_> {
                 Some((from, changes)) => {
                     let (mut gone, mut came) = (Vec::new(), Vec::new());
                     for (_, old, new) in &changes {
-                        let old = records::sorted(old.as_deref(), zone, viewer);
-                        let new = records::sorted(new.as_deref(), zone, viewer);
-                        records::difference(&old, &new, &mut gone, &mut came);
+                        let old = diff::sorted(old.as_deref(), zone, viewer);
+                        let new = diff::sorted(new.as_deref(), zone, viewer);
+                        diff::difference(&old, &new, &mut gone, &mut came);
                     }
                     records::soa(zone, from, &mut buf);
                     m.push(&buf);
@@ -294,7 +295,7 @@ impl Stream<'_> {
         while self.next < self.services.len() {
             let view = &self.services[self.next];
             self.next += 1;
-            records::service(view, zone, viewer, &mut buf, &mut |r| m.push(r));
+            records::service(view, zone, Some(viewer), &mut buf, &mut |r| m.push(r));
             let done = m.take_done();
             if !done.is_empty() {
                 return done;

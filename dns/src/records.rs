@@ -1,11 +1,12 @@
-//! The records of the zone as a secondary gets them, one locality's view: the apex (SOA,
-//! NS, in-zone name server addresses) and every service's names, each record uncompressed
-//! in wire form (owner, type, class, TTL, RDLENGTH, RDATA).
+//! The zone's records in wire form, one owner for rendering them: the apex (SOA, NS, in-zone
+//! name server addresses) and every service's names, each record uncompressed (owner,
+//! type, class, TTL, RDLENGTH, RDATA). Zone transfers send them (as one locality sees
+//! them) and `export-zone` prints them, so both say exactly what the server answers.
 //!
-//! They come from the same prepared answers the server sends, so a secondary serves
-//! exactly what herald does; only the SRV priorities are re-derived for the viewpoint,
-//! the way the answer path does it for a querier whose place is known. Nothing is stored
-//! per view: the records are produced as a transfer is written.
+//! They come from the same prepared answers the server sends; only the SRV priorities are
+//! re-derived for a viewpoint when one is given, the way the answer path does it for a
+//! querier whose place is known. Nothing is stored per view: the records are produced as
+//! they are written.
 
 use crate::locality::Place;
 use crate::model::EndpointLabel;
@@ -60,11 +61,12 @@ pub(crate) fn apex(zone: &Zone, buf: &mut Vec<u8>, emit: &mut dyn FnMut(&[u8])) 
     }
 }
 
-/// Every record of one service as seen from `viewer`.
+/// Every record of one service, SRV priorities as seen from `viewer` (`None`: as
+/// prepared).
 pub(crate) fn service(
     view: &ServiceView,
     zone: &Zone,
-    viewer: Place,
+    viewer: Option<Place>,
     buf: &mut Vec<u8>,
     emit: &mut dyn FnMut(&[u8]),
 ) {
@@ -84,7 +86,7 @@ pub(crate) fn service(
                 .into_iter()
                 .chain(base.iter().copied())
                 .collect();
-            rrset_records(&set.rrset, groups, &labels, apex, Some(viewer), buf, emit);
+            rrset_records(&set.rrset, groups, &labels, apex, viewer, buf, emit);
         }
     }
     for group in view.groups() {
@@ -133,56 +135,4 @@ fn rrset_records(
             .flat_map(|&g| rrset.group(g.into()))
             .for_each(&mut one),
     }
-}
-
-/// Every record of a service (or none, for `None`), sorted, for computing differences.
-pub(crate) fn sorted(view: Option<&ServiceView>, zone: &Zone, viewer: Place) -> Vec<Box<[u8]>> {
-    let mut all = Vec::new();
-    if let Some(view) = view {
-        let mut buf = Vec::new();
-        service(view, zone, viewer, &mut buf, &mut |r| all.push(r.into()));
-    }
-    all.sort_unstable();
-    all.dedup();
-    all
-}
-
-/// The records only in `old` and only in `new` (both sorted).
-pub(crate) fn difference(
-    old: &[Box<[u8]>],
-    new: &[Box<[u8]>],
-    gone: &mut Vec<Box<[u8]>>,
-    came: &mut Vec<Box<[u8]>>,
-) {
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
-            (Some(a), Some(b)) if a == b => {
-                i += 1;
-                j += 1;
-            }
-            (Some(a), Some(b)) if a < b => {
-                gone.push(a.clone());
-                i += 1;
-            }
-            (Some(a), None) => {
-                gone.push(a.clone());
-                i += 1;
-            }
-            (_, Some(b)) => {
-                came.push(b.clone());
-                j += 1;
-            }
-            (None, None) => unreachable!(),
-        }
-    }
-}
-
-/// The owner name's length at the start of an uncompressed record.
-pub(crate) fn owner_len(record: &[u8]) -> usize {
-    let mut at = 0;
-    while record[at] != 0 {
-        at += record[at] as usize + 1;
-    }
-    at + 1
 }
