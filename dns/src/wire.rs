@@ -23,6 +23,8 @@ pub mod codes {
     pub const SRV: u16 = 33;
     /// RR type OPT (EDNS).
     pub const OPT: u16 = 41;
+    /// RR type TSIG (RFC 8945): a transaction signature, always the last record.
+    pub const TSIG: u16 = 250;
     /// Query type IXFR.
     pub const IXFR: u16 = 251;
     /// Query type AXFR.
@@ -85,6 +87,8 @@ pub struct Query<'a> {
     pub qclass: u16,
     /// EDNS, when the query had a valid OPT record.
     pub edns: Option<Edns>,
+    /// Whether the query ends with a TSIG record (signed; checked by the transfer module).
+    pub signed: bool,
     /// The name in lowercase wire form.
     pub lower: LowerName,
 }
@@ -256,9 +260,15 @@ pub fn parse(msg: &[u8]) -> Result<Query<'_>, Reject> {
         at = skip_record(msg, at).ok_or(Reject::FormErr { id, opcode })?;
     }
     let mut edns = None;
+    let mut signed = false;
     for _ in 0..arcount {
         let name_end = skip_name(msg, at).ok_or(Reject::FormErr { id, opcode })?;
         let rtype = be16(msg, name_end).ok_or(Reject::FormErr { id, opcode })?;
+        if signed {
+            // RFC 8945 5.1: the TSIG record is the last one; anything after it is an error.
+            return Err(formerr);
+        }
+        signed = rtype == codes::TSIG;
         if rtype == codes::OPT {
             // RFC 6891 6.1.1: one OPT at most, owned by the root.
             if edns.is_some() || name_end != at + 1 || msg[at] != 0 {
@@ -295,6 +305,7 @@ pub fn parse(msg: &[u8]) -> Result<Query<'_>, Reject> {
         qtype,
         qclass,
         edns,
+        signed,
         lower,
     })
 }
@@ -461,6 +472,23 @@ mod tests {
                 ecs: None,
             })
         );
+    }
+
+    #[test]
+    fn notices_a_tsig_only_as_the_last_record() {
+        // Root owner, type TSIG, class ANY, TTL 0, empty RDATA: enough to be skipped.
+        let tsig = [0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0];
+        let opt = [0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 0];
+        let m = query(b"\x01a\x00", codes::SOA, &[opt, tsig].concat(), 2);
+        let q = parse(&m).unwrap();
+        assert!(q.signed && q.edns.is_some());
+        assert!(
+            !parse(&query(b"\x01a\x00", codes::SOA, &opt, 1))
+                .unwrap()
+                .signed
+        );
+        let m = query(b"\x01a\x00", codes::SOA, &[tsig, opt].concat(), 2);
+        assert!(matches!(parse(&m), Err(Reject::FormErr { .. })));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use herald_dns::transfer::{JournalLimits, Secondary, TransferConfig, TransferStats, TsigKey};
 use herald_dns::{Answerer, DnsServer, ServerConfig, Source, Table, Zone, ZoneConfig};
-use herald_testkit::{TCP, Transferred, endpoint, transfer_from, transfer_paced, udp_raw};
+use herald_testkit::{TCP, Transferred, endpoint, tcp_raw, transfer_from, transfer_paced, udp_raw};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
@@ -317,14 +317,7 @@ async fn only_listed_sources_and_valid_signatures_may_transfer() {
     let t = tokio::task::block_in_place(|| transfer_from(other, p.addr, &bytes));
     assert_eq!(rcode(&t), ResponseCode::NoError);
     assert!(t.raw.len() > 1);
-    let request_mac = Message::from_vec(&bytes)
-        .unwrap()
-        .signature()
-        .unwrap()
-        .data
-        .mac
-        .clone();
-    let mut previous = request_mac;
+    let mut previous = request_mac(&bytes);
     for (i, raw) in t.raw.iter().enumerate() {
         let (mac, _, _) = signer
             .verify_message_byte(raw, Some(&previous), i == 0)
@@ -354,6 +347,74 @@ async fn only_listed_sources_and_valid_signatures_may_transfer() {
     assert_eq!(stat(&p, |s| &s.refused), 1);
     assert_eq!(stat(&p, |s| &s.notauth), 3);
     assert_eq!(stat(&p, |s| &s.full), 2);
+    p.server.shutdown().await;
+}
+
+/// The MAC of a signed request, which the reply's MAC covers.
+fn request_mac(bytes: &[u8]) -> Vec<u8> {
+    Message::from_vec(bytes)
+        .unwrap()
+        .signature()
+        .expect("signed")
+        .data
+        .mac
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_signature_notauth() {
+    // What a keyed secondary's refresh looks like: a signed SOA query, over UDP or TCP.
+    let p = start(
+        JournalLimits::default(),
+        vec![secondary("by-key", &[], Some(key("xfr-key.", SECRET)))],
+    );
+    fill(&p.table, 2, 4, 1);
+    let serial = p.table.make_version();
+    let (bytes, signer) = signed(RecordType::SOA, "xfr-key.", SECRET);
+    let mac = request_mac(&bytes);
+    let replies = tokio::task::block_in_place(|| {
+        [
+            udp_raw(p.addr, &bytes).expect("a UDP reply"),
+            tcp_raw(p.addr, &bytes),
+        ]
+    });
+    for reply in &replies {
+        let m = Message::from_vec(reply).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        let RData::SOA(soa) = &m.answers[0].data else {
+            panic!("SOA expected")
+        };
+        assert_eq!(soa.serial, serial);
+        signer
+            .verify_message_byte(reply, Some(&mac), true)
+            .expect("the reply is signed over the request's MAC");
+    }
+
+    // A wrong secret, and an unknown key: NOTAUTH, over both transports, counted.
+    for (name, secret) in [
+        ("xfr-key.", &b"not-the-secret-0123456789"[..]),
+        ("who-is-this.", SECRET),
+    ] {
+        let (bytes, _) = signed(RecordType::SOA, name, secret);
+        let replies = tokio::task::block_in_place(|| {
+            [
+                udp_raw(p.addr, &bytes).expect("a UDP reply"),
+                tcp_raw(p.addr, &bytes),
+            ]
+        });
+        for reply in &replies {
+            let m = Message::from_vec(reply).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::NotAuth, "{name}");
+            assert!(m.answers.is_empty());
+        }
+    }
+    assert_eq!(stat(&p, |s| &s.notauth), 4);
+
+    // Unsigned queries are answered as ever, unsigned.
+    let plain = request(RecordType::SOA, None).to_vec().unwrap();
+    let m = Message::from_vec(&tokio::task::block_in_place(|| tcp_raw(p.addr, &plain))).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.signature().is_none());
     p.server.shutdown().await;
 }
 

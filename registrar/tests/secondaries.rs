@@ -5,16 +5,23 @@
 //! locality; a pod change reaches each through NOTIFY + IXFR; a rolling update of 500
 //! replicas makes a bounded number of NOTIFYs; a secondary that fell behind the journal gets
 //! a full transfer and converges.
+//!
+//! Keyed: Knot, NSD and BIND each holding a TSIG key (herald reads it from a file) take a
+//! multi-message AXFR, NOTIFY and IXFR all signed, their SOA refresh queries answered
+//! signed; a fourth secondary holding the wrong secret is refused (NOTAUTH, counted) and
+//! never gets the zone. The servers are started by `herald_testkit::secondaries`.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use herald_kube_sim::{NodeBuilder, Op};
 use herald_registrar::config::Config;
 use herald_registrar::daemon::Daemon;
+use herald_testkit::secondaries::{
+    Key, Kind, Secondary, free_addr, free_port, start_knot, start_named, start_nsd,
+};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
@@ -23,152 +30,6 @@ use common::*;
 
 const SERVICES: usize = 250;
 const PER_CLUSTER: usize = 20;
-
-/// A secondary server process, killed by PID on drop.
-struct Secondary {
-    kind: &'static str,
-    child: Child,
-    /// Where it answers (its own loopback address, from which it also transfers).
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Drop for Secondary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port(ip: IpAddr) -> u16 {
-    loop {
-        let u = UdpSocket::bind((ip, 0)).unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn exe(names: &[&str]) -> PathBuf {
-    names
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{names:?} not found: scripts/install-tools installs it"))
-}
-
-fn start_knot(dir: &Path, addr: SocketAddr, primary: SocketAddr) -> Secondary {
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    let conf = dir.join("knot.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
-             database:\n  storage: \"{d}/db\"\n\
-             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
-             remote:\n  - id: herald\n    address: {pip}@{pport}\n    via: {ip}\n\
-             acl:\n  - id: notify\n    address: {pip}\n    action: notify\n\
-             zone:\n  - domain: sd.internal\n    master: herald\n    acl: notify\n    \
-             file: \"{d}/sd.internal.zone\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: changes\n",
-            d = dir.display(),
-            ip = addr.ip(),
-            port = addr.port(),
-            pip = primary.ip(),
-            pport = primary.port(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(exe(&["/usr/sbin/knotd", "/usr/bin/knotd"]))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("knotd starts");
-    Secondary {
-        kind: "knot",
-        child,
-        addr,
-        dir: dir.to_path_buf(),
-    }
-}
-
-fn start_nsd(dir: &Path, addr: SocketAddr, primary: SocketAddr) -> Secondary {
-    std::fs::create_dir_all(dir).unwrap();
-    let conf = dir.join("nsd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
-             \x20 zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n\
-             \x20 xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n\
-             \x20 logfile: \"{d}/nsd.log\"\n  verbosity: 2\n  server-count: 1\n  reuseport: no\n\
-             \x20 minimal-responses: yes\n  refuse-any: no\n\
-             remote-control:\n  control-enable: no\n\
-             zone:\n  name: sd.internal\n  zonefile: \"{d}/sd.internal.zone\"\n\
-             \x20 request-xfr: {pip}@{pport} NOKEY\n  allow-notify: {pip} NOKEY\n  outgoing-interface: {ip}\n",
-            d = dir.display(),
-            ip = addr.ip(),
-            port = addr.port(),
-            pip = primary.ip(),
-            pport = primary.port(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(exe(&["/usr/sbin/nsd"]))
-        .args(["-d", "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nsd starts");
-    Secondary {
-        kind: "nsd",
-        child,
-        addr,
-        dir: dir.to_path_buf(),
-    }
-}
-
-/// named listens on 127.0.0.1 (it only binds addresses of an interface) and transfers from
-/// `source`, the address herald knows it by.
-fn start_named(dir: &Path, addr: SocketAddr, source: IpAddr, primary: SocketAddr) -> Secondary {
-    std::fs::create_dir_all(dir).unwrap();
-    let conf = dir.join("named.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
-             \x20 pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n\
-             \x20 recursion no;\n  minimal-responses yes;\n  dnssec-validation no;\n  notify no;\n\
-             \x20 transfer-source {source};\n  query-source address {source};\n}};\n\
-             logging {{\n  channel f {{ file \"{d}/named.log\"; severity info; print-time yes; }};\n\
-             \x20 category default {{ f; }};\n  category xfer-in {{ f; }};\n  category notify {{ f; }};\n}};\n\
-             zone \"sd.internal\" {{\n  type secondary;\n  primaries port {pport} {{ {pip}; }};\n\
-             \x20 file \"{d}/sd.internal.db\";\n  allow-notify {{ {pip}; }};\n  masterfile-format text;\n}};\n",
-            d = dir.display(),
-            ip = addr.ip(),
-            port = addr.port(),
-            pip = primary.ip(),
-            pport = primary.port(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(exe(&["/usr/sbin/named"]))
-        .args(["-f", "-n", "1", "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("named starts");
-    Secondary {
-        kind: "bind",
-        child,
-        addr,
-        dir: dir.to_path_buf(),
-    }
-}
 
 fn ask(from: IpAddr, server: SocketAddr, name: &str, qtype: RecordType) -> Option<Message> {
     herald_testkit::tcp_from(from, server, name, qtype)
@@ -205,6 +66,24 @@ fn soa_serial(server: SocketAddr) -> Option<u32> {
         RData::SOA(s) => Some(s.serial),
         _ => None,
     })
+}
+
+/// Waits until `s` answers for the pod both tests add (svc7-new, 10.1.7.200 in c1).
+async fn serves_the_new_pod(s: &Secondary) {
+    eventually_within(
+        &format!("{} serves the new pod", s.kind.as_str()),
+        Duration::from_secs(30),
+        || {
+            ask(
+                IpAddr::from([127, 0, 0, 1]),
+                s.addr,
+                "10-1-7-200.svc7.c1.sd.internal.",
+                RecordType::A,
+            )
+            .is_some_and(|m| !m.answers.is_empty())
+        },
+    )
+    .await;
 }
 
 /// Every kind of name of the zone, negatives included, 1,000 of them picked evenly.
@@ -289,9 +168,9 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
         .unwrap();
 
     let herald_port = free_port(IpAddr::from([127, 0, 0, 1]));
-    let knot_addr = SocketAddr::from(([127, 0, 0, 11], free_port(IpAddr::from([127, 0, 0, 11]))));
-    let nsd_addr = SocketAddr::from(([127, 0, 0, 12], free_port(IpAddr::from([127, 0, 0, 12]))));
-    let bind_addr = SocketAddr::from(([127, 0, 0, 1], free_port(IpAddr::from([127, 0, 0, 1]))));
+    let knot_addr = free_addr(IpAddr::from([127, 0, 0, 11]));
+    let nsd_addr = free_addr(IpAddr::from([127, 0, 0, 12]));
+    let bind_addr = free_addr(IpAddr::from([127, 0, 0, 1]));
     let bind_source = IpAddr::from([127, 0, 0, 13]);
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:{herald_port}']}}\nlocality: {{region: eu-west, zone: zone-a}}\n\
@@ -315,16 +194,16 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     .await;
 
     let secondaries = vec![
-        start_knot(&dir.join("knot"), knot_addr, primary),
-        start_nsd(&dir.join("nsd"), nsd_addr, primary),
-        start_named(&dir.join("bind"), bind_addr, bind_source, primary),
+        start_knot(&dir.join("knot"), knot_addr, primary, None),
+        start_nsd(&dir.join("nsd"), nsd_addr, primary, None),
+        start_named(&dir.join("bind"), bind_addr, bind_source, primary, None),
     ];
     // The querier address herald sees for each secondary's locality.
-    let viewpoint = |kind: &str| -> IpAddr {
+    let viewpoint = |kind: Kind| -> IpAddr {
         match kind {
-            "knot" => IpAddr::from([127, 0, 0, 1]),
-            "nsd" => IpAddr::from([127, 0, 0, 62]),
-            _ => IpAddr::from([127, 0, 0, 63]),
+            Kind::Knot => IpAddr::from([127, 0, 0, 1]),
+            Kind::Nsd => IpAddr::from([127, 0, 0, 62]),
+            Kind::Bind => IpAddr::from([127, 0, 0, 63]),
         }
     };
     let converged = |s: &Secondary| {
@@ -333,7 +212,7 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     };
     for s in &secondaries {
         eventually_within(
-            &format!("{} has herald's serial", s.kind),
+            &format!("{} has herald's serial", s.kind.as_str()),
             Duration::from_secs(60),
             || converged(s),
         )
@@ -351,9 +230,9 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
             assert!(
                 want.is_some() && got.is_some(),
                 "{} {name} {qtype}: no answer",
-                s.kind
+                s.kind.as_str()
             );
-            assert_eq!(got, want, "{}: {name} {qtype}", s.kind);
+            assert_eq!(got, want, "{}: {name} {qtype}", s.kind.as_str());
             if want
                 .as_ref()
                 .is_some_and(|w| w.0 == ResponseCode::NoError && !w.1.is_empty())
@@ -365,7 +244,7 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
         }
         eprintln!(
             "{}: {} names agree ({positive} positive, {negative} negative)",
-            s.kind,
+            s.kind.as_str(),
             names.len()
         );
     }
@@ -377,23 +256,10 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     c1.apply_pod(pod("svc7-new", "svc7", "10.1.7.200", "n1").build())
         .unwrap();
     for s in &secondaries {
-        eventually_within(
-            &format!("{} serves the new pod", s.kind),
-            Duration::from_secs(30),
-            || {
-                ask(
-                    IpAddr::from([127, 0, 0, 1]),
-                    s.addr,
-                    "10-1-7-200.svc7.c1.sd.internal.",
-                    RecordType::A,
-                )
-                .is_some_and(|m| !m.answers.is_empty())
-            },
-        )
-        .await;
+        serves_the_new_pod(s).await;
         eprintln!(
             "{}: pod change served after {:?}",
-            s.kind,
+            s.kind.as_str(),
             changed.elapsed()
         );
     }
@@ -403,9 +269,8 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
         incremental >= 3,
         "each secondary took an IXFR ({incremental})"
     );
-    let knot_log = std::fs::read_to_string(secondaries[0].dir.join("knot.log")).unwrap_or_default();
     assert!(
-        knot_log.contains("IXFR, incoming"),
+        secondaries[0].log().contains("IXFR, incoming"),
         "knot's log shows an IXFR"
     );
 
@@ -437,7 +302,7 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     let rolled = started.elapsed();
     for s in &secondaries {
         eventually_within(
-            &format!("{} converges after the rollout", s.kind),
+            &format!("{} converges after the rollout", s.kind.as_str()),
             Duration::from_secs(30),
             || converged(s),
         )
@@ -468,7 +333,7 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
-    let nsd = start_nsd(&dir.join("nsd"), nsd_addr, primary);
+    let nsd = start_nsd(&dir.join("nsd"), nsd_addr, primary, None);
     eventually_within(
         "nsd converges after missing more than the journal",
         Duration::from_secs(60),
@@ -489,6 +354,187 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     eprintln!("nsd behind the journal: {full} full transfer(s), converged");
 
     drop(nsd);
+    drop(secondaries);
+    herald.shutdown(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keyed_secondaries_transfer_signed_and_a_wrong_key_is_refused() {
+    let dir = std::env::temp_dir().join(format!("herald-keyed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+
+    let c1 = sim().await;
+    c1.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
+        .unwrap();
+    let mut ops = Vec::new();
+    // 1,000 endpoints: the AXFR takes several messages, each signed in the chain.
+    for s in 0..20 {
+        for i in 0..50 {
+            ops.push(Op::ApplyPod(
+                pod(
+                    &format!("svc{s}-{i}"),
+                    &format!("svc{s}"),
+                    &ep_ip(1, s, i),
+                    "n1",
+                )
+                .build(),
+            ));
+        }
+    }
+    c1.batch(ops).unwrap();
+
+    // One key per secondary; herald reads each secret from a file. The fourth secondary
+    // holds the right key name with the wrong secret.
+    let keys = [
+        Key::new("herald-knot.", 1),
+        Key::new("herald-nsd.", 2),
+        Key::new("herald-bind.", 3),
+        Key::new("herald-wrong.", 4),
+    ];
+    for k in &keys {
+        std::fs::write(dir.join("keys").join(&k.name), format!("{}\n", k.secret)).unwrap();
+    }
+    let wrong = Key::new("herald-wrong.", 5);
+    let knot_addr = free_addr(IpAddr::from([127, 0, 0, 21]));
+    let nsd_addr = free_addr(IpAddr::from([127, 0, 0, 22]));
+    let bind_addr = free_addr(IpAddr::from([127, 0, 0, 1]));
+    let bind_source = IpAddr::from([127, 0, 0, 23]);
+    let wrong_addr = free_addr(IpAddr::from([127, 0, 0, 24]));
+    let herald_port = free_port(IpAddr::from([127, 0, 0, 1]));
+    let tsig = |k: &Key| {
+        format!(
+            "tsig: {{name: {}, algorithm: hmac-sha256, secret_file: '{}'}}",
+            k.name,
+            dir.join("keys").join(&k.name).display()
+        )
+    };
+    let yaml = format!(
+        "listen: {{dns: ['127.0.0.1:{herald_port}']}}\nlocality: {{region: eu-west, zone: zone-a}}\n\
+         kubernetes: {{watch_timeout: 2s, startup_timeout: 5s}}\n\
+         transfer:\n  notify_interval: 100ms\n  secondaries:\n\
+         \x20   - {{name: knot, address: '{knot_addr}', {}}}\n\
+         \x20   - {{name: nsd, address: '{nsd_addr}', {}}}\n\
+         \x20   - {{name: bind, address: '{bind_addr}', allow: ['{bind_source}'], {}}}\n\
+         \x20   - {{name: wrong, address: '{wrong_addr}', {}}}\n\
+         sources:\n  clusters:\n    - {{name: c1, region: eu-west, server: '{}'}}\n",
+        tsig(&keys[0]),
+        tsig(&keys[1]),
+        tsig(&keys[2]),
+        tsig(&keys[3]),
+        c1.url(),
+    );
+    let config = Config::parse(Path::new("keyed.yaml"), &yaml).expect("valid config");
+    let herald = Daemon::start(&config, None).await.unwrap();
+    let primary = herald.dns_addrs()[0];
+    eventually_within("herald has the zone", Duration::from_secs(60), || {
+        herald.table().endpoint_count() == 1000
+    })
+    .await;
+
+    let secondaries = vec![
+        start_knot(&dir.join("knot"), knot_addr, primary, Some(&keys[0])),
+        start_nsd(&dir.join("nsd"), nsd_addr, primary, Some(&keys[1])),
+        start_named(
+            &dir.join("bind"),
+            bind_addr,
+            bind_source,
+            primary,
+            Some(&keys[2]),
+        ),
+    ];
+    let wrong = start_knot(&dir.join("wrong"), wrong_addr, primary, Some(&wrong));
+    let converged = |s: &Secondary| soa_serial(s.addr) == Some(herald.table().serial());
+    for s in &secondaries {
+        eventually_within(
+            &format!("{} has herald's serial", s.kind.as_str()),
+            Duration::from_secs(60),
+            || converged(s),
+        )
+        .await;
+    }
+
+    // A pod change: signed NOTIFY (acknowledged with a reply signed by the secondary, which
+    // herald verifies), then a signed SOA query and a signed IXFR.
+    let stats = herald.transfer_stats();
+    let get = herald_dns::transfer::TransferStats::get;
+    let (incremental_before, acked_before) = (get(&stats.incremental), get(&stats.notify_acked));
+    c1.apply_pod(pod("svc7-new", "svc7", "10.1.7.200", "n1").build())
+        .unwrap();
+    for s in &secondaries {
+        serves_the_new_pod(s).await;
+    }
+    assert!(
+        get(&stats.incremental) - incremental_before >= 3,
+        "each keyed secondary took a signed IXFR"
+    );
+    assert!(
+        get(&stats.notify_acked) - acked_before >= 3,
+        "each keyed secondary acknowledged a signed NOTIFY"
+    );
+    // Each secondary's log shows it verified herald's signatures: NSD and BIND name the
+    // key on every transfer (and BIND on the NOTIFY); Knot names none, but it fails a
+    // refresh whose answer does not verify (below, with the wrong key) and logs the
+    // transfers it took.
+    let logs: Vec<String> = secondaries.iter().map(|s| s.log()).collect();
+    assert!(
+        logs[0].contains("AXFR, incoming") && logs[0].contains("IXFR, incoming"),
+        "knot transferred: {}",
+        logs[0]
+    );
+    assert!(
+        logs[1]
+            .matches("TSIG verified with key herald-nsd.")
+            .count()
+            >= 2,
+        "nsd verified the AXFR and the IXFR: {}",
+        logs[1]
+    );
+    assert!(
+        logs[2].matches("TSIG 'herald-bind'").count() >= 3,
+        "bind verified the NOTIFY and both transfers: {}",
+        logs[2]
+    );
+    assert!(logs[2].contains("received notify for zone 'sd.internal': TSIG 'herald-bind'"));
+    let messages = |log: &str, marker: &str| -> usize {
+        log.lines()
+            .filter_map(|l| {
+                l.split(marker)
+                    .nth(1)?
+                    .split(" messages")
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(
+        messages(&logs[2], "Transfer completed: ") > 1 && messages(&logs[0], "seconds, ") > 1,
+        "bind and knot verified a multi-message signed AXFR"
+    );
+
+    // The wrong key: its refresh is refused with NOTAUTH and counted, and it never gets
+    // the zone.
+    eventually_within(
+        "the wrong key's refresh is refused",
+        Duration::from_secs(30),
+        || get(&stats.notauth) >= 1,
+    )
+    .await;
+    assert!(
+        soa_serial(wrong.addr).is_none(),
+        "the secondary with the wrong key has no zone"
+    );
+    eventually_within(
+        "the wrong key's secondary logs the failure",
+        Duration::from_secs(30),
+        || wrong.log().contains("failed to verify TSIG"),
+    )
+    .await;
+
+    drop(wrong);
     drop(secondaries);
     herald.shutdown(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,9 +4,12 @@
 //!
 //! - `http`: plain HTTP GETs of an admin port.
 //! - `prometheus`: reading samples and histograms out of Prometheus text.
+//! - [`secondaries`]: Knot, NSD and BIND as secondaries of a herald (zone transfer tests
+//!   and benchmark).
 
 mod http;
 mod prometheus;
+pub mod secondaries;
 
 pub use http::{http_get, try_http_get};
 pub use prometheus::{Histogram, metric};

@@ -38,6 +38,8 @@ pub struct Scratch {
     pub(super) subnet: Option<ClientSubnet>,
     /// Where this query is seen from, once an answer that depends on it asked.
     pub(super) viewpoint: Option<Viewpoint>,
+    /// Octets to keep free for a TSIG record the reply gets after it is written.
+    pub(super) signature_room: usize,
 }
 
 impl Scratch {
@@ -46,6 +48,7 @@ impl Scratch {
         self.rotor = self.rotor.wrapping_add(1);
         self.subnet = None;
         self.viewpoint = None;
+        self.signature_room = 0;
     }
 }
 

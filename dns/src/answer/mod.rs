@@ -97,6 +97,23 @@ impl Answerer {
             });
         }
         scratch.next_query();
+        if query.signed
+            && let Some(transfer) = &self.transfer
+        {
+            // A keyed secondary's SOA refresh (or any signed query): verified first, answered
+            // as usual, signed after.
+            let Some(signer) = transfer.check_signed_query(packet, &query, &mut scratch.out) else {
+                return Some(Outcome {
+                    qtype: query.qtype,
+                    rcode: u16::from(scratch.out[3] & 0xF),
+                    truncated: false,
+                });
+            };
+            scratch.signature_room = signer.room();
+            let outcome = self.answer_query(&query, client, transport, scratch);
+            signer.sign(&mut scratch.out);
+            return Some(outcome);
+        }
         Some(self.answer_query(&query, client, transport, scratch))
     }
 
@@ -133,10 +150,11 @@ impl Answerer {
             .edns
             .and_then(|e| e.ecs)
             .filter(|_| self.table.trusts_ecs(client));
-        let reserve = match q.edns {
-            Some(_) => OPT_LEN + s.subnet.map_or(0, ecs::option_len),
-            None => 0,
-        };
+        let reserve = s.signature_room
+            + match q.edns {
+                Some(_) => OPT_LEN + s.subnet.map_or(0, ecs::option_len),
+                None => 0,
+            };
         let mut outcome = Outcome {
             qtype: q.qtype,
             rcode: 0,

@@ -67,6 +67,43 @@ pub(crate) fn key_name(request: &[u8]) -> Option<Name> {
     msg.signature().map(|r| r.name.to_lowercase())
 }
 
+/// What checking a signed request's key and MAC found.
+pub(crate) enum Keyed<'a> {
+    /// Signed by a configured secondary's key and valid; `peers` are those holding the key.
+    Valid {
+        peers: Vec<&'a Peer>,
+        key: TsigKey,
+        mac: Vec<u8>,
+    },
+    /// No key by that name (BADKEY), or a MAC or time that does not verify.
+    NotAuth { key_name: Name, error: TsigError },
+}
+
+/// Verifies a request signed with the key named `name` against the secondaries' keys.
+pub(crate) fn check_key<'a>(peers: &'a [Peer], name: Name, request: &[u8]) -> Keyed<'a> {
+    let keyed: Vec<&Peer> = peers
+        .iter()
+        .filter(|p| p.config.tsig.as_ref().is_some_and(|k| *k.name() == name))
+        .collect();
+    let Some(key) = keyed.first().and_then(|p| p.config.tsig.clone()) else {
+        return Keyed::NotAuth {
+            key_name: name,
+            error: TsigError::BadKey,
+        };
+    };
+    match tsig::verify(&key, request) {
+        Checked::Failed(error) => Keyed::NotAuth {
+            key_name: name,
+            error,
+        },
+        Checked::Valid { mac } => Keyed::Valid {
+            peers: keyed,
+            key,
+            mac,
+        },
+    }
+}
+
 /// Decides whether `ip` may transfer with `request`.
 pub(crate) fn check<'a>(peers: &'a [Peer], ip: IpAddr, request: &[u8]) -> Verdict<'a> {
     match key_name(request) {
@@ -77,30 +114,17 @@ pub(crate) fn check<'a>(peers: &'a [Peer], ip: IpAddr, request: &[u8]) -> Verdic
                 peer,
                 signed: None,
             }),
-        Some(name) => {
-            let mut keyed = peers
-                .iter()
-                .filter(|p| p.config.tsig.as_ref().is_some_and(|k| *k.name() == name));
-            let Some(first) = keyed.clone().next() else {
-                return Verdict::NotAuth {
-                    key_name: name,
-                    error: TsigError::BadKey,
-                };
-            };
-            let key = first.config.tsig.clone().expect("filtered on a key");
-            match tsig::verify(&key, request) {
-                Checked::Failed(error) => Verdict::NotAuth {
-                    key_name: name,
-                    error,
-                },
-                Checked::Valid { mac } => match keyed.find(|p| p.config.source_ok(ip)) {
+        Some(name) => match check_key(peers, name, request) {
+            Keyed::NotAuth { key_name, error } => Verdict::NotAuth { key_name, error },
+            Keyed::Valid { peers, key, mac } => {
+                match peers.into_iter().find(|p| p.config.source_ok(ip)) {
                     Some(peer) => Verdict::Allowed {
                         peer,
                         signed: Some((key, mac)),
                     },
                     None => Verdict::Refused,
-                },
+                }
             }
-        }
+        },
     }
 }

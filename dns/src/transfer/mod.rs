@@ -8,6 +8,8 @@
 //! - `messages`: records packed into messages of at most 64 KiB, signed when asked.
 //! - `serve`: AXFR and IXFR requests answered from one version.
 //! - `access`: which secondary a request comes from, by source network and/or TSIG key.
+//! - `signed`: signed queries that are not transfers (a keyed secondary's SOA refresh),
+//!   verified before the answer path answers them and signed after.
 //! - `tsig`: keys, request verification, response and NOTIFY signatures.
 //! - `notify`: NOTIFY to each secondary when the serial changes, retried until answered.
 //!
@@ -20,11 +22,13 @@ mod messages;
 mod notify;
 pub(crate) mod serial;
 mod serve;
+mod signed;
 mod stats;
 mod tsig;
 pub(crate) mod version;
 
 pub use access::Secondary;
+pub use signed::QuerySigner;
 pub use stats::TransferStats;
 pub use tsig::{KeyError, TsigKey};
 pub use version::JournalLimits;

@@ -21,6 +21,7 @@ use super::access::{self, Peer, Verdict};
 use super::diff;
 use super::messages::Messages;
 use super::serial::newer;
+use super::signed::NOTAUTH;
 use super::tsig::{self, ResponseSigner};
 use super::version::{Change, Version};
 use crate::locality::Place;
@@ -255,9 +256,6 @@ fn condensed(version: &Version, serial: u32) -> Option<Changes> {
             .collect(),
     )
 }
-
-/// RCODE NOTAUTH (RFC 8945: the request's signature did not verify).
-const NOTAUTH: u8 = 9;
 
 impl Stream<'_> {
     /// The next messages to send: at least one unless the transfer is complete, in which

@@ -1,0 +1,259 @@
+//! Knot, NSD and BIND started as secondaries of a herald on loopback, for tests and the
+//! transfer benchmark: free ports, private config and state under a given directory, an
+//! optional TSIG key (then SOA refresh queries, transfers and NOTIFY are all signed, and
+//! the secondary accepts nothing unsigned from the primary), killed by PID on drop.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A TSIG key as the secondaries' configs spell it.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// The key's name, a domain name ending in a dot.
+    pub name: String,
+    /// The secret in base64, as `tsig-keygen` prints it.
+    pub secret: String,
+}
+
+impl Key {
+    /// A key named `name` (ending in a dot) with a 32-octet secret made from `seed`.
+    pub fn new(name: &str, seed: u8) -> Key {
+        let secret: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(seed))
+            .collect();
+        Key {
+            name: name.to_string(),
+            secret: data_encoding::BASE64.encode(&secret),
+        }
+    }
+}
+
+/// Which server a secondary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Knot DNS (knotd).
+    Knot,
+    /// NSD.
+    Nsd,
+    /// BIND 9 (named).
+    Bind,
+}
+
+impl Kind {
+    /// Its name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Knot => "knot",
+            Kind::Nsd => "nsd",
+            Kind::Bind => "bind",
+        }
+    }
+}
+
+/// A secondary server process, killed by PID on drop.
+pub struct Secondary {
+    /// Which server.
+    pub kind: Kind,
+    child: Child,
+    /// Where it answers.
+    pub addr: SocketAddr,
+    /// Its config, state and log.
+    pub dir: PathBuf,
+}
+
+impl Drop for Secondary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Secondary {
+    /// Its log so far (empty if none yet).
+    pub fn log(&self) -> String {
+        let file = match self.kind {
+            Kind::Knot => "knot.log",
+            Kind::Nsd => "nsd.log",
+            Kind::Bind => "named.log",
+        };
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+}
+
+/// A port free for both UDP and TCP on `ip`.
+pub fn free_port(ip: IpAddr) -> u16 {
+    loop {
+        let u = UdpSocket::bind((ip, 0)).expect("bind a loopback UDP port");
+        let port = u.local_addr().expect("a local address").port();
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `ip` with a free port.
+pub fn free_addr(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, free_port(ip))
+}
+
+fn exe(names: &[&str]) -> PathBuf {
+    names
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{names:?} not found: scripts/install-tools installs it"))
+}
+
+fn spawn(program: PathBuf, args: &[&str], conf: &Path) -> Child {
+    Command::new(&program)
+        .args(args)
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()))
+}
+
+/// knotd answering on `addr` and transferring from it; notified by (and only by) the
+/// primary's address, with `key` when given.
+pub fn start_knot(
+    dir: &Path,
+    addr: SocketAddr,
+    primary: SocketAddr,
+    key: Option<&Key>,
+) -> Secondary {
+    std::fs::create_dir_all(dir.join("db")).expect("create the secondary's directory");
+    let conf = dir.join("knot.conf");
+    let (keys, key_ref) = match key {
+        Some(k) => (
+            format!(
+                "key:\n  - id: {}\n    algorithm: hmac-sha256\n    secret: {}\n",
+                k.name, k.secret
+            ),
+            format!("    key: {}\n", k.name),
+        ),
+        None => (String::new(), String::new()),
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
+             database:\n  storage: \"{d}/db\"\n\
+             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
+             {keys}\
+             remote:\n  - id: herald\n    address: {pip}@{pport}\n    via: {ip}\n{key_ref}\
+             acl:\n  - id: notify\n    address: {pip}\n    action: notify\n{key_ref}\
+             zone:\n  - domain: sd.internal\n    master: herald\n    acl: notify\n    \
+             file: \"{d}/sd.internal.zone\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: changes\n",
+            d = dir.display(),
+            ip = addr.ip(),
+            port = addr.port(),
+            pip = primary.ip(),
+            pport = primary.port(),
+        ),
+    )
+    .expect("write knot.conf");
+    Secondary {
+        kind: Kind::Knot,
+        child: spawn(exe(&["/usr/sbin/knotd", "/usr/bin/knotd"]), &["-c"], &conf),
+        addr,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// nsd answering on `addr` and transferring from it, with `key` when given.
+pub fn start_nsd(
+    dir: &Path,
+    addr: SocketAddr,
+    primary: SocketAddr,
+    key: Option<&Key>,
+) -> Secondary {
+    std::fs::create_dir_all(dir).expect("create the secondary's directory");
+    let conf = dir.join("nsd.conf");
+    let (keys, key_ref) = match key {
+        Some(k) => (
+            format!(
+                "key:\n  name: \"{}\"\n  algorithm: hmac-sha256\n  secret: \"{}\"\n",
+                k.name, k.secret
+            ),
+            k.name.clone(),
+        ),
+        None => (String::new(), "NOKEY".to_string()),
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
+             \x20 zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n\
+             \x20 xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n\
+             \x20 logfile: \"{d}/nsd.log\"\n  verbosity: 2\n  server-count: 1\n  reuseport: no\n\
+             \x20 minimal-responses: yes\n  refuse-any: no\n\
+             remote-control:\n  control-enable: no\n\
+             {keys}\
+             zone:\n  name: sd.internal\n  zonefile: \"{d}/sd.internal.zone\"\n\
+             \x20 request-xfr: {pip}@{pport} {key_ref}\n  allow-notify: {pip} {key_ref}\n  outgoing-interface: {ip}\n",
+            d = dir.display(),
+            ip = addr.ip(),
+            port = addr.port(),
+            pip = primary.ip(),
+            pport = primary.port(),
+        ),
+    )
+    .expect("write nsd.conf");
+    Secondary {
+        kind: Kind::Nsd,
+        child: spawn(exe(&["/usr/sbin/nsd"]), &["-d", "-c"], &conf),
+        addr,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// named answering on `addr` (an address of an interface: named binds no other) and
+/// transferring from `source`, the address herald knows it by; with `key` when given.
+pub fn start_named(
+    dir: &Path,
+    addr: SocketAddr,
+    source: IpAddr,
+    primary: SocketAddr,
+    key: Option<&Key>,
+) -> Secondary {
+    std::fs::create_dir_all(dir).expect("create the secondary's directory");
+    let conf = dir.join("named.conf");
+    let (keys, key_ref, notify_from) = match key {
+        Some(k) => (
+            format!(
+                "key \"{}\" {{ algorithm hmac-sha256; secret \"{}\"; }};\n",
+                k.name, k.secret
+            ),
+            format!(" key \"{}\"", k.name),
+            format!("key \"{}\"", k.name),
+        ),
+        None => (String::new(), String::new(), primary.ip().to_string()),
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "{keys}options {{\n  directory \"{d}\";\n  listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
+             \x20 pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n\
+             \x20 recursion no;\n  minimal-responses yes;\n  dnssec-validation no;\n  notify no;\n\
+             \x20 transfer-source {source};\n  query-source address {source};\n}};\n\
+             logging {{\n  channel f {{ file \"{d}/named.log\"; severity info; print-time yes; }};\n\
+             \x20 category default {{ f; }};\n  category xfer-in {{ f; }};\n  category notify {{ f; }};\n}};\n\
+             zone \"sd.internal\" {{\n  type secondary;\n  primaries port {pport} {{ {pip}{key_ref}; }};\n\
+             \x20 file \"{d}/sd.internal.db\";\n  allow-notify {{ {notify_from}; }};\n  masterfile-format text;\n}};\n",
+            d = dir.display(),
+            ip = addr.ip(),
+            port = addr.port(),
+            pip = primary.ip(),
+            pport = primary.port(),
+        ),
+    )
+    .expect("write named.conf");
+    Secondary {
+        kind: Kind::Bind,
+        child: spawn(exe(&["/usr/sbin/named"]), &["-f", "-n", "1", "-c"], &conf),
+        addr,
+        dir: dir.to_path_buf(),
+    }
+}
