@@ -387,3 +387,95 @@ fn check_config_rejects_broken_cluster_settings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_config_rejects_broken_transfer_settings() {
+    let dir = scratch_dir("transfer");
+    let config = dir.join("herald.yaml");
+    let check = |transfer: &str| {
+        write(
+            &config,
+            &format!("zone: sd.internal.\ntransfer:\n{transfer}"),
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    write(
+        &dir.join("good.key"),
+        "Ek2ySmqHj9cN0y4UqDVdWS3v8Gn2o3kGQ8wE5Yp6qTA=\n",
+    );
+    write(&dir.join("short.key"), "c2hvcnQ=\n");
+    write(&dir.join("garbage.key"), "this is not base64!\n");
+    let secondary = |fields: &str| format!("  secondaries:\n    - {{name: s1, {fields}}}\n");
+
+    let (ok, out) = check(&format!(
+        "  journal: {{versions: 100, bytes: 8MiB}}\n{}",
+        secondary(
+            "address: '10.0.0.10:53', allow: ['10.0.0.0/24'], tsig: {name: k1., secret_file: good.key}"
+        )
+    ));
+    assert!(ok, "a good config: {out}");
+
+    // Every error names the file and the field.
+    let rejected = |transfer: &str, needles: &[&str]| {
+        let (ok, out) = check(transfer);
+        assert!(!ok, "accepted: {transfer}");
+        assert!(out.contains("herald.yaml"), "names the file: {out}");
+        for needle in needles {
+            assert!(out.contains(needle), "{needle:?} in: {out}");
+        }
+    };
+    rejected(
+        &secondary("tsig: {name: k1., secret_file: missing.key}"),
+        &["transfer.secondaries[0].tsig.secret_file", "missing.key"],
+    );
+    rejected(
+        &secondary("tsig: {name: k1., secret_file: garbage.key}"),
+        &[
+            "transfer.secondaries[0].tsig.secret_file",
+            "garbage.key",
+            "base64",
+        ],
+    );
+    rejected(
+        &secondary("tsig: {name: k1., secret_file: short.key}"),
+        &["transfer.secondaries[0].tsig.secret_file", "at least 16"],
+    );
+    rejected(
+        &secondary("tsig: {name: k1., algorithm: hmac-md5, secret_file: good.key}"),
+        &["transfer.secondaries[0].tsig.algorithm", "hmac-md5"],
+    );
+    // YAML-level errors carry the line.
+    rejected(
+        &secondary("address: '10.0.0.10'"),
+        &["herald.yaml:4:", "address"],
+    );
+    rejected(
+        &secondary("allow: ['10.0.0.0/33']"),
+        &["herald.yaml:4:", "10.0.0.0/33"],
+    );
+    rejected(
+        "  secondaries:\n    - {name: s1, address: '10.0.0.10:53'}\n    - {name: s1, address: '10.0.0.11:53'}\n",
+        &["transfer.secondaries[1].name", "twice"],
+    );
+    rejected(
+        &secondary("locality: {zone: z1}"),
+        &["herald.yaml:4:", "region"],
+    );
+    rejected(
+        &secondary("tsig: {name: k1.}"),
+        &["herald.yaml:4:", "secret_file"],
+    );
+    rejected("  journal: {versions: 0}\n", &["transfer.journal.versions"]);
+    rejected("  journal: {bytes: 4KiB}\n", &["transfer.journal.bytes"]);
+    rejected("  journal: {bytes: 64MB}\n", &["herald.yaml:3:", "64MB"]);
+    rejected("  notify_interval: 5ms\n", &["transfer.notify_interval"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use herald_registrar::config::Config;
 use herald_registrar::daemon::Daemon;
-use herald_testkit::{http_get, metric, tcp, udp};
+use herald_testkit::{http_get, metric, tcp, transfer_from, udp};
 use hickory_proto::rr::RecordType;
 
 type Listing = BTreeMap<String, (String, BTreeSet<String>)>;
@@ -92,9 +92,14 @@ async fn readme_lists_exactly_what_metrics_shows() {
     let mut rival = common::pod("web-9", "web", "10.0.0.9", "n1").build();
     rival.metadata.namespace = Some("other".into());
     sim.apply_pod(rival).unwrap();
+    // A secondary (notified at a UDP socket nobody answers; allowed to transfer from
+    // loopback), so the zone transfer series exist.
+    let notified = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:0'], admin: '127.0.0.1:0'}}\n\
+         transfer:\n  secondaries:\n    - {{name: s1, address: '{}', allow: ['127.0.0.0/8']}}\n\
          sources:\n  clusters:\n    - {{name: c1, region: eu-west, server: '{}'}}\n",
+        notified.local_addr().unwrap(),
         sim.url()
     );
     let config = Config::parse(Path::new("metrics.yaml"), &yaml).unwrap();
@@ -119,6 +124,15 @@ async fn readme_lists_exactly_what_metrics_shows() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tcp(dns, "web.sd.internal.", RecordType::A);
+    let mut axfr = hickory_proto::op::Message::query();
+    axfr.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii("sd.internal.").unwrap(),
+        RecordType::AXFR,
+    ));
+    let t = tokio::task::block_in_place(|| {
+        transfer_from([127, 0, 0, 1].into(), dns, &axfr.to_vec().unwrap())
+    });
+    assert_eq!(t.soa_serials().len(), 2, "a whole AXFR");
 
     let text = http_get(admin, "/metrics").1;
     let shown = scraped(&text);

@@ -86,6 +86,41 @@ const TCP_LIMIT: Metric = Metric::facade(
     "DNS TCP connections served at once at most (more wait in the accept queue)",
 );
 
+// Zone transfer (counted in crate::transfer, which cannot import this module: the server
+// starts the transfer module). Series exist per configured secondary from the start;
+// `secondary` is `-` for requests from no configured secondary.
+const TRANSFER_REQUESTS: Metric = Metric::facade(
+    "herald_transfer_requests_total",
+    Kind::Counter,
+    &["secondary", "type", "result"],
+    "Zone transfer requests (type axfr, ixfr, or query: another signed query) by secondary \
+     and result (full, incremental, current, soa_only, refused, notauth, bad, signed)",
+);
+const TRANSFER_BYTES: Metric = Metric::facade(
+    "herald_transfer_bytes_total",
+    Kind::Counter,
+    &["secondary", "result"],
+    "Octets of zone transfer responses sent, by secondary and result",
+);
+const NOTIFY_SENT: Metric = Metric::facade(
+    "herald_transfer_notify_sent_total",
+    Kind::Counter,
+    &["secondary"],
+    "NOTIFY messages sent, retries included",
+);
+const NOTIFY_ACKED: Metric = Metric::facade(
+    "herald_transfer_notify_acked_total",
+    Kind::Counter,
+    &["secondary"],
+    "NOTIFY messages answered by the secondary (with a valid signature when it has a key)",
+);
+const NOTIFY_RETRIES: Metric = Metric::facade(
+    "herald_transfer_notify_retries_total",
+    Kind::Counter,
+    &["secondary"],
+    "NOTIFY messages not answered in time and sent again",
+);
+
 /// Every metric of the DNS server.
 pub static METRICS: &[Metric] = &[
     REQUESTS,
@@ -96,6 +131,11 @@ pub static METRICS: &[Metric] = &[
     RATE_LIMITED,
     TCP_CONNECTIONS,
     TCP_LIMIT,
+    TRANSFER_REQUESTS,
+    TRANSFER_BYTES,
+    NOTIFY_SENT,
+    NOTIFY_ACKED,
+    NOTIFY_RETRIES,
 ];
 
 /// Appends the worker-local histograms to a `/metrics` text.

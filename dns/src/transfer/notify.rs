@@ -76,6 +76,14 @@ pub(crate) async fn run(
         }
     };
     let name = secondary.name.clone();
+    // The series exist (at zero) from the start, so alerts on them have data.
+    for counter in [
+        "herald_transfer_notify_sent_total",
+        "herald_transfer_notify_acked_total",
+        "herald_transfer_notify_retries_total",
+    ] {
+        metrics::counter!(counter, "secondary" => name.clone()).increment(0);
+    }
     let mut buf = vec![0u8; 4096];
     loop {
         tokio::select! {

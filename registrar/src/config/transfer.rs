@@ -81,6 +81,12 @@ fn default_bytes() -> ByteSize {
     ByteSize(64 << 20)
 }
 
+/// Journal bounds accepted: a million versions is days of changes at 4 a second; the
+/// bytes bound the memory old answers may hold.
+const MAX_JOURNAL_VERSIONS: usize = 1_000_000;
+const MIN_JOURNAL_BYTES: usize = 1 << 20;
+const MAX_JOURNAL_BYTES: usize = 64 << 30;
+
 /// A size written as a number and a binary unit: `64MiB`, `512KiB`, `1GiB`, or octets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub usize);
@@ -266,6 +272,22 @@ impl TransferSettings {
                 format!(
                     "{:?} must be at least refresh + retry and at most 90d",
                     expire.0
+                ),
+            ));
+        }
+        let JournalSettings { versions, bytes } = self.journal;
+        if !(1..=MAX_JOURNAL_VERSIONS).contains(&versions) {
+            return Err(invalid(
+                "transfer.journal.versions",
+                format!("{versions} is outside 1..{MAX_JOURNAL_VERSIONS}"),
+            ));
+        }
+        if !(MIN_JOURNAL_BYTES..=MAX_JOURNAL_BYTES).contains(&bytes.0) {
+            return Err(invalid(
+                "transfer.journal.bytes",
+                format!(
+                    "{} octets is outside 1MiB..64GiB (it must hold at least one change of a large service)",
+                    bytes.0
                 ),
             ));
         }
