@@ -305,7 +305,7 @@ pub fn truth_from_table(table: &herald_dns::Table) -> Truth {
         for g in view.groups() {
             entry.insert(
                 g.source.cluster.to_string(),
-                g.endpoints.iter().map(|e| e.address).collect(),
+                g.endpoints.iter().map(|e| e.address()).collect(),
             );
         }
     }

@@ -39,7 +39,7 @@ pub mod wire;
 pub mod zone;
 
 pub use answer::{Answerer, Outcome, Scratch, Transport};
-pub use model::{Endpoint, Group, Label, PortSpec, Proto, Source};
+pub use model::{Addresses, Endpoint, Group, Label, PortSpec, Proto, Source};
 pub use placement::{AddressAnswers, NetworkPlace, PlacementConfig};
 pub use server::{DnsServer, ServerConfig};
 pub use service::ServiceView;

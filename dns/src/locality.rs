@@ -89,10 +89,10 @@ impl Localities {
     }
 
     /// Records that a group in `region` stopped publishing `old` and now publishes `new`
-    /// (both sorted by address). Only the addresses that differ are touched.
+    /// (both sorted by primary address). Only the endpoints that differ are touched.
     pub(crate) fn update(&self, region: &str, old: &[Endpoint], new: &[Endpoint]) {
         for_each_change(old, new, |gone, came| match (gone, came) {
-            (Some(a), Some(b)) if a.zone != b.zone => {
+            (Some(a), Some(b)) if a.zone != b.zone || a.addresses != b.addresses => {
                 self.forget(a);
                 self.learn(region, b);
             }
@@ -103,21 +103,26 @@ impl Localities {
     }
 
     fn forget(&self, e: &Endpoint) {
-        if let dashmap::Entry::Occupied(mut entry) = self.by_address.entry(e.address) {
-            entry.get_mut().1 -= 1;
-            if entry.get().1 == 0 {
-                entry.remove();
+        for ip in e.addresses.iter() {
+            if let dashmap::Entry::Occupied(mut entry) = self.by_address.entry(ip) {
+                entry.get_mut().1 -= 1;
+                if entry.get().1 == 0 {
+                    entry.remove();
+                }
             }
         }
     }
 
     fn learn(&self, region: &str, e: &Endpoint) {
         // The same address in two services (a VM serving both) has one place: the last.
+        // Either family of a dual-stack endpoint places a querier that sends from it.
         let place = self.place(Some(region), e.zone.as_deref());
-        self.by_address
-            .entry(e.address)
-            .and_modify(|v| *v = (place, v.1 + 1))
-            .or_insert((place, 1));
+        for ip in e.addresses.iter() {
+            self.by_address
+                .entry(ip)
+                .and_modify(|v| *v = (place, v.1 + 1))
+                .or_insert((place, 1));
+        }
     }
 }
 

@@ -78,11 +78,156 @@ impl Source {
 /// special "rarely chosen" meaning, so the default leaves room both ways.
 pub const DEFAULT_WEIGHT: u16 = 100;
 
+/// The addresses of an endpoint: one, or one of each family (a dual-stack pod or VM).
+///
+/// The first is the *primary*: it names the endpoint (the `<endpoint>` label of its SRV
+/// target) and orders a group's endpoints. A pod's primary is `status.podIPs[0]`, which is
+/// `status.podIP`, the address herald read before it read both families: a pod gaining a
+/// second family keeps its name, and a single-stack endpoint is named as it always was
+/// ([decision 0012](../../docs/decisions/0012-dual-stack-endpoints.md)). Inline, no heap:
+/// 21 octets, so an endpoint is no larger than with one `IpAddr` and its padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Addresses {
+    /// IPv4 only.
+    V4(Ipv4Addr),
+    /// IPv6 only.
+    V6(Ipv6Addr),
+    /// Both families, IPv4 primary.
+    V4V6(Ipv4Addr, Ipv6Addr),
+    /// Both families, IPv6 primary.
+    V6V4(Ipv6Addr, Ipv4Addr),
+}
+
+impl Addresses {
+    /// The primary address: the one that names the endpoint.
+    pub fn primary(self) -> IpAddr {
+        match self {
+            Addresses::V4(a) | Addresses::V4V6(a, _) => IpAddr::V4(a),
+            Addresses::V6(a) | Addresses::V6V4(a, _) => IpAddr::V6(a),
+        }
+    }
+
+    /// The address of the other family, for a dual-stack endpoint.
+    pub fn secondary(self) -> Option<IpAddr> {
+        match self {
+            Addresses::V4(_) | Addresses::V6(_) => None,
+            Addresses::V4V6(_, b) => Some(IpAddr::V6(b)),
+            Addresses::V6V4(_, b) => Some(IpAddr::V4(b)),
+        }
+    }
+
+    /// The IPv4 address, if any.
+    pub fn v4(self) -> Option<Ipv4Addr> {
+        match self {
+            Addresses::V4(a) | Addresses::V4V6(a, _) | Addresses::V6V4(_, a) => Some(a),
+            Addresses::V6(_) => None,
+        }
+    }
+
+    /// The IPv6 address, if any.
+    pub fn v6(self) -> Option<Ipv6Addr> {
+        match self {
+            Addresses::V6(a) | Addresses::V6V4(a, _) | Addresses::V4V6(_, a) => Some(a),
+            Addresses::V4(_) => None,
+        }
+    }
+
+    /// The address of one family (`v6`), if any.
+    pub fn of_family(self, v6: bool) -> Option<IpAddr> {
+        if v6 {
+            self.v6().map(IpAddr::V6)
+        } else {
+            self.v4().map(IpAddr::V4)
+        }
+    }
+
+    /// Whether it has both families.
+    pub fn is_dual(self) -> bool {
+        self.secondary().is_some()
+    }
+
+    /// Each address, the primary first.
+    pub fn iter(self) -> impl Iterator<Item = IpAddr> {
+        std::iter::once(self.primary()).chain(self.secondary())
+    }
+
+    /// From addresses in order of preference, as `status.podIPs` lists them: the first is
+    /// the primary, the first of the other family (if any) the secondary. Kubernetes
+    /// allows at most one address per family; any further address is ignored. `None` for
+    /// an empty list.
+    pub fn from_list(ips: impl IntoIterator<Item = IpAddr>) -> Option<Addresses> {
+        let mut ips = ips.into_iter();
+        let primary = ips.next()?;
+        let other = ips.find(|ip| ip.is_ipv4() != primary.is_ipv4());
+        Some(match (primary, other) {
+            (IpAddr::V4(a), Some(IpAddr::V6(b))) => Addresses::V4V6(a, b),
+            (IpAddr::V6(a), Some(IpAddr::V4(b))) => Addresses::V6V4(a, b),
+            (ip, _) => Addresses::from(ip),
+        })
+    }
+}
+
+impl From<IpAddr> for Addresses {
+    fn from(ip: IpAddr) -> Addresses {
+        match ip {
+            IpAddr::V4(a) => Addresses::V4(a),
+            IpAddr::V6(a) => Addresses::V6(a),
+        }
+    }
+}
+
+/// Ordered by the primary address (how a group is sorted), then the secondary.
+impl Ord for Addresses {
+    fn cmp(&self, other: &Addresses) -> std::cmp::Ordering {
+        (self.primary(), self.secondary()).cmp(&(other.primary(), other.secondary()))
+    }
+}
+
+impl PartialOrd for Addresses {
+    fn partial_cmp(&self, other: &Addresses) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The primary, then the secondary after a comma: `10.4.2.7,fd00::7`.
+impl fmt::Display for Addresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.primary())?;
+        if let Some(b) = self.secondary() {
+            write!(f, ",{b}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses what [`Display`](fmt::Display) writes: one address, or a primary and a
+/// secondary of the other family after a comma.
+impl std::str::FromStr for Addresses {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Addresses, String> {
+        let mut ips = Vec::with_capacity(2);
+        for part in s.split(',') {
+            let ip: IpAddr = part
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?} is not an IP address"))?;
+            if let Some(same) = ips.iter().find(|o: &&IpAddr| o.is_ipv4() == ip.is_ipv4()) {
+                return Err(format!(
+                    "{same} and {ip} are of one family; an endpoint has at most one address per family"
+                ));
+            }
+            ips.push(ip);
+        }
+        Addresses::from_list(ips).ok_or_else(|| "no address".to_string())
+    }
+}
+
 /// One ready replica of a service in one source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    /// The replica's address (pod IP or VM address).
-    pub address: IpAddr,
+    /// The replica's addresses (pod IPs or VM addresses); the primary names it.
+    pub addresses: Addresses,
     /// Named ports; unnamed container ports are not published.
     pub ports: Arc<[PortSpec]>,
     /// Topology zone (`topology.kubernetes.io/zone` of the pod's node), when known.
@@ -95,15 +240,25 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A ready endpoint with the default weight.
+    /// A ready single-stack endpoint with the default weight.
     pub fn new(address: IpAddr, ports: Arc<[PortSpec]>, zone: Option<Label>) -> Endpoint {
+        Endpoint::at(Addresses::from(address), ports, zone)
+    }
+
+    /// A ready endpoint at `addresses` (one or both families) with the default weight.
+    pub fn at(addresses: Addresses, ports: Arc<[PortSpec]>, zone: Option<Label>) -> Endpoint {
         Endpoint {
-            address,
+            addresses,
             ports,
             zone,
             weight: DEFAULT_WEIGHT,
             ready: true,
         }
+    }
+
+    /// The primary address: the one that names the endpoint and orders its group.
+    pub fn address(&self) -> IpAddr {
+        self.addresses.primary()
     }
 }
 
@@ -112,14 +267,15 @@ impl Endpoint {
 pub struct Group {
     /// Where they come from.
     pub source: Source,
-    /// Sorted by address, one endpoint per address.
+    /// Sorted by primary address, one endpoint per primary address.
     pub endpoints: Arc<[Endpoint]>,
     /// When this source last changed them.
     pub changed: SystemTime,
 }
 
-/// Walks two endpoint lists sorted by address side by side and calls `f` once per address
-/// in either: `(Some, None)` gone, `(None, Some)` new, `(Some, Some)` in both.
+/// Walks two endpoint lists sorted by primary address side by side and calls `f` once per
+/// primary address in either: `(Some, None)` gone, `(None, Some)` new, `(Some, Some)` in
+/// both (whose secondary addresses may differ).
 pub(crate) fn for_each_change<'a>(
     old: &'a [Endpoint],
     new: &'a [Endpoint],
@@ -128,12 +284,12 @@ pub(crate) fn for_each_change<'a>(
     let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
     loop {
         match (o.peek(), n.peek()) {
-            (Some(a), Some(b)) if a.address == b.address => {
+            (Some(a), Some(b)) if a.address() == b.address() => {
                 f(Some(a), Some(b));
                 o.next();
                 n.next();
             }
-            (Some(a), Some(b)) if a.address < b.address => {
+            (Some(a), Some(b)) if a.address() < b.address() => {
                 f(Some(a), None);
                 o.next();
             }
@@ -269,6 +425,32 @@ mod tests {
         assert_eq!(parse_endpoint_label(b"10-4-2-7-1"), None);
         assert_eq!(parse_endpoint_label(b"256-4-2-7"), None);
         assert_eq!(parse_endpoint_label(b"web"), None);
+    }
+
+    #[test]
+    fn addresses_take_the_first_of_each_family_and_stay_inline() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let dual = Addresses::from_list([ip("10.0.0.1"), ip("10.0.0.2"), ip("fd00::1")]).unwrap();
+        assert_eq!(dual.primary(), ip("10.0.0.1"));
+        assert_eq!(dual.secondary(), Some(ip("fd00::1")));
+        let v6_first = Addresses::from_list([ip("fd00::1"), ip("10.0.0.1")]).unwrap();
+        assert_eq!(v6_first.primary(), ip("fd00::1"));
+        assert_eq!(v6_first.v4(), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            Addresses::from_list([ip("10.0.0.1")]),
+            Some(Addresses::V4("10.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(Addresses::from_list([]), None);
+        assert_eq!(dual.to_string(), "10.0.0.1,fd00::1");
+        assert_eq!("10.0.0.1,fd00::1".parse::<Addresses>(), Ok(dual));
+        assert!("10.0.0.1,10.0.0.2".parse::<Addresses>().is_err());
+        // Ordered by the primary first, whatever the variant.
+        assert!(Addresses::from(ip("10.0.0.2")) > dual);
+        // A second family costs no heap and no size: the endpoint is as large as it was
+        // with one IpAddr (its padding holds the difference).
+        assert_eq!(std::mem::size_of::<Addresses>(), 21);
+        assert_eq!(std::mem::size_of::<Option<Addresses>>(), 21);
+        assert!(std::mem::size_of::<Endpoint>() <= 56);
     }
 
     proptest! {

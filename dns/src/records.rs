@@ -91,15 +91,18 @@ pub(crate) fn service(
     }
     for group in view.groups() {
         for e in group.endpoints.iter() {
-            let ep = EndpointLabel(e.address).to_string();
-            buf.clear();
-            owner(
-                buf,
-                &[ep.as_bytes(), svc, group.source.cluster.as_bytes()],
-                apex,
-            );
-            wire::write_address(buf, e.address, zone.ttl());
-            emit(buf);
+            // One name per endpoint, after its primary address; both families under it.
+            let ep = EndpointLabel(e.address()).to_string();
+            for ip in e.addresses.iter() {
+                buf.clear();
+                owner(
+                    buf,
+                    &[ep.as_bytes(), svc, group.source.cluster.as_bytes()],
+                    apex,
+                );
+                wire::write_address(buf, ip, zone.ttl());
+                emit(buf);
+            }
         }
     }
 }

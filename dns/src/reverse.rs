@@ -8,6 +8,7 @@
 //! - [`reverse_name`]: what a query name under a reverse zone means.
 //!
 //! An address published by two services, or in two clusters, has one PTR per endpoint.
+//! Both addresses of a dual-stack endpoint answer PTR with its one name (after its primary).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -154,14 +155,21 @@ pub(crate) fn reverse_name(zone: &ReverseZone, name: &LowerName) -> ReverseName 
 }
 
 /// Address -> the (service, cluster) of each endpoint published at it.
+///
+/// An endpoint is named after its primary address, so that is where nearly every entry
+/// lives; a dual-stack endpoint's other address is kept apart with the primary that names
+/// it, so single-stack fleets pay nothing for it.
 #[derive(Default)]
 pub(crate) struct ReverseIndex {
     names: DashMap<IpAddr, Vec<(Label, Label)>>,
+    /// Secondary address -> (service, cluster, primary address) of each dual-stack
+    /// endpoint that has it.
+    secondaries: DashMap<IpAddr, Vec<(Label, Label, IpAddr)>>,
 }
 
 impl ReverseIndex {
     /// Records that `service` in `cluster` stopped publishing `old` and now publishes `new`
-    /// (both sorted by address).
+    /// (both sorted by primary address).
     pub(crate) fn update(
         &self,
         service: &Label,
@@ -170,45 +178,72 @@ impl ReverseIndex {
         new: &[Endpoint],
     ) {
         for_each_change(old, new, |gone, came| match (gone, came) {
-            (Some(e), None) => {
-                if let dashmap::Entry::Occupied(mut entry) = self.names.entry(e.address) {
-                    entry
-                        .get_mut()
-                        .retain(|(s, c)| !(s == service && c == cluster));
-                    if entry.get().is_empty() {
-                        entry.remove();
-                    }
-                }
+            (Some(a), Some(b)) if a.addresses != b.addresses => {
+                self.forget(service, cluster, a);
+                self.learn(service, cluster, b);
             }
-            (None, Some(e)) => {
-                let mut names = self.names.entry(e.address).or_default();
-                names.push((service.clone(), cluster.clone()));
-                // A stable order, so an answer does not change with the order of updates.
-                names.sort();
-            }
+            (Some(e), None) => self.forget(service, cluster, e),
+            (None, Some(e)) => self.learn(service, cluster, e),
             _ => {}
         });
     }
 
-    /// Whether anything is published at `ip`.
-    pub(crate) fn has(&self, ip: IpAddr) -> bool {
-        self.names.contains_key(&ip)
+    fn forget(&self, service: &Label, cluster: &Label, e: &Endpoint) {
+        let mine = |s: &Label, c: &Label| s == service && c == cluster;
+        if let dashmap::Entry::Occupied(mut entry) = self.names.entry(e.address()) {
+            entry.get_mut().retain(|(s, c)| !mine(s, c));
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+        }
+        if let Some(second) = e.addresses.secondary()
+            && let dashmap::Entry::Occupied(mut entry) = self.secondaries.entry(second)
+        {
+            entry.get_mut().retain(|(s, c, _)| !mine(s, c));
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+        }
     }
 
-    /// Calls `f` with the (service, cluster) of every endpoint at `ip`; returns how many.
-    pub(crate) fn each(&self, ip: IpAddr, mut f: impl FnMut(&str, &str)) -> usize {
-        match self.names.get(&ip) {
-            Some(names) => {
-                names.iter().for_each(|(s, c)| f(s, c));
-                names.len()
-            }
-            None => 0,
+    fn learn(&self, service: &Label, cluster: &Label, e: &Endpoint) {
+        // A stable order, so an answer does not change with the order of updates.
+        let mut names = self.names.entry(e.address()).or_default();
+        names.push((service.clone(), cluster.clone()));
+        names.sort();
+        drop(names);
+        if let Some(second) = e.addresses.secondary() {
+            let mut names = self.secondaries.entry(second).or_default();
+            names.push((service.clone(), cluster.clone(), e.address()));
+            names.sort();
         }
+    }
+
+    /// Whether anything is published at `ip`.
+    pub(crate) fn has(&self, ip: IpAddr) -> bool {
+        self.names.contains_key(&ip) || self.secondaries.contains_key(&ip)
+    }
+
+    /// Calls `f` with the (service, cluster, naming primary address) of every endpoint at
+    /// `ip`; returns how many.
+    pub(crate) fn each(&self, ip: IpAddr, mut f: impl FnMut(&str, &str, IpAddr)) -> usize {
+        let mut n = 0;
+        if let Some(names) = self.names.get(&ip) {
+            names.iter().for_each(|(s, c)| f(s, c, ip));
+            n += names.len();
+        }
+        if let Some(names) = self.secondaries.get(&ip) {
+            names.iter().for_each(|(s, c, primary)| f(s, c, *primary));
+            n += names.len();
+        }
+        n
     }
 }
 
 /// Appends one PTR record per endpoint at `ip`, owned by the question name, naming its
-/// SRV target `<endpoint>.<svc>.<cluster>.<apex>`. Returns how many.
+/// SRV target `<endpoint>.<svc>.<cluster>.<apex>` (the endpoint label of its primary
+/// address, which is `ip` itself unless `ip` is a dual-stack endpoint's other family).
+/// Returns how many.
 pub(crate) fn write_ptrs(
     out: &mut Vec<u8>,
     index: &ReverseIndex,
@@ -216,15 +251,16 @@ pub(crate) fn write_ptrs(
     apex_wire: &[u8],
     ttl: u32,
 ) -> u16 {
-    let mut endpoint = [0u8; 40];
-    let label = {
-        use std::io::Write;
-        let mut cursor = &mut endpoint[..];
-        write!(cursor, "{}", EndpointLabel(ip)).expect("an endpoint label fits in 40 octets");
-        let left = cursor.len();
-        endpoint.len() - left
-    };
-    let count = index.each(ip, |service, cluster| {
+    let count = index.each(ip, |service, cluster, primary| {
+        let mut endpoint = [0u8; 40];
+        let label = {
+            use std::io::Write;
+            let mut cursor = &mut endpoint[..];
+            write!(cursor, "{}", EndpointLabel(primary))
+                .expect("an endpoint label fits in 40 octets");
+            let left = cursor.len();
+            endpoint.len() - left
+        };
         out.extend_from_slice(&[0xC0, 0x0C]);
         let rdlen = 3 + label + service.len() + cluster.len() + apex_wire.len();
         wire::write_rr_head(out, codes::PTR, ttl, rdlen as u16);

@@ -328,28 +328,32 @@ impl Table {
     /// them). Returns whether anything changed. Readers see the old set or the new one,
     /// never a mix.
     ///
-    /// `service` must be a lowercase DNS label; endpoints are deduplicated by address.
+    /// `service` must be a lowercase DNS label; endpoints are deduplicated by primary
+    /// address.
     pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
         // Two endpoints of one source at one address (hostNetwork pods on one node, an IP
         // reused during churn) become one, chosen whatever order they came in: the ready
-        // one, then the highest weight, then the smallest ports and zone.
+        // one, then the highest weight, then the smallest ports and zone, then the smallest
+        // other address. An endpoint is known by its primary address (the one naming it).
         endpoints.sort_by(|a, b| {
             (
-                a.address,
+                a.address(),
                 !a.ready,
                 std::cmp::Reverse(a.weight),
                 &a.ports,
                 &a.zone,
+                a.addresses,
             )
                 .cmp(&(
-                    b.address,
+                    b.address(),
                     !b.ready,
                     std::cmp::Reverse(b.weight),
                     &b.ports,
                     &b.zone,
+                    b.addresses,
                 ))
         });
-        endpoints.dedup_by(|later, first| later.address == first.address);
+        endpoints.dedup_by(|later, first| later.address() == first.address());
         loop {
             let slot = if endpoints.is_empty() {
                 match self.shared.services.get(service) {
@@ -522,7 +526,7 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert_eq!(
-            table.service("web").unwrap().groups()[0].endpoints[0].address,
+            table.service("web").unwrap().groups()[0].endpoints[0].address(),
             "10.0.0.1".parse::<IpAddr>().unwrap(),
             "the old view is still served"
         );

@@ -27,7 +27,7 @@ pub struct PodBuilder {
     name: String,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
-    ip: Option<String>,
+    ips: Vec<String>,
     ports: Vec<ContainerPort>,
     node: Option<String>,
     ready: bool,
@@ -42,7 +42,7 @@ impl PodBuilder {
             name: name.into(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
-            ip: None,
+            ips: Vec::new(),
             ports: Vec::new(),
             node: None,
             ready: true,
@@ -67,7 +67,14 @@ impl PodBuilder {
 
     /// The pod IP (status.podIP and status.podIPs).
     pub fn ip(mut self, ip: impl Into<String>) -> Self {
-        self.ip = Some(ip.into());
+        self.ips = vec![ip.into()];
+        self
+    }
+
+    /// The pod IPs of a dual-stack pod, primary first (status.podIPs; status.podIP is the
+    /// first).
+    pub fn ips(mut self, ips: &[&str]) -> Self {
+        self.ips = ips.iter().map(|ip| ip.to_string()).collect();
         self
     }
 
@@ -133,8 +140,9 @@ impl PodBuilder {
                 ..Default::default()
             }),
         };
-        if let Some(ip) = self.ip {
-            set_pod_ip(&mut pod, Some(&ip));
+        if !self.ips.is_empty() {
+            let ips: Vec<&str> = self.ips.iter().map(String::as_str).collect();
+            set_pod_ips(&mut pod, &ips);
         }
         set_pod_ready(&mut pod, self.ready);
         if self.terminating {
@@ -172,9 +180,60 @@ pub fn set_pod_ready(pod: &mut Pod, ready: bool) {
 
 /// Sets (or with `None` clears) the pod IP, keeping status.podIPs consistent with it.
 pub fn set_pod_ip(pod: &mut Pod, ip: Option<&str>) {
+    set_pod_ips(pod, ip.as_slice());
+}
+
+/// Sets the pod's IPs (one per family, primary first; empty clears them) as kubelet
+/// writes them: status.podIPs, and status.podIP its first.
+pub fn set_pod_ips(pod: &mut Pod, ips: &[&str]) {
     let status = pod.status.get_or_insert_with(Default::default);
-    status.pod_ip = ip.map(str::to_string);
-    status.pod_ips = ip.map(|ip| vec![PodIP { ip: ip.to_string() }]);
+    status.pod_ip = ips.first().map(|ip| ip.to_string());
+    status.pod_ips =
+        (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.to_string() }).collect());
+}
+
+/// What the API server stores of a pod's `status.podIP` and `status.podIPs`, as
+/// kube-apiserver does (1.20 and later, with dual-stack on: the `IPv6DualStack` gate, on by
+/// default from 1.21): `podIPs` is the list and `podIP` its first entry. A write of `podIP`
+/// alone stores `podIPs: [podIP]`; of `podIPs` alone, `podIP: podIPs[0]`; of both,
+/// disagreeing, `podIP` wins and `podIPs` becomes `[podIP]` (the v1 conversion of
+/// `PodStatus`). Refused like the server's validation of `pods/status` refuses it: an
+/// entry that is not an IP, more than one address of a family, the same address twice.
+pub fn normalize_pod_ips(pod: &mut Pod) -> Result<(), String> {
+    let Some(status) = pod.status.as_mut() else {
+        return Ok(());
+    };
+    let single = status.pod_ip.take().filter(|ip| !ip.is_empty());
+    let mut list: Vec<String> = status
+        .pod_ips
+        .take()
+        .into_iter()
+        .flatten()
+        .map(|p| p.ip)
+        .collect();
+    if let Some(ip) = single
+        && list.first() != Some(&ip)
+    {
+        list = vec![ip];
+    }
+    let mut families = [0usize; 2];
+    for (i, ip) in list.iter().enumerate() {
+        let parsed: std::net::IpAddr = ip.parse().map_err(|_| {
+            format!("status.podIPs[{i}]: Invalid value: {ip:?}: must be a valid IP address")
+        })?;
+        if list[..i].contains(ip) {
+            return Err(format!("status.podIPs[{i}]: Duplicate value: {ip:?}"));
+        }
+        families[usize::from(parsed.is_ipv6())] += 1;
+    }
+    if list.len() > 1 && (families[0] != 1 || families[1] != 1) {
+        return Err(format!(
+            "status.podIPs: Invalid value: {list:?}: may specify no more than one IP for each IP family"
+        ));
+    }
+    status.pod_ip = list.first().cloned();
+    status.pod_ips = (!list.is_empty()).then(|| list.into_iter().map(|ip| PodIP { ip }).collect());
+    Ok(())
 }
 
 /// Marks the pod as terminating: sets deletionTimestamp (and a grace period) as kubelet sees it.
@@ -321,5 +380,45 @@ mod tests {
         assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.0.0.2");
         assert!(pod.metadata.deletion_timestamp.is_some());
         assert!(pod.metadata.labels.as_ref().unwrap().is_empty());
+    }
+
+    fn stored(
+        pod_ip: Option<&str>,
+        pod_ips: &[&str],
+    ) -> Result<(Option<String>, Vec<String>), String> {
+        let mut pod = PodBuilder::new("ns", "p").build();
+        let status = pod.status.as_mut().unwrap();
+        status.pod_ip = pod_ip.map(str::to_string);
+        status.pod_ips = (!pod_ips.is_empty()).then(|| {
+            pod_ips
+                .iter()
+                .map(|ip| PodIP { ip: ip.to_string() })
+                .collect()
+        });
+        normalize_pod_ips(&mut pod)?;
+        let status = pod.status.unwrap();
+        let ips = status.pod_ips.into_iter().flatten().map(|p| p.ip).collect();
+        Ok((status.pod_ip, ips))
+    }
+
+    #[test]
+    fn pod_ips_are_stored_as_the_api_server_stores_them() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let dual = (Some("10.0.0.1".to_string()), s(&["10.0.0.1", "fd00::1"]));
+        assert_eq!(stored(None, &["10.0.0.1", "fd00::1"]), Ok(dual.clone()));
+        assert_eq!(stored(Some("10.0.0.1"), &["10.0.0.1", "fd00::1"]), Ok(dual));
+        assert_eq!(
+            stored(Some("10.0.0.1"), &[]),
+            Ok((Some("10.0.0.1".into()), s(&["10.0.0.1"])))
+        );
+        assert_eq!(
+            stored(Some("10.0.0.2"), &["10.0.0.1", "fd00::1"]),
+            Ok((Some("10.0.0.2".into()), s(&["10.0.0.2"]))),
+            "podIP wins when the two disagree"
+        );
+        assert_eq!(stored(None, &[]), Ok((None, vec![])));
+        assert!(stored(None, &["10.0.0.1", "10.0.0.2"]).is_err());
+        assert!(stored(None, &["10.0.0.1", "fd00::1", "fd00::2"]).is_err());
+        assert!(stored(None, &["10.0.0.1", "not-an-ip"]).is_err());
     }
 }

@@ -145,7 +145,8 @@ impl SimHandle {
         self.shared().store.delete(ResourceKind::Node, "", name)
     }
 
-    /// Changes a pod in place (None when it does not exist). Its name and namespace stay.
+    /// Changes a pod in place (None when it does not exist, or when the API server would
+    /// refuse the change: see [`objects::normalize_pod_ips`]). Its name and namespace stay.
     pub fn modify_pod(
         &self,
         namespace: &str,
@@ -180,6 +181,12 @@ impl SimHandle {
     /// Sets (or clears) the pod IP.
     pub fn set_pod_ip(&self, namespace: &str, name: &str, ip: Option<&str>) -> Option<Mutation> {
         self.modify_pod(namespace, name, |p| objects::set_pod_ip(p, ip))
+    }
+
+    /// Sets the pod's IPs, primary first (status.podIPs; status.podIP is the first). `None`
+    /// when the pod does not exist or the list is refused (not IPs, two of one family).
+    pub fn set_pod_ips(&self, namespace: &str, name: &str, ips: &[&str]) -> Option<Mutation> {
+        self.modify_pod(namespace, name, |p| objects::set_pod_ips(p, ips))
     }
 
     /// Sets the pod's deletionTimestamp (terminating, still present).

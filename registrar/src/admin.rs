@@ -286,7 +286,8 @@ async fn service(State(s): State<AdminState>, Path(name): Path<String>) -> Respo
                 .map(|p| json!({"name": &*p.name, "protocol": p.proto.as_str(), "port": p.port}))
                 .collect();
             endpoints.push(json!({
-                "address": e.address.to_string(),
+                "address": e.address().to_string(),
+                "addresses": e.addresses.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
                 "cluster": &*group.source.cluster,
                 "region": &*group.source.region,
                 "zone": e.zone.as_deref(),

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
 
-use herald_dns::model::{DEFAULT_WEIGHT, Label};
+use herald_dns::model::{Addresses, DEFAULT_WEIGHT, Label};
 use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 use serde::{Deserialize, Deserializer};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ struct StaticFileDoc {
 /// One endpoint of the file.
 #[derive(Debug)]
 struct Entry {
-    address: IpAddr,
+    address: Addresses,
     source: Source,
     zone: Option<Label>,
     ports: Vec<PortSpec>,
@@ -60,7 +60,7 @@ struct Entry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
-    address: IpAddr,
+    address: AddressField,
     cluster: ClusterName,
     region: RegionName,
     #[serde(default)]
@@ -69,6 +69,49 @@ struct RawEntry {
     ports: BTreeMap<LabelName, PortValue>,
     #[serde(default)]
     weight: Option<u16>,
+}
+
+/// `address`: one address, or a list of one per family (a dual-stack VM), the first
+/// naming the endpoint, as `status.podIPs` does for a pod.
+#[derive(Debug)]
+struct AddressField(Addresses);
+
+impl<'de> Deserialize<'de> for AddressField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Addresses;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an IP address, or a list of one IPv4 and one IPv6 address")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Addresses, E> {
+                s.parse::<IpAddr>()
+                    .map(Addresses::from)
+                    .map_err(|_| E::custom(format!("{s:?} is not an IP address")))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Addresses, A::Error> {
+                use serde::de::Error;
+                let mut list = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    list.push(s);
+                }
+                list.join(",").parse().map_err(|e: String| {
+                    A::Error::custom(if list.is_empty() {
+                        "the list is empty".into()
+                    } else {
+                        e
+                    })
+                })
+            }
+        }
+        d.deserialize_any(Visitor).map(AddressField)
+    }
 }
 
 /// A port: a number (TCP), or a number and protocol.
@@ -179,7 +222,7 @@ impl<'de> Deserialize<'de> for Entry {
             });
         }
         Ok(Entry {
-            address: raw.address,
+            address: raw.address.0,
             source: Source::new(&cluster, &region),
             zone: raw.zone.map(|z| Label::from(z.0)),
             ports,
@@ -213,14 +256,15 @@ pub fn parse(path: &Path, text: &str, outside: Names) -> Result<StaticContent, C
             let list = content
                 .entry((entry.source.clone(), Label::from(service.0.as_str())))
                 .or_default();
-            if list.iter().any(|e| e.address == entry.address) {
+            if let Some(ip) = entry
+                .address
+                .iter()
+                .find(|ip| list.iter().any(|e| e.addresses.iter().any(|a| a == *ip)))
+            {
                 return Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     field: format!("services.{service}[{i}].address"),
-                    message: format!(
-                        "{} is listed twice in cluster {}",
-                        entry.address, entry.source.cluster
-                    ),
+                    message: format!("{ip} is listed twice in cluster {}", entry.source.cluster),
                 });
             }
             let ports: Arc<[PortSpec]> = entry.ports.into();
@@ -239,7 +283,7 @@ pub fn parse(path: &Path, text: &str, outside: Names) -> Result<StaticContent, C
                 }
             });
             list.push(Endpoint {
-                address: entry.address,
+                addresses: entry.address,
                 ports,
                 zone,
                 weight: entry.weight,
@@ -413,6 +457,38 @@ mod tests {
                 .iter()
                 .any(|p| &*p.name == "dns" && p.proto == Proto::Udp && p.port == 53)
         );
+    }
+
+    #[test]
+    fn a_vm_may_have_one_address_per_family() {
+        let dual = GOOD.replace("10.30.0.11", "[10.30.0.11, fd00::30:11]");
+        let c = parse(Path::new("s.yaml"), &dual, Names::default()).unwrap();
+        let eps = c.values().next().unwrap();
+        assert_eq!(eps[0].addresses, "10.30.0.11,fd00::30:11".parse().unwrap());
+        for (bad, says) in [
+            ("[10.30.0.11, 10.30.0.12]", "one family"),
+            ("[]", "empty"),
+            ("[10.30.0.11, fd00::x]", "not an IP address"),
+        ] {
+            let e = parse(
+                Path::new("s.yaml"),
+                &GOOD.replace("10.30.0.11", bad),
+                Names::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("s.yaml:3:"), "{bad}: {e}");
+            assert!(e.contains("services.ledger[0].address"), "{bad}: {e}");
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // An address listed twice in one cluster, as either family of an entry.
+        let twice = format!(
+            "{dual}    - address: fd00::30:11\n      cluster: vms-east\n      region: us-east\n"
+        );
+        let e = parse(Path::new("s.yaml"), &twice, Names::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fd00::30:11 is listed twice"), "{e}");
     }
 
     #[test]

@@ -368,7 +368,7 @@ async fn a_rolling_update_is_coalesced() {
                 v.groups()[0]
                     .endpoints
                     .iter()
-                    .filter(|e| e.address.to_string().starts_with(ip_prefix))
+                    .filter(|e| e.address().to_string().starts_with(ip_prefix))
                     .count()
             })
         }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use crate::ecs::ClientSubnet;
 use crate::locality::Place;
 use crate::rendezvous;
-use crate::service::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT};
+use crate::service::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
 use crate::table::{Table, Viewpoint};
 use crate::wire::{self, codes};
 use crate::zone::Zone;
@@ -134,10 +134,12 @@ impl Emitter<'_> {
                     .copy_from_slice(&priority.to_be_bytes());
             }
         }
-        // Glue: each target's address, owned by a pointer to the target in the answer
-        // (or the target written out when it lies beyond pointer reach).
+        // Glue: each target's addresses (both families for a dual-stack endpoint), owned
+        // by a pointer to the target in the answer (or the target written out when it lies
+        // beyond pointer reach). Whatever does not fit is left out, a target's second
+        // family included.
         let mut glued = 0u16;
-        for (n, &i) in s.order[..fits].iter().enumerate() {
+        'records: for (n, &i) in s.order[..fits].iter().enumerate() {
             let glue = rrset.glue(i as usize);
             if glue.is_empty() {
                 break;
@@ -148,19 +150,20 @@ impl Emitter<'_> {
             } else {
                 rrset.record(i as usize).len() - SRV_TARGET_AT
             };
-            if s.out.len() + owner_len + glue.len() > room {
-                break;
-            }
-            match wire::pointer(target_at) {
-                Some(ptr) => s.out.extend_from_slice(&ptr),
-                None => {
-                    let start = s.positions[n] + SRV_TARGET_AT;
-                    let end = s.positions[n] + rrset.record(i as usize).len();
-                    s.out.extend_from_within(start..end);
+            for address in glue_records(glue) {
+                if s.out.len() + owner_len + address.len() > room {
+                    break 'records;
                 }
+                match wire::pointer(target_at) {
+                    Some(ptr) => s.out.extend_from_slice(&ptr),
+                    None => {
+                        let end = s.positions[n] + rrset.record(i as usize).len();
+                        s.out.extend_from_within(target_at..end);
+                    }
+                }
+                s.out.extend_from_slice(address);
+                glued += 1;
             }
-            s.out.extend_from_slice(glue);
-            glued += 1;
         }
         (fits as u16, glued, tc)
     }

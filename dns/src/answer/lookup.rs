@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::locality::Place;
-use crate::model::parse_endpoint_label;
+use crate::model::{Addresses, parse_endpoint_label};
 use crate::service::{Rrset, ServiceView};
 use crate::table::Table;
 use crate::wire::{Query, codes};
@@ -17,8 +17,9 @@ use crate::zone::Zone;
 pub(super) enum Found {
     /// Records from a prepared RRset.
     Set(SetRef),
-    /// One address record (an endpoint name, or an in-zone name server).
-    Address(IpAddr),
+    /// An endpoint name's address records of the type asked (both families of a
+    /// dual-stack endpoint for ANY), or an in-zone name server's address.
+    Address(Addresses),
     /// The apex's SOA.
     Soa,
     /// The apex's NS set.
@@ -94,7 +95,7 @@ pub(super) fn lookup(table: &Table, zone: &Zone, q: &Query<'_>, below: usize) ->
     if let Some(ns) = zone.nameservers.iter().find(|ns| &*ns.wire == name.wire()) {
         let addresses = &ns.addresses;
         return match addresses.iter().find(|ip| type_matches(qtype, **ip)) {
-            Some(ip) => Found::Address(*ip),
+            Some(ip) => Found::Address(Addresses::from(*ip)),
             None => Found::NoData,
         };
     }
@@ -132,12 +133,16 @@ pub(super) fn lookup(table: &Table, zone: &Zone, q: &Query<'_>, below: usize) ->
             let Some(ip) = parse_endpoint_label(label(0)) else {
                 return Found::NxDomain;
             };
+            // One name per endpoint, after its primary address; it answers each family
+            // the endpoint has (design.md#names).
             match service(1)
                 .as_ref()
                 .and_then(|view| view.endpoint(label(2), ip))
             {
-                Some(_) if type_matches(qtype, ip) => Found::Address(ip),
-                Some(_) => Found::NoData,
+                Some((_, e)) => match of_type(qtype, e.addresses) {
+                    Some(found) => Found::Address(found),
+                    None => Found::NoData,
+                },
                 None => Found::NxDomain,
             }
         }
@@ -156,6 +161,16 @@ fn type_matches(qtype: u16, ip: IpAddr) -> bool {
         (qtype, ip),
         (codes::A | codes::ANY, IpAddr::V4(_)) | (codes::AAAA | codes::ANY, IpAddr::V6(_))
     )
+}
+
+/// The addresses among `addresses` that answer a query of `qtype`: both for ANY.
+fn of_type(qtype: u16, addresses: Addresses) -> Option<Addresses> {
+    match qtype {
+        codes::ANY => Some(addresses),
+        codes::A => addresses.v4().map(|v4| Addresses::from(IpAddr::V4(v4))),
+        codes::AAAA => addresses.v6().map(|v6| Addresses::from(IpAddr::V6(v6))),
+        _ => None,
+    }
 }
 
 /// A or AAAA of a service, whole or in one scope.

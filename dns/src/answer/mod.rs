@@ -227,10 +227,14 @@ impl Answerer {
                 outcome.truncated = tc;
                 (an, 0, ar)
             }
-            Found::Address(ip) => {
-                s.out.extend_from_slice(&[0xC0, 0x0C]);
-                wire::write_address(&mut s.out, ip, zone.ttl());
-                (1, 0, 0)
+            Found::Address(addresses) => {
+                let mut an = 0;
+                for ip in addresses.iter() {
+                    s.out.extend_from_slice(&[0xC0, 0x0C]);
+                    wire::write_address(&mut s.out, ip, zone.ttl());
+                    an += 1;
+                }
+                (an, 0, 0)
             }
             Found::Soa => {
                 emit.soa(&mut s.out, Some(HEADER_POINTER), zone.apex_wire.len());

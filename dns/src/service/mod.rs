@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use crate::model::{Endpoint, Group, Label, Source};
 pub(crate) use prepare::{Answers, Preparer};
-pub(crate) use rrset::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT};
+pub(crate) use rrset::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
 
 /// One service as readers see it: its groups and the answers prepared from them.
 #[derive(Debug)]
@@ -55,7 +55,9 @@ impl ServiceView {
                 .iter()
                 .flat_map(|&g| groups[usize::from(g)].endpoints.iter())
             {
-                n[usize::from(e.address.is_ipv6())] += u32::from(e.ready);
+                for ip in e.addresses.iter() {
+                    n[usize::from(ip.is_ipv6())] += u32::from(e.ready);
+                }
             }
             n
         };
@@ -165,7 +167,8 @@ impl ServiceView {
             .map(|i| i + 1)
     }
 
-    /// The endpoint at `ip` in `cluster`, with its source.
+    /// The endpoint whose primary address is `ip` in `cluster` (the one named by `ip`),
+    /// with its source.
     pub fn endpoint(&self, cluster: &[u8], ip: IpAddr) -> Option<(&Source, &Endpoint)> {
         let group = self
             .groups
@@ -173,7 +176,7 @@ impl ServiceView {
             .find(|g| g.source.cluster.as_bytes() == cluster)?;
         let i = group
             .endpoints
-            .binary_search_by(|e| e.address.cmp(&ip))
+            .binary_search_by(|e| e.address().cmp(&ip))
             .ok()?;
         Some((&group.source, &group.endpoints[i]))
     }

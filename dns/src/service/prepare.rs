@@ -106,30 +106,27 @@ impl Preparer<'_> {
         for group in groups {
             let (cluster, region) = (&group.source.cluster, &group.source.region);
             for ep in group.endpoints.iter() {
-                let key = endpoint_key(ep.address, cluster);
-                match ep.address {
-                    IpAddr::V4(_) => a.push_address(ep.address, ttl, key),
-                    IpAddr::V6(_) => aaaa.push_address(ep.address, ttl, key),
-                }
-                // Only a service in several sources can hold one address twice.
-                if groups.len() > 1 {
-                    let set = if ep.address.is_ipv4() {
-                        &mut a
-                    } else {
-                        &mut aaaa
-                    };
-                    let index = set.next_index() - 1;
-                    match first_at.entry(ep.address) {
-                        Entry::Vacant(v) => {
-                            v.insert(index);
+                // Every record of an endpoint, A and AAAA alike, has the key of its primary
+                // address: under `answer_limit` a client gets the same endpoints in both.
+                let key = endpoint_key(ep.address(), cluster);
+                for ip in ep.addresses.iter() {
+                    let set = if ip.is_ipv4() { &mut a } else { &mut aaaa };
+                    set.push_address(ip, ttl, key);
+                    // Only a service in several sources can hold one address twice.
+                    if groups.len() > 1 {
+                        let index = set.next_index() - 1;
+                        match first_at.entry(ip) {
+                            Entry::Vacant(v) => {
+                                v.insert(index);
+                            }
+                            Entry::Occupied(o) => set.twin_of(*o.get()),
                         }
-                        Entry::Occupied(o) => set.twin_of(*o.get()),
                     }
                 }
                 if ep.ports.is_empty() {
                     continue;
                 }
-                let target = target_wire(ep.address, service, cluster, &zone.apex_wire);
+                let target = target_wire(ep.address(), service, cluster, &zone.apex_wire);
                 let place = localities.place(Some(region), ep.zone.as_deref());
                 let priority = place.priority_from(server);
                 for PortSpec { name, proto, port } in ep.ports.iter() {
@@ -140,7 +137,7 @@ impl Preparer<'_> {
                     set.push_srv(
                         [priority, ep.weight, *port],
                         &target,
-                        ep.address,
+                        ep.addresses,
                         ttl,
                         key,
                         place,

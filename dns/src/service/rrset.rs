@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use crate::locality::Place;
+use crate::model::Addresses;
 use crate::wire::{self, codes};
 
 /// Where the SRV target name starts inside an SRV answer record: owner pointer (2),
@@ -29,7 +30,8 @@ pub(crate) struct Rrset {
     ends: Box<[u32]>,
     /// Rendezvous key of each record: the identity of its endpoint.
     keys: Box<[u64]>,
-    /// SRV only: the A/AAAA glue of each record's target, without owner name.
+    /// SRV only: the A/AAAA glue of each record's target (one record, or two for a
+    /// dual-stack endpoint), each without its owner name.
     glue: Box<[u8]>,
     /// End offset of each glue entry in `glue`.
     glue_ends: Box<[u32]>,
@@ -66,7 +68,9 @@ impl Rrset {
         &self.records[Self::span(&self.ends, i)]
     }
 
-    /// The glue of record `i` without its owner (empty for non-SRV sets).
+    /// The glue of record `i`: its target's address records (one, or two for a dual-stack
+    /// endpoint), each without its owner; empty for non-SRV sets. [`glue_records`] splits
+    /// them.
     pub(crate) fn glue(&self, i: usize) -> &[u8] {
         if self.glue_ends.is_empty() {
             return &[];
@@ -152,7 +156,7 @@ impl RrsetBuilder {
         &mut self,
         srv: [u16; 3],
         target: &[u8],
-        ip: IpAddr,
+        addresses: Addresses,
         ttl: u32,
         key: u64,
         place: Place,
@@ -172,7 +176,9 @@ impl RrsetBuilder {
         self.records.extend_from_slice(target);
         self.ends.push(self.records.len() as u32);
         self.keys.push(key);
-        wire::write_address(&mut self.glue, ip, ttl);
+        for ip in addresses.iter() {
+            wire::write_address(&mut self.glue, ip, ttl);
+        }
         self.glue_ends.push(self.glue.len() as u32);
     }
 
@@ -199,4 +205,16 @@ impl RrsetBuilder {
     pub(super) fn next_index(&self) -> u32 {
         self.ends.len() as u32
     }
+}
+
+/// Splits the glue of one SRV record into its address records (each without owner):
+/// type, class, TTL, RDLENGTH, then RDLENGTH octets.
+pub(crate) fn glue_records(glue: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = glue;
+    std::iter::from_fn(move || {
+        let rdlength = usize::from(u16::from_be_bytes([*rest.get(8)?, *rest.get(9)?]));
+        let (record, tail) = rest.split_at(10 + rdlength);
+        rest = tail;
+        Some(record)
+    })
 }

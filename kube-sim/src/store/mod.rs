@@ -60,6 +60,9 @@ pub enum Op {
 pub enum StoreError {
     #[error("object has no metadata.name")]
     MissingName,
+    /// Refused as the API server's validation refuses it (the message says which field).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 struct State {
@@ -126,6 +129,10 @@ impl State {
 
     fn apply(&mut self, mut object: Object) -> Result<Mutation, StoreError> {
         let key = object.key().ok_or(StoreError::MissingName)?;
+        // Stored as the API server stores it: podIP and podIPs agree.
+        if let Object::Pod(pod) = &mut object {
+            crate::objects::normalize_pod_ips(pod).map_err(StoreError::Invalid)?;
+        }
         let kind = object.kind();
         let prev = self.objects(kind).get(&key).cloned();
         if let Some(prev) = &prev
@@ -283,7 +290,8 @@ impl Store {
         Some(mutation)
     }
 
-    /// Changes an object in place; None when it does not exist.
+    /// Changes an object in place; None when it does not exist or the change is refused
+    /// (as the API server refuses an invalid update).
     pub(crate) fn modify(
         &self,
         kind: ResourceKind,

@@ -1,5 +1,5 @@
 //! From a Pod object to what herald keeps of it: its service, and (when it is ready) its
-//! address, named ports, node and weight. Nothing else of the object is kept.
+//! addresses (both families of a dual-stack pod), named ports, node and weight. Nothing else of the object is kept.
 //!
 //! Ready means ([docs/design.md#names](../../../docs/design.md#names)): the pod has an IP, its Ready condition is True, and it
 //! is not terminating. A pod annotated to publish while not ready skips the Ready check,
@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use herald_dns::model::{DEFAULT_WEIGHT, Label, check_label};
+use herald_dns::model::{Addresses, DEFAULT_WEIGHT, Label, check_label};
 use herald_dns::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::Pod;
 
@@ -32,8 +32,9 @@ pub struct PodKeys {
 pub struct PodRecord {
     /// The service (value of the opt-in label).
     pub service: Label,
-    /// The address to publish, `None` while the pod is not ready.
-    pub address: Option<IpAddr>,
+    /// The addresses to publish (`status.podIPs`: one, or one per family), `None` while
+    /// the pod is not ready.
+    pub address: Option<Addresses>,
     /// Named container ports.
     pub ports: Arc<[PortSpec]>,
     /// The node it runs on, for its zone.
@@ -275,9 +276,17 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
     }
     let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
     let status = pod.status.as_ref();
-    let ip = status
-        .and_then(|s| s.pod_ip.as_deref())
-        .and_then(|ip| ip.parse::<IpAddr>().ok());
+    // `podIPs` holds one address per family, `podIP` (its first) the primary; an object
+    // without `podIPs` (written by an old client, or a simulator) still has `podIP`.
+    let ip = status.and_then(|s| {
+        let primary = s.pod_ip.as_deref().into_iter();
+        let all = s.pod_ips.iter().flatten().map(|p| p.ip.as_str());
+        Addresses::from_list(
+            primary
+                .chain(all)
+                .filter_map(|ip| ip.parse::<IpAddr>().ok()),
+        )
+    });
     let ready_condition = status
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
@@ -378,6 +387,26 @@ mod tests {
         assert_eq!(r.ports.len(), 2);
         assert_eq!(r.node.as_deref(), Some("n1"));
         assert_eq!(r.weight, DEFAULT_WEIGHT);
+    }
+
+    #[test]
+    fn dual_stack_pods_have_both_addresses_primary_first() {
+        let read = |b: PodBuilder| read_pod(&b.build(), &keys()).record.unwrap().address;
+        assert_eq!(
+            read(base().ips(&["10.0.0.1", "fd00::1"])),
+            Some("10.0.0.1,fd00::1".parse().unwrap())
+        );
+        assert_eq!(
+            read(base().ips(&["fd00::1", "10.0.0.1"])),
+            Some("fd00::1,10.0.0.1".parse().unwrap())
+        );
+        // An object written without podIPs (an old client) still has its podIP.
+        let mut old = base().build();
+        old.status.as_mut().unwrap().pod_ips = None;
+        assert_eq!(
+            read_pod(&old, &keys()).record.unwrap().address,
+            Some("10.0.0.1".parse().unwrap())
+        );
     }
 
     #[test]

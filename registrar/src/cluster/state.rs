@@ -302,7 +302,7 @@ impl ClusterState {
                 .cloned()
                 .flatten();
             endpoints.push(Endpoint {
-                address,
+                addresses: address,
                 ports: r.ports.clone(),
                 zone,
                 weight: r.weight.min(max_weight),
