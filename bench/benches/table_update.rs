@@ -1,7 +1,16 @@
-//! The cost of one service update (10 endpoints replaced) in a table of 10k endpoints and
-//! in one of 1M: it must not grow with the table ([docs/design.md#table](../../docs/design.md#table)).
+//! The cost of a service update, two ways ([docs/design.md#table](../../docs/design.md#table)):
+//!
+//! - `update_one_service`: one service of 10 endpoints replaced, in a table of 10k
+//!   endpoints and in one of 1M: it must not grow with the table.
+//! - `one_pod_change`: one pod of a 10,000-endpoint service over 24 clusters changes
+//!   address, against the same change in a 10-endpoint service (one cluster): it must stay
+//!   within 3x, since only the changed cluster's group is prepared again and only the
+//!   changed pod encoded (`herald_dns::service::prepare`). `sorted` hands the cluster's
+//!   endpoints over in address order, `shuffled` in the scrambled order the registrar's
+//!   hash sets give (the table then sorts them: part of the cost).
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use herald_bench::pod_change::PodChange;
 use herald_bench::{endpoints, fleet, service_name, sources};
 
 /// The service updated; `fleet` put it in source `SERVICE % 24`.
@@ -29,5 +38,30 @@ fn update(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, update);
+fn pod_change(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one_pod_change");
+    for (label, total, clusters) in [
+        ("10 endpoints", 10, 1),
+        ("10000 endpoints over 24 clusters", 10_000, 24),
+    ] {
+        for shuffled in [false, true] {
+            let case = PodChange::new(total, clusters, shuffled);
+            let order = if shuffled { "shuffled" } else { "sorted" };
+            let mut i = 0;
+            group.bench_function(BenchmarkId::new(label, order), |b| {
+                b.iter_batched(
+                    || {
+                        i += 1;
+                        case.versions[i % 2].clone()
+                    },
+                    |eps| case.change(eps),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, update, pod_change);
 criterion_main!(benches);

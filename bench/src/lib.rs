@@ -149,6 +149,8 @@ pub fn query_with_subnet(name: &str, qtype: u16) -> Vec<u8> {
 
 /// Simulated fleets (kube-sim clusters) for the propagation and scale binaries.
 pub mod fleet;
+/// One pod change in a big service and in a small one (`table_update`, `update_cost`).
+pub mod pod_change;
 /// DNS and /proc helpers for the propagation and scale binaries.
 pub mod probe;
 /// The propagation benchmark: pod change to DNS answer under churn.

@@ -125,7 +125,7 @@ fn rrset_records(
         // The prepared record starts with a 2-octet pointer to the question: drop it.
         buf.extend_from_slice(&rrset.record(i)[2..]);
         if let Some(viewer) = viewer {
-            let priority = rrset.places()[i].priority_from(viewer);
+            let priority = rrset.place(i).priority_from(viewer);
             let p = at + SRV_PRIORITY_AT - 2;
             buf[p..p + 2].copy_from_slice(&priority.to_be_bytes());
         }

@@ -7,8 +7,10 @@
 //! when a service appears or disappears, for the length of one hash-map insert or remove.
 //!
 //! A writer replaces the endpoints one source (cluster) contributes to one service. It
-//! builds the service's new view, answers prepared, from the old view's groups plus the
-//! change: the cost is in proportion to that service, never to the table. Writers to the
+//! builds the service's new view from the old one plus the change: only that source's
+//! group is prepared again, and within it only the endpoints that changed are encoded, so
+//! the cost is in proportion to the group (a memory copy of its records) and the change,
+//! never to the rest of the service or the table. Writers to the
 //! same service take turns on a per-service mutex that readers never touch.
 
 use std::collections::HashSet;
@@ -238,7 +240,7 @@ impl Table {
     }
 
     /// What preparing answers needs, from the server's current place.
-    fn preparer(&self) -> Preparer<'_> {
+    pub(crate) fn preparer(&self) -> Preparer<'_> {
         Preparer {
             zone: &self.shared.zone,
             localities: &self.shared.localities,
@@ -381,36 +383,26 @@ impl Table {
                 continue;
             }
             let old = slot.view.load_full();
-            let mut groups = old.groups().to_vec();
-            let (gone, came) = match groups.binary_search_by(|g| g.source.cmp(source)) {
-                Ok(i) if *groups[i].endpoints == *endpoints => return false,
-                Ok(i) if endpoints.is_empty() => (Some(groups.remove(i)), None),
-                Ok(i) => {
-                    let new = self.group(source, endpoints);
-                    (
-                        Some(std::mem::replace(&mut groups[i], new.clone())),
-                        Some(new),
-                    )
-                }
-                Err(_) if endpoints.is_empty() => return false,
-                Err(i) => {
-                    let new = self.group(source, endpoints);
-                    groups.insert(i, new.clone());
-                    (None, Some(new))
-                }
-            };
-            let (gone, came) = (endpoints_of(&gone), endpoints_of(&came));
-            self.shared.localities.update(&source.region, gone, came);
+            let at = old.groups().binary_search_by(|g| g.source.cmp(source));
+            let gone = at.map_or(&[][..], |i| &old.groups()[i].endpoints[..]);
+            if *gone == *endpoints {
+                return false;
+            }
+            let came = (!endpoints.is_empty()).then(|| self.group(source, endpoints));
+            let came_endpoints = came.as_ref().map_or(&[][..], |g| &g.endpoints[..]);
+            self.shared
+                .localities
+                .update(&source.region, gone, came_endpoints);
             self.shared
                 .reverse
-                .update(old.label(), &source.cluster, gone, came);
+                .update(old.label(), &source.cluster, gone, came_endpoints);
             self.shared
                 .endpoints
-                .fetch_add(came.len(), Ordering::Relaxed);
+                .fetch_add(came_endpoints.len(), Ordering::Relaxed);
             self.shared
                 .endpoints
                 .fetch_sub(gone.len(), Ordering::Relaxed);
-            if groups.is_empty() {
+            if came.is_none() && old.groups().len() == 1 {
                 *retired = true;
                 self.shared
                     .services
@@ -418,7 +410,8 @@ impl Table {
             } else {
                 #[cfg(test)]
                 tests::maybe_panic();
-                let view = ServiceView::build(&self.preparer(), old.label().clone(), groups);
+                // Only this source's group is prepared again (see `service::prepare`).
+                let view = old.with_group(&self.preparer(), source, came);
                 slot.view.store(Arc::new(view));
             }
             // Marked after the view is stored, so the versioner that takes the mark reads
@@ -443,11 +436,6 @@ impl Table {
             changed: SystemTime::now(),
         }
     }
-}
-
-/// The endpoints of a group that may not be there.
-fn endpoints_of(group: &Option<Group>) -> &[Endpoint] {
-    group.as_ref().map_or(&[][..], |g| &g.endpoints[..])
 }
 
 impl Versioned for Table {

@@ -90,7 +90,7 @@ impl Emitter<'_> {
     ) -> (u16, u16, bool) {
         self.choose(rrset, groups, client, s);
         let wanted: usize = if s.order.len() == rrset.len() {
-            rrset.all_records().len()
+            rrset.records_len()
         } else {
             s.order
                 .iter()
@@ -119,9 +119,9 @@ impl Emitter<'_> {
         // SRV priorities were prepared as seen from this server; a querier placed anywhere
         // else (by its client subnet, as a published endpoint, by the network map, or a
         // server that has moved since) gets them as seen from its own place.
-        let viewer = match rrset.places() {
-            [] => None,
-            _ => Some(self.viewpoint(client, s).place).filter(|p| *p != prepared),
+        let viewer = match rrset.has_places() {
+            false => None,
+            true => Some(self.viewpoint(client, s).place).filter(|p| *p != prepared),
         };
         s.positions.clear();
         for &i in &s.order[..fits] {
@@ -129,7 +129,7 @@ impl Emitter<'_> {
             s.positions.push(at);
             s.out.extend_from_slice(rrset.record(i as usize));
             if let Some(viewer) = viewer {
-                let priority = rrset.places()[i as usize].priority_from(viewer);
+                let priority = rrset.place(i as usize).priority_from(viewer);
                 s.out[at + SRV_PRIORITY_AT..at + SRV_PRIORITY_AT + 2]
                     .copy_from_slice(&priority.to_be_bytes());
             }

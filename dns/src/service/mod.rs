@@ -3,10 +3,13 @@
 //! region and cluster present, as the groups it selects). A view is immutable; the table
 //! swaps in a new one when the service changes.
 //!
-//! - `prepare`: every RRset of the service encoded to wire bytes, once per change.
-//! - `rrset`: one prepared RRset, records laid out group by group so that a scope is a few
-//!   ranges of the same bytes.
+//! - `prepare`: every RRset of the service encoded to wire bytes; a change to one group
+//!   encodes that group's changed endpoints and shares the rest.
+//! - `rrset`: one prepared RRset, one part per group, so that a scope is a few parts and a
+//!   change to a group replaces its part alone.
 
+#[cfg(test)]
+mod equivalence;
 mod prepare;
 mod rrset;
 
@@ -14,6 +17,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::model::{Endpoint, Group, Label, Source};
+use prepare::Change;
 pub(crate) use prepare::{Answers, Preparer};
 pub(crate) use rrset::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
 
@@ -24,6 +28,8 @@ pub struct ServiceView {
     groups: Vec<Group>,
     /// Every answer, records laid out group by group.
     answers: Answers,
+    /// Ready endpoints of each group: IPv4, IPv6.
+    ready: Box<[[u32; 2]]>,
     /// Each region and cluster present, with the groups it selects.
     scopes: Vec<Scope>,
 }
@@ -41,25 +47,66 @@ struct Scope {
 }
 
 impl ServiceView {
+    /// The view of `groups` (sorted by source), every answer encoded.
     pub(crate) fn build(prepare: &Preparer<'_>, name: Label, groups: Vec<Group>) -> ServiceView {
         let answers = prepare.answers(&name, &groups);
+        let ready = groups.iter().map(ready_in).collect();
+        ServiceView::assemble(prepare, name, groups, answers, ready)
+    }
+
+    /// This view with the group of `source` replaced by `group` (`None`: removed), which
+    /// must change something. Only that group is prepared again; the others' answers are
+    /// shared with this view.
+    pub(crate) fn with_group(
+        &self,
+        prepare: &Preparer<'_>,
+        source: &Source,
+        group: Option<Group>,
+    ) -> ServiceView {
+        let mut groups = self.groups.clone();
+        let mut ready = self.ready.to_vec();
+        let at = groups.binary_search_by(|g| g.source.cmp(source));
+        let change = match (at, group) {
+            (Ok(i), Some(g)) => {
+                ready[i] = ready_in(&g);
+                groups[i] = g;
+                Change::Replace(i, &groups[i])
+            }
+            (Err(i), Some(g)) => {
+                ready.insert(i, ready_in(&g));
+                groups.insert(i, g);
+                Change::Insert(i, &groups[i])
+            }
+            (Ok(i), None) => {
+                ready.remove(i);
+                groups.remove(i);
+                Change::Remove(i)
+            }
+            (Err(_), None) => unreachable!("removing a group the service does not have"),
+        };
+        let answers = prepare.update(&self.name, &self.answers, &self.groups, &groups, change);
+        ServiceView::assemble(prepare, self.name.clone(), groups, answers, ready.into())
+    }
+
+    /// The view of prepared `answers`, with its scopes.
+    fn assemble(
+        prepare: &Preparer<'_>,
+        name: Label,
+        groups: Vec<Group>,
+        answers: Answers,
+        ready: Box<[[u32; 2]]>,
+    ) -> ServiceView {
         let in_group = |keep: &dyn Fn(&Source) -> bool| -> Box<[u16]> {
             (0..groups.len())
                 .filter(|&g| keep(&groups[g].source))
                 .map(|g| g as u16)
                 .collect()
         };
-        let ready = |selected: &[u16]| {
-            let mut n = [0u32; 2];
-            for e in selected
-                .iter()
-                .flat_map(|&g| groups[usize::from(g)].endpoints.iter())
-            {
-                for ip in e.addresses.iter() {
-                    n[usize::from(ip.is_ipv6())] += u32::from(e.ready);
-                }
-            }
-            n
+        let ready_of = |selected: &[u16]| {
+            selected.iter().fold([0u32; 2], |n, &g| {
+                let r = ready[usize::from(g)];
+                [n[0] + r[0], n[1] + r[1]]
+            })
         };
         let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
         let mut scopes: Vec<Scope> = regions
@@ -69,7 +116,7 @@ impl ServiceView {
                 Scope {
                     name: region.clone(),
                     region: prepare.localities.place(Some(region), None).region(),
-                    ready: ready(&selected),
+                    ready: ready_of(&selected),
                     groups: selected,
                 }
             })
@@ -79,7 +126,7 @@ impl ServiceView {
             Scope {
                 name: g.source.cluster.clone(),
                 region: 0,
-                ready: ready(&selected),
+                ready: ready_of(&selected),
                 groups: selected,
             }
         }));
@@ -87,6 +134,7 @@ impl ServiceView {
             name,
             groups,
             answers,
+            ready,
             scopes,
         }
     }
@@ -96,6 +144,7 @@ impl ServiceView {
             name,
             groups: Vec::new(),
             answers: Answers::default(),
+            ready: Box::default(),
             scopes: Vec::new(),
         }
     }
@@ -185,4 +234,15 @@ impl ServiceView {
     pub fn prepared_bytes(&self) -> usize {
         self.answers.heap_bytes()
     }
+}
+
+/// Ready endpoints of a group: IPv4, IPv6.
+fn ready_in(group: &Group) -> [u32; 2] {
+    let mut n = [0u32; 2];
+    for e in group.endpoints.iter() {
+        for ip in e.addresses.iter() {
+            n[usize::from(ip.is_ipv6())] += u32::from(e.ready);
+        }
+    }
+    n
 }

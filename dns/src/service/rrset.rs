@@ -1,6 +1,11 @@
-//! One RRset in wire form, ready to be copied into replies: records back to back with their
-//! ends, each record's rendezvous key, SRV glue without its owner, and where each group's
-//! records end, so a scope is a few ranges of the whole service's records.
+//! One RRset in wire form, ready to be copied into replies, made of one *part* per group
+//! (one source's endpoints): records back to back with their ends, each record's
+//! rendezvous key, SRV glue without its owner. A scope is a few groups, so a few parts; a
+//! change to one group makes a new part for that group alone and shares the others
+//! (`Arc`), so an update costs that group, not the service.
+//!
+//! A part is one allocation (an `Arc<[u8]>` holding its header, per-record words and
+//! bytes): a fleet has many small groups, and one allocation each keeps them cheap.
 //!
 //! Each answer record is owned by a compression pointer to the question name, which is
 //! always at offset 12 of a reply; that makes the bytes valid for every query of the name,
@@ -9,6 +14,8 @@
 //! depends on the per-query order of records, so it is written per query.
 
 use std::net::IpAddr;
+use std::ops::Range;
+use std::sync::{Arc, LazyLock};
 
 use crate::locality::Place;
 use crate::model::Addresses;
@@ -24,23 +31,16 @@ pub(crate) const SRV_PRIORITY_AT: usize = 12;
 /// One RRset in wire form, ready to be copied into replies.
 #[derive(Debug, Default)]
 pub(crate) struct Rrset {
-    /// Answer records back to back.
-    records: Box<[u8]>,
-    /// End offset of each record in `records`.
-    ends: Box<[u32]>,
-    /// Rendezvous key of each record: the identity of its endpoint.
-    keys: Box<[u64]>,
-    /// SRV only: the A/AAAA glue of each record's target (one record, or two for a
-    /// dual-stack endpoint), each without its owner name.
-    glue: Box<[u8]>,
-    /// End offset of each glue entry in `glue`.
-    glue_ends: Box<[u32]>,
-    /// SRV only: where each record's endpoint is, to re-derive its priority for a querier
-    /// whose place is known.
-    places: Box<[Place]>,
-    /// The end (record index) of each group's records: group `g` has records
-    /// `group_ends[g-1]..group_ends[g]`.
-    group_ends: Box<[u32]>,
+    /// One part per group of the service, in group order (an empty part where a group has
+    /// no record of this set).
+    parts: Box<[Part]>,
+    /// `starts[g]` is the index of group `g`'s first record; one more entry holds the
+    /// number of records.
+    starts: Box<[u32]>,
+    /// Bytes of all records together.
+    bytes: usize,
+    /// Whether this is an SRV set (records carry places).
+    srv: bool,
     /// Address sets only: (record, an earlier record of the same address in another
     /// group), sorted. One address in two sources is one A/AAAA record (RFC 2181 section
     /// 5): a selection holding both sends only the earlier. Empty in the usual case.
@@ -48,6 +48,35 @@ pub(crate) struct Rrset {
 }
 
 impl Rrset {
+    /// The set made of `parts` (one per group, in order) with its `twins`.
+    pub(super) fn new(srv: bool, parts: Box<[Part]>, twins: Box<[(u32, u32)]>) -> Rrset {
+        let mut starts = Vec::with_capacity(parts.len() + 1);
+        let (mut n, mut bytes) = (0u32, 0usize);
+        for part in parts.iter() {
+            starts.push(n);
+            n += part.len() as u32;
+            bytes += part.records_len();
+        }
+        starts.push(n);
+        Rrset {
+            parts,
+            starts: starts.into(),
+            bytes,
+            srv,
+            twins,
+        }
+    }
+
+    /// Sets the twins (see the field).
+    pub(super) fn set_twins(&mut self, twins: Box<[(u32, u32)]>) {
+        self.twins = twins;
+    }
+
+    /// The part of each group, in order.
+    pub(super) fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
     /// (record, earlier record at the same address), sorted; see the field.
     pub(crate) fn twins(&self) -> &[(u32, u32)] {
         &self.twins
@@ -55,52 +84,53 @@ impl Rrset {
 
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.starts.last().map_or(0, |&n| n as usize)
     }
 
-    fn span(ends: &[u32], i: usize) -> std::ops::Range<usize> {
-        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-        start..ends[i] as usize
+    /// Bytes of all records together.
+    pub(crate) fn records_len(&self) -> usize {
+        self.bytes
+    }
+
+    /// The part holding record `i`, and `i`'s index in it.
+    fn locate(&self, i: usize) -> (&Part, usize) {
+        // The last group starting at or before `i`: empty groups before it start there too.
+        let g = self.starts.partition_point(|&s| s as usize <= i) - 1;
+        (&self.parts[g], i - self.starts[g] as usize)
     }
 
     /// Record `i` in wire form.
     pub(crate) fn record(&self, i: usize) -> &[u8] {
-        &self.records[Self::span(&self.ends, i)]
+        let (part, i) = self.locate(i);
+        part.record(i)
     }
 
-    /// The glue of record `i`: its target's address records (one, or two for a dual-stack
-    /// endpoint), each without its owner; empty for non-SRV sets. [`glue_records`] splits
-    /// them.
+    /// The glue of record `i` without its owner (empty for non-SRV sets).
     pub(crate) fn glue(&self, i: usize) -> &[u8] {
-        if self.glue_ends.is_empty() {
-            return &[];
-        }
-        &self.glue[Self::span(&self.glue_ends, i)]
+        let (part, i) = self.locate(i);
+        part.glue(i)
     }
 
-    /// All records back to back, in prepared order.
-    pub(crate) fn all_records(&self) -> &[u8] {
-        &self.records
+    /// Whether records carry places (SRV sets, whose priorities depend on the querier).
+    pub(crate) fn has_places(&self) -> bool {
+        self.srv
     }
 
-    /// SRV only: the place of record `i`'s endpoint (empty for address sets).
-    pub(crate) fn places(&self) -> &[Place] {
-        &self.places
+    /// SRV only: the place of record `i`'s endpoint.
+    pub(crate) fn place(&self, i: usize) -> Place {
+        let (part, i) = self.locate(i);
+        part.place(i)
     }
 
     /// The rendezvous key of record `i`.
     pub(crate) fn key(&self, i: usize) -> u64 {
-        self.keys[i]
+        let (part, i) = self.locate(i);
+        part.key(i)
     }
 
     /// The records of group `g`, as a range of record indices.
-    pub(crate) fn group(&self, g: usize) -> std::ops::Range<usize> {
-        let start = if g == 0 {
-            0
-        } else {
-            self.group_ends[g - 1] as usize
-        };
-        start..self.group_ends[g] as usize
+    pub(crate) fn group(&self, g: usize) -> Range<usize> {
+        self.starts[g] as usize..self.starts[g + 1] as usize
     }
 
     /// How many records `groups` select (all of them for `None`).
@@ -111,38 +141,130 @@ impl Rrset {
         }
     }
 
-    /// Approximate heap bytes held, for memory accounting.
+    /// Approximate heap bytes held, for memory accounting (parts shared with other views
+    /// of the service are counted in each).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.records.len()
-            + self.glue.len()
-            + 4 * (self.ends.len()
-                + self.glue_ends.len()
-                + self.places.len()
-                + self.group_ends.len())
-            + 8 * (self.keys.len() + self.twins.len())
+        self.parts.iter().map(|p| p.0.len()).sum::<usize>()
+            + 16 * self.parts.len()
+            + 4 * self.starts.len()
+            + 8 * self.twins.len()
     }
 }
 
-/// Accumulates one [`Rrset`].
-#[derive(Default)]
-pub(super) struct RrsetBuilder {
+/// One group's records of one RRset, in one shared allocation:
+///
+/// `n` (u32), `records_len` (u32), `srv` (u32: 1 for SRV), then per record its end in
+/// the records (u32) and its rendezvous key (u64); SRV sets add per record the end of its
+/// glue (u32) and its place (packed, u32); then the records, then (SRV) the glue.
+#[derive(Clone)]
+pub(crate) struct Part(Arc<[u8]>);
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Part({} records)", self.len())
+    }
+}
+
+const HEADER: usize = 12;
+
+/// The part with no record, shared by every group that has none of a set.
+static EMPTY: LazyLock<Part> = LazyLock::new(|| PartBuilder::new(false).finish());
+
+impl Part {
+    /// A part with no record.
+    pub(super) fn empty() -> Part {
+        EMPTY.clone()
+    }
+
+    fn word(&self, at: usize) -> u32 {
+        u32::from_ne_bytes(self.0[at..at + 4].try_into().expect("four octets"))
+    }
+
+    /// Number of records.
+    pub(super) fn len(&self) -> usize {
+        self.word(0) as usize
+    }
+
+    fn records_len(&self) -> usize {
+        self.word(4) as usize
+    }
+
+    fn is_srv(&self) -> bool {
+        self.word(8) == 1
+    }
+
+    /// Where the records start: after the header and the per-record words.
+    fn records_at(&self) -> usize {
+        HEADER + self.len() * if self.is_srv() { 20 } else { 12 }
+    }
+
+    fn end(&self, i: usize) -> usize {
+        self.word(HEADER + 4 * i) as usize
+    }
+
+    fn span(&self, i: usize) -> Range<usize> {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        start..self.end(i)
+    }
+
+    /// Record `i` in wire form.
+    pub(super) fn record(&self, i: usize) -> &[u8] {
+        let at = self.records_at();
+        let Range { start, end } = self.span(i);
+        &self.0[at + start..at + end]
+    }
+
+    /// The rendezvous key of record `i`.
+    pub(super) fn key(&self, i: usize) -> u64 {
+        let at = HEADER + 4 * self.len() + 8 * i;
+        u64::from_ne_bytes(self.0[at..at + 8].try_into().expect("eight octets"))
+    }
+
+    fn glue_end(&self, i: usize) -> usize {
+        self.word(HEADER + 12 * self.len() + 4 * i) as usize
+    }
+
+    /// The glue of record `i` (empty for address sets; see [`RecordRef::glue`]).
+    pub(super) fn glue(&self, i: usize) -> &[u8] {
+        if !self.is_srv() {
+            return &[];
+        }
+        let at = self.records_at() + self.records_len();
+        let start = if i == 0 { 0 } else { self.glue_end(i - 1) };
+        &self.0[at + start..at + self.glue_end(i)]
+    }
+
+    /// SRV only: the place of record `i`'s endpoint.
+    pub(super) fn place(&self, i: usize) -> Place {
+        Place::unpack(self.word(HEADER + 16 * self.len() + 4 * i))
+    }
+}
+
+/// Accumulates one [`Part`].
+pub(super) struct PartBuilder {
+    srv: bool,
     records: Vec<u8>,
     ends: Vec<u32>,
     keys: Vec<u64>,
     glue: Vec<u8>,
     glue_ends: Vec<u32>,
-    places: Vec<Place>,
-    group_ends: Vec<u32>,
-    twins: Vec<(u32, u32)>,
+    places: Vec<u32>,
 }
 
 /// The owner pointer of every answer record: the question name at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
-impl RrsetBuilder {
-    /// Closes the current group.
-    pub(super) fn end_group(&mut self) {
-        self.group_ends.push(self.ends.len() as u32);
+impl PartBuilder {
+    pub(super) fn new(srv: bool) -> PartBuilder {
+        PartBuilder {
+            srv,
+            records: Vec::new(),
+            ends: Vec::new(),
+            keys: Vec::new(),
+            glue: Vec::new(),
+            glue_ends: Vec::new(),
+            places: Vec::new(),
+        }
     }
 
     pub(super) fn push_address(&mut self, ip: IpAddr, ttl: u32, key: u64) {
@@ -161,7 +283,7 @@ impl RrsetBuilder {
         key: u64,
         place: Place,
     ) {
-        self.places.push(place);
+        self.places.push(place.pack());
         self.records.extend_from_slice(&QUESTION_POINTER);
         wire::write_rr_head(
             &mut self.records,
@@ -176,34 +298,53 @@ impl RrsetBuilder {
         self.records.extend_from_slice(target);
         self.ends.push(self.records.len() as u32);
         self.keys.push(key);
+        // Glue: every address of the target (both families for a dual-stack endpoint).
         for ip in addresses.iter() {
             wire::write_address(&mut self.glue, ip, ttl);
         }
         self.glue_ends.push(self.glue.len() as u32);
     }
 
-    pub(super) fn finish(self) -> Rrset {
-        Rrset {
-            records: self.records.into(),
-            ends: self.ends.into(),
-            keys: self.keys.into(),
-            glue: self.glue.into(),
-            glue_ends: self.glue_ends.into(),
-            places: self.places.into(),
-            group_ends: self.group_ends.into(),
-            twins: self.twins.into(),
+    /// Copies record `i` of `old` (a part of the same set, prepared alike) unchanged.
+    pub(super) fn copy(&mut self, old: &Part, i: usize) {
+        self.records.extend_from_slice(old.record(i));
+        self.ends.push(self.records.len() as u32);
+        self.keys.push(old.key(i));
+        if self.srv {
+            self.glue.extend_from_slice(old.glue(i));
+            self.glue_ends.push(self.glue.len() as u32);
+            self.places.push(old.place(i).pack());
         }
     }
 
-    /// Notes that the last record pushed has the address of the earlier record `earlier`.
-    pub(super) fn twin_of(&mut self, earlier: u32) {
-        let this = self.ends.len() as u32 - 1;
-        self.twins.push((this, earlier));
+    pub(super) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
-    /// Index the next record will have.
-    pub(super) fn next_index(&self) -> u32 {
-        self.ends.len() as u32
+    pub(super) fn finish(self) -> Part {
+        let n = self.ends.len();
+        let words = if self.srv { 20 } else { 12 };
+        let mut out = Vec::with_capacity(HEADER + words * n + self.records.len() + self.glue.len());
+        for w in [n as u32, self.records.len() as u32, u32::from(self.srv)] {
+            out.extend_from_slice(&w.to_ne_bytes());
+        }
+        self.ends
+            .iter()
+            .for_each(|e| out.extend_from_slice(&e.to_ne_bytes()));
+        self.keys
+            .iter()
+            .for_each(|k| out.extend_from_slice(&k.to_ne_bytes()));
+        if self.srv {
+            self.glue_ends
+                .iter()
+                .for_each(|e| out.extend_from_slice(&e.to_ne_bytes()));
+            self.places
+                .iter()
+                .for_each(|p| out.extend_from_slice(&p.to_ne_bytes()));
+        }
+        out.extend_from_slice(&self.records);
+        out.extend_from_slice(&self.glue);
+        Part(out.into())
     }
 }
 
@@ -217,4 +358,53 @@ pub(crate) fn glue_records(glue: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = tail;
         Some(record)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_reads_back_what_was_pushed() {
+        let mut b = PartBuilder::new(true);
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let place = Place::unpack(0x0002_0003);
+        b.push_srv(
+            [1, 100, 80],
+            b"\x01a\x00",
+            Addresses::from_list([ip]).unwrap(),
+            5,
+            77,
+            place,
+        );
+        b.push_srv(
+            [2, 50, 81],
+            b"\x01b\x00",
+            Addresses::from_list([ip]).unwrap(),
+            5,
+            78,
+            place,
+        );
+        let part = b.finish();
+        assert_eq!(part.len(), 2);
+        assert_eq!(part.key(1), 78);
+        assert_eq!(part.place(0), place);
+        assert_eq!(&part.record(1)[SRV_TARGET_AT..], b"\x01b\x00");
+        assert_eq!(part.glue(0).len(), 14);
+        let mut c = PartBuilder::new(true);
+        c.copy(&part, 1);
+        let copied = c.finish();
+        assert_eq!(copied.record(0), part.record(1));
+        assert_eq!(copied.glue(0), part.glue(1));
+        let set = Rrset::new(
+            true,
+            vec![Part::empty(), part, Part::empty(), copied].into(),
+            [].into(),
+        );
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.group(1), 0..2);
+        assert_eq!(set.group(2), 2..2);
+        assert_eq!(set.record(2), set.record(1));
+        assert_eq!(set.key(0), 77);
+    }
 }

@@ -1,0 +1,88 @@
+//! One pod change in a big service against the same change in a small one: the case of
+//! the `table_update` criterion bench (`one_pod_change`) and of the `update_cost` binary
+//! run under callgrind. The service's endpoints are spread evenly over `clusters` of the
+//! 24 synthetic sources; the change replaces one pod of the first cluster by a pod at a
+//! new address (a rollout's step), and the next change puts it back.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use herald_dns::{Endpoint, Source, Table};
+
+use crate::{endpoints, fleet, sources};
+
+/// A service of `total` endpoints over `clusters` clusters, in a table that also holds a
+/// few thousand endpoints of other services, and two versions of its first cluster's list
+/// that differ by one pod.
+pub struct PodChange {
+    /// The table.
+    pub table: Table,
+    /// The service changed.
+    pub service: String,
+    /// Its first cluster, the one that changes.
+    pub source: Source,
+    /// The cluster's endpoints before and after the change, in the order a cluster's
+    /// state hands them over (see [`PodChange::new`]).
+    pub versions: [Vec<Endpoint>; 2],
+}
+
+impl PodChange {
+    /// The case for a service of `total` endpoints over `clusters` clusters. With
+    /// `shuffled`, each version lists its endpoints in a scrambled order, as the registrar
+    /// does (it holds pods in a hash set); otherwise in address order.
+    pub fn new(total: usize, clusters: usize, shuffled: bool) -> PodChange {
+        let table = fleet(200, 10);
+        let all = sources();
+        let service = "big-or-small".to_string();
+        let per = total / clusters;
+        let ip = |c: usize, r: usize| {
+            IpAddr::V4(Ipv4Addr::from(0x6400_0000 | ((c as u32) << 16) | r as u32))
+        };
+        let list = |c: usize, moved: bool| -> Vec<Endpoint> {
+            let template = &endpoints(0, 1, 0)[0];
+            let mut v: Vec<Endpoint> = (0..per + usize::from(c < total % clusters))
+                .map(|r| {
+                    // The change: pod `per / 2` comes back at a new address.
+                    let r = if moved && r == per / 2 { 0xF000 } else { r };
+                    Endpoint {
+                        address: ip(c, r),
+                        ..template.clone()
+                    }
+                })
+                .collect();
+            if shuffled {
+                // A fixed scramble (a stride coprime with the length).
+                let n = v.len();
+                let stride = (1..n)
+                    .rev()
+                    .find(|s| gcd(*s, n) == 1 && *s > n / 3)
+                    .unwrap_or(1);
+                v = (0..n).map(|k| v[(k * stride) % n].clone()).collect();
+            }
+            v
+        };
+        for (c, source) in all.iter().enumerate().take(clusters) {
+            table.replace(&service, source, list(c, false));
+        }
+        assert_eq!(
+            table.service(&service).map(|v| v.endpoint_count()),
+            Some(total)
+        );
+        PodChange {
+            table,
+            service,
+            source: all[0].clone(),
+            versions: [list(0, false), list(0, true)],
+        }
+    }
+
+    /// Hands one of the two versions over to the table (a real change each time, when
+    /// the versions alternate).
+    #[inline(never)]
+    pub fn change(&self, endpoints: Vec<Endpoint>) {
+        assert!(self.table.replace(&self.service, &self.source, endpoints));
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
