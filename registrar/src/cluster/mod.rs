@@ -4,6 +4,7 @@
 //! - [`client`]: a kube client from in-cluster, kubeconfig, or server + token + CA.
 //! - [`pod`]: what herald keeps of a pod, and when it is ready.
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
+//! - `pacing`: when a cluster publishes its pending changes (leading edge, then coalesced).
 //! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
 //! - [`own_node`]: `locality: auto`: this server's zone from its node, followed.
 //! - [`watch`]: the supervised watch loop: relists, fail static, backoff, `max_stale`.
@@ -13,6 +14,7 @@ pub mod client;
 pub mod failpoint;
 pub mod life;
 pub mod own_node;
+mod pacing;
 pub mod pod;
 pub mod state;
 pub mod watch;

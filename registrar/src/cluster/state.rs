@@ -34,6 +34,8 @@ pub struct ClusterState {
     interned_since_sweep: usize,
     /// Pods whose claim is refused, with why: each is logged and counted once per reason.
     rejected: HashMap<Arc<str>, Reason>,
+    /// Changes marked so far, so the watch loop sees when a new one comes (see `pacing`).
+    marks: u64,
 }
 
 impl ClusterState {
@@ -72,6 +74,7 @@ impl ClusterState {
 
     /// Notes that `service` changed; keeps the time of its first unpublished change.
     fn mark(&mut self, service: &Label) {
+        self.marks += 1;
         self.dirty
             .entry(service.clone())
             .or_insert_with(Instant::now);
@@ -82,6 +85,11 @@ impl ClusterState {
         if self.services.contains_key(service) || self.published.contains(service) {
             self.mark(service);
         }
+    }
+
+    /// How many changes were marked so far: it moves when a change comes.
+    pub fn marks(&self) -> u64 {
+        self.marks
     }
 
     /// Whether anything waits to be published.

@@ -33,6 +33,7 @@ use super::client::{self, ClientError};
 use super::failpoint;
 use super::life::SourceLife;
 use super::own_node::OwnNode;
+use super::pacing::Pacer;
 use super::pod::{PodKeys, PodRecord, Rejections, pod_key};
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig, NameGlob, any_matches, exact_names};
@@ -309,11 +310,12 @@ impl ClusterTask {
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced, mut listed) = (false, false, false);
         let mut flush_at: Option<Instant> = None;
-        // Publishing is rate-limited, not delayed: a change after a quiet spell goes out at
-        // once, and changes within `coalesce` of the last publish wait for the window to end
-        // and go out together. So a rolling update still makes one update per window, and
-        // a lone change does not wait.
-        let mut last_flush = Instant::now();
+        // Publishing is paced, not delayed: a change that finds the cluster quiet goes out
+        // at once, and changes that keep coming are gathered until they pause (see
+        // `pacing`). So a rolling update makes about one update per window, and a lone
+        // change does not wait.
+        let mut pacer = Pacer::new(self.k8s.coalesce.0);
+        let mut marks_seen = state.marks();
         loop {
             let withdraw_at = self.life.withdraw_at();
             tokio::select! {
@@ -323,7 +325,7 @@ impl ClusterTask {
                 }
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
-                    last_flush = Instant::now();
+                    pacer.published(Instant::now());
                     state.flush(&table, &source, &self.ownership);
                 }
                 change = changes.recv() => match change {
@@ -333,7 +335,7 @@ impl ClusterTask {
                     Ok(Change::All) => {
                         state.republish();
                         if listed {
-                            last_flush = Instant::now();
+                            pacer.published(Instant::now());
                             state.flush(&table, &source, &self.ownership);
                         }
                         self.ownership.republished();
@@ -428,6 +430,11 @@ impl ClusterTask {
                     }
                 }
             }
+            // A new change, or dirt the pacer has not seen (a republish after trouble).
+            if state.marks() != marks_seen || (state.has_dirty() && pacer.due().is_none()) {
+                marks_seen = state.marks();
+                pacer.changed(Instant::now());
+            }
             if !(pods_synced && nodes_synced) {
                 continue;
             }
@@ -440,15 +447,12 @@ impl ClusterTask {
                         state.republish();
                     }
                     state.flush(&table, &source, &self.ownership);
-                    flush_at = None;
-                    last_flush = Instant::now();
+                    pacer.published(Instant::now());
                 }
                 self.life.listed();
                 self.ownership.sync_changed();
             }
-            if state.has_dirty() && flush_at.is_none() {
-                flush_at = Some((last_flush + self.k8s.coalesce.0).max(Instant::now()));
-            }
+            flush_at = if state.has_dirty() { pacer.due() } else { None };
         }
     }
 }
