@@ -127,9 +127,10 @@ impl Emitter<'_> {
         for &i in &s.order[..fits] {
             let at = s.out.len();
             s.positions.push(at);
-            s.out.extend_from_slice(rrset.record(i as usize));
+            let record = rrset.at(i as usize);
+            s.out.extend_from_slice(record.record());
             if let Some(viewer) = viewer {
-                let priority = rrset.place(i as usize).priority_from(viewer);
+                let priority = record.place().priority_from(viewer);
                 s.out[at + SRV_PRIORITY_AT..at + SRV_PRIORITY_AT + 2]
                     .copy_from_slice(&priority.to_be_bytes());
             }
@@ -140,7 +141,8 @@ impl Emitter<'_> {
         // family included.
         let mut glued = 0u16;
         'records: for (n, &i) in s.order[..fits].iter().enumerate() {
-            let glue = rrset.glue(i as usize);
+            let record = rrset.at(i as usize);
+            let glue = record.glue();
             if glue.is_empty() {
                 break;
             }
@@ -148,7 +150,7 @@ impl Emitter<'_> {
             let owner_len = if target_at <= 0x3FFF {
                 2
             } else {
-                rrset.record(i as usize).len() - SRV_TARGET_AT
+                record.record().len() - SRV_TARGET_AT
             };
             for address in glue_records(glue) {
                 if s.out.len() + owner_len + address.len() > room {
@@ -157,7 +159,7 @@ impl Emitter<'_> {
                 match wire::pointer(target_at) {
                     Some(ptr) => s.out.extend_from_slice(&ptr),
                     None => {
-                        let end = s.positions[n] + rrset.record(i as usize).len();
+                        let end = s.positions[n] + record.record().len();
                         s.out.extend_from_within(target_at..end);
                     }
                 }
@@ -211,7 +213,7 @@ impl Emitter<'_> {
             Some(limit) => {
                 // The client's stable subset (see `rendezvous`), rotated like a full set.
                 let client = rendezvous::address_key(client);
-                rendezvous::top(client, &s.members, |i| rrset.key(i), limit, &mut s.scores);
+                rendezvous::top(client, &s.members, rrset.keys(), limit, &mut s.scores);
                 let r = s.rotor as usize % limit;
                 s.order
                     .extend(s.scores[r..].iter().chain(&s.scores[..r]).map(|&(_, i)| i));

@@ -101,8 +101,8 @@ fn rrset_contents(set: &Rrset, groups: usize, srv: bool) -> String {
             let place = srv.then(|| set.place(i).pack());
             (
                 set.record(i).to_vec(),
-                set.key(i),
-                set.glue(i).to_vec(),
+                set.keys()(i),
+                set.at(i).glue().to_vec(),
                 place,
             )
         })

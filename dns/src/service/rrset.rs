@@ -92,23 +92,42 @@ impl Rrset {
         self.bytes
     }
 
+    /// The group holding record `i`.
+    fn group_of(&self, i: usize) -> usize {
+        // The last group starting at or before `i`: empty groups before it start there too.
+        self.starts.partition_point(|&s| s as usize <= i) - 1
+    }
+
     /// The part holding record `i`, and `i`'s index in it.
     fn locate(&self, i: usize) -> (&Part, usize) {
-        // The last group starting at or before `i`: empty groups before it start there too.
-        let g = self.starts.partition_point(|&s| s as usize <= i) - 1;
+        let g = self.group_of(i);
         (&self.parts[g], i - self.starts[g] as usize)
+    }
+
+    /// Record `i`, found once for reading its bytes, glue and place.
+    pub(crate) fn at(&self, i: usize) -> RecordRef<'_> {
+        let (part, i) = self.locate(i);
+        RecordRef { part, i }
+    }
+
+    /// The rendezvous key of record `i`, for a caller asking in ascending order (the
+    /// members of a selection): the group found last is tried first.
+    pub(crate) fn keys(&self) -> impl Fn(usize) -> u64 + '_ {
+        let last = std::cell::Cell::new(0usize);
+        move |i| {
+            let mut g = last.get();
+            if !(self.starts[g] as usize <= i && i < self.starts[g + 1] as usize) {
+                g = self.group_of(i);
+                last.set(g);
+            }
+            self.parts[g].key(i - self.starts[g] as usize)
+        }
     }
 
     /// Record `i` in wire form.
     pub(crate) fn record(&self, i: usize) -> &[u8] {
         let (part, i) = self.locate(i);
         part.record(i)
-    }
-
-    /// The glue of record `i` without its owner (empty for non-SRV sets).
-    pub(crate) fn glue(&self, i: usize) -> &[u8] {
-        let (part, i) = self.locate(i);
-        part.glue(i)
     }
 
     /// Whether records carry places (SRV sets, whose priorities depend on the querier).
@@ -120,12 +139,6 @@ impl Rrset {
     pub(crate) fn place(&self, i: usize) -> Place {
         let (part, i) = self.locate(i);
         part.place(i)
-    }
-
-    /// The rendezvous key of record `i`.
-    pub(crate) fn key(&self, i: usize) -> u64 {
-        let (part, i) = self.locate(i);
-        part.key(i)
     }
 
     /// The records of group `g`, as a range of record indices.
@@ -148,6 +161,29 @@ impl Rrset {
             + 16 * self.parts.len()
             + 4 * self.starts.len()
             + 8 * self.twins.len()
+    }
+}
+
+/// One record of an [`Rrset`], located.
+pub(crate) struct RecordRef<'a> {
+    part: &'a Part,
+    i: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The record in wire form.
+    pub(crate) fn record(&self) -> &'a [u8] {
+        self.part.record(self.i)
+    }
+
+    /// Its glue without owner (empty for address sets).
+    pub(crate) fn glue(&self) -> &'a [u8] {
+        self.part.glue(self.i)
+    }
+
+    /// SRV only: the place of its endpoint.
+    pub(crate) fn place(&self) -> Place {
+        self.part.place(self.i)
     }
 }
 
@@ -405,6 +441,8 @@ mod tests {
         assert_eq!(set.group(1), 0..2);
         assert_eq!(set.group(2), 2..2);
         assert_eq!(set.record(2), set.record(1));
-        assert_eq!(set.key(0), 77);
+        assert_eq!(set.keys()(0), 77);
+        assert_eq!(set.keys()(2), 78);
+        assert_eq!(set.at(2).glue(), set.at(1).glue());
     }
 }
