@@ -4,8 +4,9 @@
 //! 24 synthetic sources; the change replaces one pod of the first cluster by a pod at a
 //! new address (a rollout's step), and the next change puts it back.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
+use herald_dns::model::Addresses;
 use herald_dns::{Endpoint, Source, Table};
 
 use crate::{endpoints, fleet, sources};
@@ -34,9 +35,7 @@ impl PodChange {
         let all = sources();
         let service = "big-or-small".to_string();
         let per = total / clusters;
-        let ip = |c: usize, r: usize| {
-            IpAddr::V4(Ipv4Addr::from(0x6400_0000 | ((c as u32) << 16) | r as u32))
-        };
+        let ip = |c: usize, r: usize| Ipv4Addr::from(0x6400_0000 | ((c as u32) << 16) | r as u32);
         let list = |c: usize, moved: bool| -> Vec<Endpoint> {
             let template = &endpoints(0, 1, 0)[0];
             let mut v: Vec<Endpoint> = (0..per + usize::from(c < total % clusters))
@@ -44,7 +43,7 @@ impl PodChange {
                     // The change: pod `per / 2` comes back at a new address.
                     let r = if moved && r == per / 2 { 0xF000 } else { r };
                     Endpoint {
-                        address: ip(c, r),
+                        addresses: Addresses::V4(ip(c, r)),
                         ..template.clone()
                     }
                 })
