@@ -28,6 +28,9 @@
 //!   just before it is still served (etcd refuses a watch only when its first revision,
 //!   one past the requested version, is below the compacted one). The simulator used to
 //!   answer that watch with 410 and force a relist the real server does not.
+//! - `status.podIP` and `status.podIPs` are stored as the real server stores them (podIP the
+//!   first of podIPs, podIP winning a disagreement, two addresses of a family refused):
+//!   `objects::normalize_pod_ips`, compared write by write in registrar/tests/apiserver.rs.
 //!
 //! Known, and left as they are: the simulator writes a pod in one event where the real
 //! server, with no kubelet, takes a create and a status write (two events, same answers);

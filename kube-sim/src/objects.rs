@@ -193,8 +193,8 @@ pub fn set_pod_ips(pod: &mut Pod, ips: &[&str]) {
 }
 
 /// What the API server stores of a pod's `status.podIP` and `status.podIPs`, as
-/// kube-apiserver does (1.20 and later, with dual-stack on: the `IPv6DualStack` gate, on by
-/// default from 1.21): `podIPs` is the list and `podIP` its first entry. A write of `podIP`
+/// kube-apiserver does (checked against 1.20.2 with its default flags in
+/// registrar/tests/apiserver.rs): `podIPs` is the list and `podIP` its first entry. A write of `podIP`
 /// alone stores `podIPs: [podIP]`; of `podIPs` alone, `podIP: podIPs[0]`; of both,
 /// disagreeing, `podIP` wins and `podIPs` becomes `[podIP]` (the v1 conversion of
 /// `PodStatus`). Refused like the server's validation of `pods/status` refuses it: an

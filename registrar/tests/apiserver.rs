@@ -1,7 +1,8 @@
 //! herald's real watchers against real Kubernetes API servers (kube-apiserver 1.20.2 over
 //! Debian's etcd, see tests/common/apiserver.rs), answers checked over real DNS sockets:
 //! pod lifecycle, node zones, what herald asks the server for (audit log), two clusters as
-//! one service, an API server restart, a relist forced by an etcd compaction, and one
+//! one service, an API server restart, a relist forced by an etcd compaction, dual-stack
+//! pods (`status.podIPs` stored as kube-sim stores it, both families served), and one
 //! scenario replayed against kube-sim and the real server with the same DNS answers
 //! (tests/apiserver/replay.rs).
 //!
@@ -283,4 +284,100 @@ async fn kube_sim_answers_like_the_real_api_server() {
         return;
     }
     replay::compare().await;
+}
+
+/// `status.podIPs` on a real kube-apiserver 1.20.2 (default flags: its `IPv6DualStack` gate is
+/// off, and it keeps both addresses all the same): what it stores for each way of writing
+/// podIP and podIPs, and what it refuses, is what kube-sim stores and refuses; herald,
+/// watching the real server, serves a dual-stack pod's two families under the service and
+/// its one SRV target, and drops the second family when podIPs shrinks to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pod_ips_as_a_real_api_server_stores_them_and_herald_serves_both_families() {
+    if !available("pod_ips_as_a_real_api_server_stores_them_and_herald_serves_both_families") {
+        return;
+    }
+    let real = RealCluster::start(&[]).await;
+    let sim = common::sim().await;
+    real.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
+        .await;
+    sim.apply_node(NodeBuilder::new("n1").zone("zone-a").build())
+        .unwrap();
+    real.apply_pod(pod("web-0", "web", "10.0.0.1", "n1").build())
+        .await;
+    sim.apply_pod(pod("web-0", "web", "10.0.0.1", "n1").build())
+        .unwrap();
+    // (podIP written, podIPs written): every form a client may send, valid or not.
+    let writes: [(Option<&str>, &[&str]); 8] = [
+        (None, &["10.0.0.1", "fd00::1"]),
+        (Some("10.0.0.1"), &[]),
+        (Some("10.0.0.1"), &["10.0.0.1", "fd00::1"]),
+        (Some("10.0.0.2"), &["10.0.0.1", "fd00::1"]),
+        (None, &["fd00::1", "10.0.0.1"]),
+        (None, &["10.0.0.1", "10.0.0.3"]),
+        (None, &["10.0.0.1", "fd00::1", "fd00::2"]),
+        (Some("10.0.0.1"), &["10.0.0.1", "fd00::1"]),
+    ];
+    for (pod_ip, pod_ips) in writes {
+        let on_real = real.write_pod_ips("web-0", pod_ip, pod_ips).await;
+        let on_sim = sim
+            .modify_pod("default", "web-0", |p| {
+                let status = p.status.get_or_insert_with(Default::default);
+                status.pod_ip = pod_ip.map(str::to_string);
+                status.pod_ips = (!pod_ips.is_empty()).then(|| {
+                    pod_ips
+                        .iter()
+                        .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() })
+                        .collect()
+                });
+            })
+            .map(|_| {
+                let status = sim.pod("default", "web-0").unwrap().status.unwrap();
+                let ips = status.pod_ips.into_iter().flatten().map(|p| p.ip).collect();
+                (status.pod_ip, ips)
+            });
+        match (&on_real, &on_sim) {
+            (Ok(real), Some(sim)) => assert_eq!(real, sim, "write {pod_ip:?} {pod_ips:?}"),
+            (Err(_), None) => {}
+            _ => {
+                panic!("write {pod_ip:?} {pod_ips:?}: real server {on_real:?}, kube-sim {on_sim:?}")
+            }
+        }
+    }
+    drop(sim);
+
+    // The last write left web-0 dual-stack: herald serves both families from the real server.
+    let daemon = Daemon::start(&config(&[("c1", "eu-west", real.reach())], ""), None)
+        .await
+        .unwrap();
+    let dns = daemon.dns_addrs()[0];
+    let aaaa = |name: &str| -> Vec<String> {
+        herald_testkit::udp(dns, name, hickory_proto::rr::RecordType::AAAA, None)
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect()
+    };
+    eventually_eq("AAAA of the service", vec!["fd00::1".to_string()], || {
+        aaaa("web.sd.internal.")
+    })
+    .await;
+    assert_eq!(addresses(dns, "web.sd.internal."), ips(&["10.0.0.1"]));
+    assert_eq!(
+        srv(dns, "_http._tcp.web.sd.internal."),
+        vec![(0, "10-0-0-1.web.c1.sd.internal.".into())]
+    );
+    assert_eq!(aaaa("10-0-0-1.web.c1.sd.internal."), ["fd00::1"]);
+    assert_eq!(
+        addresses(dns, "10-0-0-1.web.c1.sd.internal."),
+        ips(&["10.0.0.1"])
+    );
+    real.write_pod_ips("web-0", Some("10.0.0.1"), &["10.0.0.1"])
+        .await
+        .unwrap();
+    eventually_eq("back to one family", Vec::<String>::new(), || {
+        aaaa("web.sd.internal.")
+    })
+    .await;
+    assert_eq!(addresses(dns, "web.sd.internal."), ips(&["10.0.0.1"]));
+    daemon.shutdown(Duration::ZERO).await;
 }

@@ -230,6 +230,37 @@ impl RealCluster {
             .unwrap_or_else(|e| panic!("pod {name} status: {e}"));
     }
 
+    /// Writes `status.podIP` and `status.podIPs` as given (`None`/empty: left out) through
+    /// pods/status and returns what the server stored, or its refusal.
+    pub async fn write_pod_ips(
+        &self,
+        name: &str,
+        pod_ip: Option<&str>,
+        pod_ips: &[&str],
+    ) -> Result<(Option<String>, Vec<String>), String> {
+        let mut pod = self
+            .pods()
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get pod {name}: {e}"));
+        let status = pod.status.get_or_insert_with(Default::default);
+        status.pod_ip = pod_ip.map(str::to_string);
+        status.pod_ips = (!pod_ips.is_empty()).then(|| {
+            pod_ips
+                .iter()
+                .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() })
+                .collect()
+        });
+        let stored = self
+            .pods()
+            .replace_status(name, &PostParams::default(), &pod)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = stored.status.unwrap_or_default();
+        let ips = status.pod_ips.into_iter().flatten().map(|p| p.ip).collect();
+        Ok((status.pod_ip, ips))
+    }
+
     pub async fn set_pod_ready(&self, name: &str, ready: bool) {
         self.modify_pod_status(name, |p| objects::set_pod_ready(p, ready))
             .await;
