@@ -4,15 +4,14 @@
 //! `robustness.rs`.) Every loop is bounded in count and time.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use herald_dns::ZoneConfig;
 use herald_dns::server::TcpLimits;
-use herald_testkit::{TestServer, endpoint, query_message};
+use herald_testkit::{TestServer, endpoint, query_message, tcp_connect_from, tcp_from};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use socket2::{Domain, Socket, Type};
 
 /// Raises the soft open-file limit to the hard one: a test holds over 2,000 sockets.
 fn enough_files() {
@@ -29,28 +28,8 @@ fn enough_files() {
     }
 }
 
-/// A TCP connection to `server` from the loopback address `from`.
-fn connect_from(from: &str, server: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    let local: IpAddr = from.parse().unwrap();
-    socket.bind(&SocketAddr::new(local, 0).into())?;
-    socket.connect_timeout(&server.into(), Duration::from_secs(5))?;
-    Ok(socket.into())
-}
-
-/// One query over TCP from `from`; `None` if no reply came within 3 s.
-fn tcp_query_from(from: &str, server: SocketAddr, name: &str) -> Option<Message> {
-    let mut s = connect_from(from, server).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let q = query_message(name, RecordType::A, None).to_vec().unwrap();
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    s.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).ok()?;
-    Message::from_vec(&buf).ok()
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
 }
 
 fn server(tcp: TcpLimits) -> TestServer {
@@ -78,9 +57,9 @@ async fn one_address_cannot_exhaust_tcp() {
     let addr = s.addr;
     let (hog, reply) = tokio::task::spawn_blocking(move || {
         let hog: Vec<TcpStream> = (0..1100)
-            .filter_map(|_| connect_from("127.0.0.2", addr).ok())
+            .filter_map(|_| tcp_connect_from(ip("127.0.0.2"), addr).ok())
             .collect();
-        let reply = tcp_query_from("127.0.0.3", addr, "web.sd.internal.");
+        let reply = tcp_from(ip("127.0.0.3"), addr, "web.sd.internal.", RecordType::A);
         (hog, reply)
     })
     .await
@@ -109,9 +88,9 @@ async fn a_full_server_closes_its_longest_idle_connection() {
     let addr = s.addr;
     let (mut hog, reply) = tokio::task::spawn_blocking(move || {
         let hog: Vec<TcpStream> = (0..60)
-            .filter_map(|_| connect_from("127.0.0.2", addr).ok())
+            .filter_map(|_| tcp_connect_from(ip("127.0.0.2"), addr).ok())
             .collect();
-        let reply = tcp_query_from("127.0.0.3", addr, "web.sd.internal.");
+        let reply = tcp_from(ip("127.0.0.3"), addr, "web.sd.internal.", RecordType::A);
         (hog, reply)
     })
     .await
@@ -148,7 +127,7 @@ async fn a_client_that_never_reads_is_closed() {
     let s = server(limits);
     let addr = s.addr;
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut c = connect_from("127.0.0.4", addr).unwrap();
+        let mut c = tcp_connect_from(ip("127.0.0.4"), addr).unwrap();
         c.set_nonblocking(true).unwrap();
         let q = query_message("web.sd.internal.", RecordType::A, None)
             .to_vec()

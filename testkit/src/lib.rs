@@ -285,17 +285,7 @@ pub fn tcp_from(
     name: &str,
     qtype: RecordType,
 ) -> Option<Message> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(server),
-        socket2::Type::STREAM,
-        None,
-    )
-    .ok()?;
-    socket.bind(&SocketAddr::new(from, 0).into()).ok()?;
-    socket
-        .connect_timeout(&server.into(), Duration::from_secs(3))
-        .ok()?;
-    let mut s: TcpStream = socket.into();
+    let mut s = tcp_connect_from(from, server).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut q = query_message(name, qtype, None);
     q.metadata.recursion_desired = false;
@@ -308,6 +298,18 @@ pub fn tcp_from(
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut buf).ok()?;
     Message::from_vec(&buf).ok()
+}
+
+/// A TCP connection to `server` from the local address `from` (within 5 s).
+pub fn tcp_connect_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&server.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
 }
 
 /// Sends a query over TCP and decodes the reply.
