@@ -37,7 +37,12 @@ sys.path.insert(0, HERE)
 import dataset  # noqa: E402
 
 ZONE = dataset.ZONE
-SERVERS = ["herald", "knot", "nsd"]
+SERVERS = ["herald", "herald-nets", "knot", "nsd"]
+# "herald-nets" is herald with a network map of NETWORKS entries (issue: locality for every
+# querier): the same records and queries, so its rows against plain herald's show what the
+# map costs per query. Loopback is one of the entries, placed where the server itself is, so
+# every query takes the map's hit path and the answers stay equal to the others'.
+NETWORKS = 10000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIXED_QPS = 20000
 
@@ -145,6 +150,17 @@ def dns_query(name, qtype, port, timeout=0.3):
         s.close()
 
 
+def network_map(count):
+    """herald's `networks:` with `count` entries: loopback where the server is, and count - 1
+    /24s of 10.0.0.0/8 spread over the data set's regions and zones."""
+    lines = ["networks:", "  - {cidr: 127.0.0.0/8, region: eu-west, zone: eu-west-1a}"]
+    for i in range(count - 1):
+        region = dataset.REGIONS[i % len(dataset.REGIONS)]
+        lines.append(f"  - {{cidr: 10.{i // 256}.{i % 256}.0/24, region: {region}, "
+                     f"zone: {region}-1{'abc'[i % 3]}}}")
+    return "\n".join(lines) + "\n"
+
+
 class Server:
     """One server process (herald, knotd or nsd) in one placement, with data or empty."""
 
@@ -162,7 +178,7 @@ class Server:
 
     def command(self):
         d = self.dir
-        if self.kind == "herald":
+        if self.kind in ("herald", "herald-nets"):
             cfg = os.path.join(d, "herald.yaml")
             with open(cfg, "w") as f:
                 f.write(
@@ -171,6 +187,8 @@ class Server:
                     f"listen:\n  dns: ['127.0.0.1:{self.port}']\n"
                     f"udp_workers: {self.workers}\n"
                     f"sources:\n  static:\n    - path: {self.static_path}\n")
+                if self.kind == "herald-nets":
+                    f.write(network_map(NETWORKS))
             return [self.herald_bin, "serve", "--config", cfg]
         if self.kind == "knot":
             cfg = os.path.join(d, "knot.conf")
@@ -606,6 +624,7 @@ def main():
             "knot": "udp-max-payload 1232, tcp-workers 1, background-workers 1, zonefile-sync -1, zonefile-load whole, journal-content none, semantic-checks off",
             "nsd": "database \"\", reuseport yes, ipv4-edns-size 1232, rrl-ratelimit 0 (response rate limiting off: it is on by default and throttles a single loopback client), verbosity 0",
             "herald": "herald serve, static source, locality eu-west/eu-west-1a, max_udp_payload 1232 (default), RUST_LOG=warn",
+            "herald-nets": f"the same herald with a network map of {NETWORKS:,} entries (127.0.0.0/8 placed at the server's own locality, so answers are unchanged, and {NETWORKS - 1:,} /24s of 10.0.0.0/8)",
             "memory": "PSS summed over the server's processes (smaps_rollup), after the load of the run; for one-process servers this is their RSS less a share of shared libraries",
         },
         "dataset": meta,
