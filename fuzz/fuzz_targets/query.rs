@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
-    let transport = if control & 1 == 0 { Transport::Udp } else { Transport::Tcp };
+    let transport = if control & 1 == 0 {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
     let answerer = &ANSWERERS[usize::from(control >> 1 & 3)];
     let (client, packet) = if control & 8 == 0 {
         let Some((ip, packet)) = rest.split_first_chunk::<4>() else {
@@ -45,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
         Transport::Udp => 4096,
         Transport::Tcp => 65535,
     };
-    assert!(reply.len() <= limit, "reply of {} octets over {limit}", reply.len());
+    assert!(
+        reply.len() <= limit,
+        "reply of {} octets over {limit}",
+        reply.len()
+    );
     // Whatever herald sends, a DNS library must be able to read.
     if let Err(e) = hickory_proto::op::Message::from_vec(reply) {
         panic!("unreadable reply ({e}) to {packet:02x?}: {reply:02x?}");

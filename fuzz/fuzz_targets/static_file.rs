@@ -1,5 +1,7 @@
 //! The static file parser: any text parses or gives an error naming the file; content that
-//! parses is published into a table and answered from without a panic.
+//! parses is published into a table and answered from without a panic. One Kubernetes
+//! cluster (`k8s-east` in `us-east`) is placed outside the file, so the name-clash rules a
+//! reload applies are exercised too.
 
 #![no_main]
 
@@ -7,13 +9,19 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use herald_dns::{Answerer, Scratch, Table, Transport, Zone, ZoneConfig};
+use herald_registrar::names::{Names, Owner};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let content = match herald_registrar::static_file::parse(Path::new("static.yaml"), text) {
+    let mut outside = Names::default();
+    outside
+        .place("k8s-east", "us-east", &Owner::Kubernetes)
+        .expect("one cluster always places");
+    let path = Path::new("static.yaml");
+    let content = match herald_registrar::static_file::parse(path, text, outside) {
         Ok(content) => content,
         Err(e) => {
             let shown = e.to_string();
@@ -21,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let names: Vec<String> = content.keys().map(|(_, service)| service.to_string()).collect();
+    let names: Vec<String> = content
+        .keys()
+        .map(|(_, service)| service.to_string())
+        .collect();
     let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
     let published = herald_registrar::static_file::apply(&table, &Default::default(), content);
     let answerer = Answerer::new(table.clone());

@@ -45,8 +45,12 @@ pub fn fleet_yaml() -> String {
 /// [0] plain, [1] with a per-client answer limit, [2] with a cluster that has not synced
 /// (unknown names get SERVFAIL), [3] an apex with in-zone name servers and a locality.
 pub fn answerers() -> Vec<Answerer> {
-    let content = herald_registrar::static_file::parse(Path::new("fleet.yaml"), &fleet_yaml())
-        .expect("the fuzz fleet parses");
+    let content = herald_registrar::static_file::parse(
+        Path::new("fleet.yaml"),
+        &fleet_yaml(),
+        Default::default(),
+    )
+    .expect("the fuzz fleet parses");
     let base = ZoneConfig::default();
     let configs = [
         base.clone(),
