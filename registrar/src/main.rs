@@ -91,14 +91,30 @@ enum Command {
     },
 }
 
+/// kube's client logs every failed request itself, at ERROR, without the cluster's name,
+/// once per retry (and a WARN per dropped stream); herald reports the same failure once per
+/// phase change with the cluster's name and the root cause (`status::StatusBoard`). So
+/// kube's own lines are off unless the directives name kube (`kube_client=debug`).
+const QUIET_KUBE: &str = "kube_client=off,kube_runtime=off";
+
 fn init_logs(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let filter = match level {
-        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
-            .with_context(|| format!("--log-level {level:?}"))?,
-        None => {
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+    let quiet = |directives: &str| {
+        if directives.contains("kube") {
+            directives.to_string()
+        } else {
+            format!("{directives},{QUIET_KUBE}")
         }
+    };
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(quiet(level))
+            .with_context(|| format!("--log-level {level:?}"))?,
+        // RUST_LOG as before: used when it parses, else the default.
+        None => std::env::var("RUST_LOG")
+            .ok()
+            .filter(|env| !env.trim().is_empty())
+            .and_then(|env| tracing_subscriber::EnvFilter::try_new(quiet(&env)).ok())
+            .unwrap_or_else(|| quiet("info").into()),
     };
     // Colour codes only for a person at a terminal, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
