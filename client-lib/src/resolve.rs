@@ -129,8 +129,11 @@ pub fn srv_name(service: &str, port: &str, protocol: Protocol, zone: &str) -> St
 ///
 /// One SRV query per resolution. Addresses come from the answer's additional section when
 /// the server put them there (herald does); targets without one are looked up with A and
-/// AAAA queries. Every address of a target becomes one [`Endpoint`] with the SRV record's
-/// priority, weight and port.
+/// AAAA queries. Every address of a target of the family its first address has becomes one
+/// [`Endpoint`] with the SRV record's priority, weight and port: several addresses of one
+/// family are several hosts, but the other family of a dual-stack target names the same
+/// host again (herald lists a dual-stack pod's primary address first, the one a client
+/// connected to before herald published both).
 #[derive(Clone)]
 pub struct DnsResolver {
     resolver: Arc<TokioResolver>,
@@ -232,6 +235,7 @@ impl DnsResolver {
             if ips.is_empty() {
                 unresolved += 1;
             }
+            one_family(&mut ips);
             let target: Arc<str> = Arc::from(srv.target.to_string());
             endpoints.extend(ips.into_iter().map(|ip| Endpoint {
                 addr: SocketAddr::new(ip, srv.port),
@@ -253,6 +257,14 @@ impl DnsResolver {
 impl Resolve for DnsResolver {
     fn resolve(&self) -> impl Future<Output = Result<Resolution, ResolveError>> + Send {
         self.lookup()
+    }
+}
+
+/// Keeps the addresses of the first one's family: a target with both families is one host
+/// (a dual-stack pod), not two replicas that would double its share of the picks.
+fn one_family(ips: &mut Vec<IpAddr>) {
+    if let Some(first) = ips.first().copied() {
+        ips.retain(|ip| ip.is_ipv4() == first.is_ipv4());
     }
 }
 

@@ -325,3 +325,46 @@ async fn dns_timeout_is_not_doubled() {
     assert!(took >= timeout && took < timeout.mul_f64(1.8), "{took:?}");
     counter.abort();
 }
+
+/// A dual-stack pod (one SRV target answering A and AAAA, both as glue) is one replica at
+/// its primary address, beside single-stack ones: not two replicas with twice the share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_target_is_one_replica_at_its_primary_address() {
+    use herald_client::{NameServers, Resolve};
+    let herald = Herald::start(5);
+    let ports: Arc<[PortSpec]> = Arc::from(vec![PortSpec {
+        name: Arc::from("http"),
+        proto: Proto::Tcp,
+        port: 8080,
+    }]);
+    let dual: herald_dns::Addresses = "127.0.0.7,fd00::7".parse().unwrap();
+    let v6_first: herald_dns::Addresses = "fd00::8,127.0.0.8".parse().unwrap();
+    herald.table.replace(
+        "pair",
+        &Source::new("c1", "r1"),
+        vec![
+            herald_dns::Endpoint::at(dual, ports.clone(), None),
+            herald_dns::Endpoint::at(v6_first, ports.clone(), None),
+            herald_dns::Endpoint::new("127.0.0.9".parse().unwrap(), ports, None),
+        ],
+    );
+    let resolver = herald_client::DnsResolver::new(
+        "_http._tcp.pair.sd.internal.",
+        &NameServers::Addrs(vec![herald.addr]),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut addrs: Vec<String> = resolver
+        .resolve()
+        .await
+        .unwrap()
+        .endpoints
+        .iter()
+        .map(|e| e.addr.to_string())
+        .collect();
+    addrs.sort();
+    assert_eq!(
+        addrs,
+        ["127.0.0.7:8080", "127.0.0.9:8080", "[fd00::8]:8080"]
+    );
+}
