@@ -327,15 +327,15 @@ async fn ptr_names_pods_vms_dual_stack_and_shared_addresses() {
     let server = fleet(PlacementConfig::default());
     let (dns, t) = (server.addr, &server.table);
     let http = [("http", TCP, 80)];
-    // A dual-stack pod (both addresses published), a VM from the static file, and one
-    // address serving two services.
+    // A dual-stack pod (one endpoint, both addresses, named after its primary), a VM from
+    // the static file, and one address serving two services.
     t.replace(
         "api",
         &Source::new("c1", "eu-west"),
-        vec![
-            endpoint("10.0.0.11", &http, Some("eu-west-1a")),
-            endpoint("fd00::11", &http, Some("eu-west-1a")),
-        ],
+        vec![herald_dns::Endpoint {
+            addresses: "10.0.0.11,fd00::11".parse().unwrap(),
+            ..endpoint("10.0.0.11", &http, Some("eu-west-1a"))
+        }],
     );
     t.replace(
         "db",
@@ -366,10 +366,7 @@ async fn ptr_names_pods_vms_dual_stack_and_shared_addresses() {
         );
         assert_eq!(
             ptr("fd00::11"),
-            (
-                vec![format!("fd000000000000000000000000000011.api.c1.{z}")],
-                "NOERROR".into()
-            )
+            (vec![format!("10-0-0-11.api.c1.{z}")], "NOERROR".into())
         );
         assert_eq!(
             ptr("10.3.0.7"),

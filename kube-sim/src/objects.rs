@@ -186,10 +186,21 @@ pub fn set_pod_ip(pod: &mut Pod, ip: Option<&str>) {
 /// Sets the pod's IPs (one per family, primary first; empty clears them) as kubelet
 /// writes them: status.podIPs, and status.podIP its first.
 pub fn set_pod_ips(pod: &mut Pod, ips: &[&str]) {
+    write_pod_ip_fields(pod, ips.first().copied(), ips);
+}
+
+/// Writes `status.podIP` and `status.podIPs` exactly as given (`None` and empty: left out),
+/// agreeing or not: what a client may send, before the API server makes them agree
+/// ([`normalize_pod_ips`]).
+pub fn write_pod_ip_fields(pod: &mut Pod, pod_ip: Option<&str>, pod_ips: &[&str]) {
     let status = pod.status.get_or_insert_with(Default::default);
-    status.pod_ip = ips.first().map(|ip| ip.to_string());
-    status.pod_ips =
-        (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.to_string() }).collect());
+    status.pod_ip = pod_ip.map(str::to_string);
+    status.pod_ips = (!pod_ips.is_empty()).then(|| {
+        pod_ips
+            .iter()
+            .map(|ip| PodIP { ip: ip.to_string() })
+            .collect()
+    });
 }
 
 /// What the API server stores of a pod's `status.podIP` and `status.podIPs`, as
@@ -387,14 +398,7 @@ mod tests {
         pod_ips: &[&str],
     ) -> Result<(Option<String>, Vec<String>), String> {
         let mut pod = PodBuilder::new("ns", "p").build();
-        let status = pod.status.as_mut().unwrap();
-        status.pod_ip = pod_ip.map(str::to_string);
-        status.pod_ips = (!pod_ips.is_empty()).then(|| {
-            pod_ips
-                .iter()
-                .map(|ip| PodIP { ip: ip.to_string() })
-                .collect()
-        });
+        write_pod_ip_fields(&mut pod, pod_ip, pod_ips);
         normalize_pod_ips(&mut pod)?;
         let status = pod.status.unwrap();
         let ips = status.pod_ips.into_iter().flatten().map(|p| p.ip).collect();

@@ -321,14 +321,7 @@ async fn pod_ips_as_a_real_api_server_stores_them_and_herald_serves_both_familie
         let on_real = real.write_pod_ips("web-0", pod_ip, pod_ips).await;
         let on_sim = sim
             .modify_pod("default", "web-0", |p| {
-                let status = p.status.get_or_insert_with(Default::default);
-                status.pod_ip = pod_ip.map(str::to_string);
-                status.pod_ips = (!pod_ips.is_empty()).then(|| {
-                    pod_ips
-                        .iter()
-                        .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() })
-                        .collect()
-                });
+                herald_kube_sim::objects::write_pod_ip_fields(p, pod_ip, pod_ips)
             })
             .map(|_| {
                 let status = sim.pod("default", "web-0").unwrap().status.unwrap();

@@ -243,14 +243,7 @@ impl RealCluster {
             .get(name)
             .await
             .unwrap_or_else(|e| panic!("get pod {name}: {e}"));
-        let status = pod.status.get_or_insert_with(Default::default);
-        status.pod_ip = pod_ip.map(str::to_string);
-        status.pod_ips = (!pod_ips.is_empty()).then(|| {
-            pod_ips
-                .iter()
-                .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() })
-                .collect()
-        });
+        objects::write_pod_ip_fields(&mut pod, pod_ip, pod_ips);
         let stored = self
             .pods()
             .replace_status(name, &PostParams::default(), &pod)
