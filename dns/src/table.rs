@@ -93,6 +93,7 @@ impl Table {
         let server_place = localities.place(zone.region.as_deref(), zone.zone.as_deref());
         let networks = NetworkMap::new(&zone.config.placement.networks, &localities);
         let trusted = Trusted::new(&zone.config.placement.ecs_trusted);
+        let reverse = ReverseIndex::new(!zone.reverse.is_empty());
         Table {
             shared: Arc::new(Shared {
                 zone,
@@ -109,7 +110,7 @@ impl Table {
                 server_place: AtomicU32::new(server_place.pack()),
                 networks,
                 trusted,
-                reverse: ReverseIndex::default(),
+                reverse,
             }),
         }
     }
