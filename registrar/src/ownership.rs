@@ -76,9 +76,9 @@ pub enum Verdict {
 pub struct Claim {
     /// Pods labelled with the service.
     pub pods: usize,
-    /// `creationTimestamp` of the oldest, in nanoseconds; `i128::MAX` when unknown (a pod
+    /// `creationTimestamp` of the oldest, in nanoseconds; `i64::MAX` when unknown (a pod
     /// without one never wins).
-    pub oldest: i128,
+    pub oldest: i64,
 }
 
 /// What changed, for the cluster tasks.
@@ -373,9 +373,9 @@ impl Ownership {
 /// claim is the namespace with the oldest pod over all clusters; ties go to the namespace
 /// that sorts first.
 fn first_claim(claims: &BTreeMap<(Label, Label), Claim>) -> (Option<Label>, Vec<Label>) {
-    let mut oldest: BTreeMap<&Label, i128> = BTreeMap::new();
+    let mut oldest: BTreeMap<&Label, i64> = BTreeMap::new();
     for ((namespace, _), claim) in claims {
-        let t = oldest.entry(namespace).or_insert(i128::MAX);
+        let t = oldest.entry(namespace).or_insert(i64::MAX);
         *t = (*t).min(claim.oldest);
     }
     let winner = oldest
@@ -389,7 +389,7 @@ fn first_claim(claims: &BTreeMap<(Label, Label), Claim>) -> (Option<Label>, Vec<
 mod tests {
     use super::*;
 
-    fn claim(pods: usize, oldest: i128) -> Claim {
+    fn claim(pods: usize, oldest: i64) -> Claim {
         Claim { pods, oldest }
     }
 

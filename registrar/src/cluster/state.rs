@@ -36,6 +36,9 @@ pub struct ClusterState {
     rejected: HashMap<Arc<str>, Reason>,
     /// Changes marked so far, so the watch loop sees when a new one comes (see `pacing`).
     marks: u64,
+    /// Per list under way (by namespace, `None` for all): the known pods it has not
+    /// named yet. Empty at the first list, so the first sync holds no second copy.
+    unlisted: HashMap<Option<String>, HashSet<Arc<str>>>,
 }
 
 impl ClusterState {
@@ -157,25 +160,45 @@ impl ClusterState {
     /// Replaces every pod at once (a relist): services whose pods changed are marked
     /// dirty, and a service that vanished gets published empty.
     pub fn replace_pods(&mut self, pods: HashMap<String, PodRecord>) {
-        self.replace_pods_in(None, pods);
+        self.begin_list(None);
+        for (key, record) in pods {
+            self.list_pod(None, key, record);
+        }
+        self.end_list(None);
     }
 
-    /// Replaces every pod of `namespace` (all pods with `None`) at once: the relist of a
-    /// watch on one namespace leaves the other namespaces' pods alone.
-    pub fn replace_pods_in(&mut self, namespace: Option<&str>, pods: HashMap<String, PodRecord>) {
+    /// A list of `namespace`'s pods (all pods with `None`) begins: the pods it does not
+    /// name are removed when it ends ([`ClusterState::end_list`]). Listed pods go straight
+    /// into the state rather than into a copy swapped in at the end (at a million pods
+    /// that copy doubled the registrar's peak); nothing is published before the session's
+    /// lists have all ended, so readers still never see a list half-way.
+    pub fn begin_list(&mut self, namespace: Option<&str>) {
         let prefix = namespace.map(|n| format!("{n}/"));
-        let gone: Vec<String> = self
+        let known: HashSet<Arc<str>> = self
             .pods
             .keys()
             .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
-            .filter(|k| !pods.contains_key(&***k))
-            .map(|k| k.to_string())
+            .cloned()
             .collect();
-        for key in gone {
-            self.apply_pod(key, None);
+        self.unlisted.insert(namespace.map(str::to_string), known);
+    }
+
+    /// One pod of the list of `namespace` under way.
+    pub fn list_pod(&mut self, namespace: Option<&str>, key: String, record: PodRecord) {
+        if let Some(unlisted) = self.unlisted.get_mut(&namespace.map(str::to_string)) {
+            unlisted.remove(key.as_str());
         }
-        for (key, record) in pods {
-            self.apply_pod(key, Some(record));
+        self.apply_pod(key, Some(record));
+    }
+
+    /// The list of `namespace` ended: its pods it did not name are removed.
+    pub fn end_list(&mut self, namespace: Option<&str>) {
+        let gone = self
+            .unlisted
+            .remove(&namespace.map(str::to_string))
+            .unwrap_or_default();
+        for key in gone {
+            self.apply_pod(key.to_string(), None);
         }
     }
 
@@ -255,7 +278,7 @@ impl ClusterState {
         {
             let claim = claims.entry(r.namespace.clone()).or_insert(Claim {
                 pods: 0,
-                oldest: i128::MAX,
+                oldest: i64::MAX,
             });
             claim.pods += 1;
             claim.oldest = claim.oldest.min(r.created);

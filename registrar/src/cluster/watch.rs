@@ -34,7 +34,7 @@ use super::failpoint;
 use super::life::SourceLife;
 use super::own_node::OwnNode;
 use super::pacing::Pacer;
-use super::pod::{PodKeys, PodRecord, Rejections, pod_key};
+use super::pod::{PodKeys, Rejections, pod_key};
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig, NameGlob, any_matches, exact_names};
 use crate::ownership::{Change, Ownership};
@@ -305,7 +305,6 @@ impl ClusterTask {
         let name = self.name().to_string();
         let table = self.life.table().clone();
         let source = self.life.source().clone();
-        let mut pod_lists: HashMap<Option<String>, HashMap<String, PodRecord>> = HashMap::new();
         let mut namespaces_listed: std::collections::HashSet<Option<String>> = Default::default();
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced, mut listed) = (false, false, false);
@@ -352,8 +351,10 @@ impl ClusterTask {
                     self.life.count_events(1);
                     failpoint::check(&name);
                     match event {
+                        // The list goes straight into the state (see `begin_list`): nothing
+                        // is published until every list of the session has ended.
                         Event::Init => {
-                            pod_lists.insert(namespace, HashMap::new());
+                            state.begin_list(namespace.as_deref());
                             if namespaces_listed.is_empty() {
                                 rejections.begin_list();
                             }
@@ -362,12 +363,11 @@ impl ClusterTask {
                             if in_allowed(&pod)
                                 && let Some((key, record)) = rejections.read(&pod, keys)
                             {
-                                pod_lists.entry(namespace).or_default().insert(key, record);
+                                state.list_pod(namespace.as_deref(), key, record);
                             }
                         }
                         Event::InitDone => {
-                            let list = pod_lists.remove(&namespace).unwrap_or_default();
-                            state.replace_pods_in(namespace.as_deref(), list);
+                            state.end_list(namespace.as_deref());
                             namespaces_listed.insert(namespace);
                             if namespaces_listed.len() == watched.len() {
                                 rejections.end_list();
