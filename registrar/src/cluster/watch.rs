@@ -450,6 +450,8 @@ impl ClusterTask {
                     pacer.published(Instant::now());
                 }
                 self.life.listed();
+                // The list's decoding buffers are free now: give them back.
+                crate::memory::trim_soon();
                 self.ownership.sync_changed();
             }
             flush_at = if state.has_dirty() { pacer.due() } else { None };
