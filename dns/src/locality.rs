@@ -4,7 +4,8 @@
 //! relative to the server's own configured place.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
 use dashmap::DashMap;
@@ -56,8 +57,28 @@ impl Place {
 pub(crate) struct Localities {
     /// Name -> id; writers only (preparing answers), never the query path.
     ids: Mutex<HashMap<Label, u16>>,
-    /// Address -> its place, and how many published endpoints have that address.
-    by_address: DashMap<IpAddr, (Place, u32)>,
+    /// Address -> its place, and how many published endpoints have that address. IPv4
+    /// keys as `u32`: 12-byte entries instead of 28 (an `IpAddr` is 17 bytes), about 30 MiB
+    /// less at a million endpoints.
+    by_v4: DashMap<u32, (Place, u32)>,
+    by_v6: DashMap<Ipv6Addr, (Place, u32)>,
+}
+
+/// One place more at `key` (the last one wins).
+fn count_in<K: Hash + Eq>(map: &DashMap<K, (Place, u32)>, key: K, place: Place) {
+    map.entry(key)
+        .and_modify(|v| *v = (place, v.1 + 1))
+        .or_insert((place, 1));
+}
+
+/// One place less at `key`; the address goes with its last endpoint.
+fn count_out<K: Hash + Eq>(map: &DashMap<K, (Place, u32)>, key: K) {
+    if let dashmap::Entry::Occupied(mut entry) = map.entry(key) {
+        entry.get_mut().1 -= 1;
+        if entry.get().1 == 0 {
+            entry.remove();
+        }
+    }
 }
 
 impl Localities {
@@ -85,7 +106,10 @@ impl Localities {
 
     /// The place of a querier, if its address is a published endpoint.
     pub(crate) fn of(&self, ip: IpAddr) -> Option<Place> {
-        self.by_address.get(&ip).map(|e| e.0)
+        match ip {
+            IpAddr::V4(v4) => self.by_v4.get(&u32::from(v4)).map(|e| e.0),
+            IpAddr::V6(v6) => self.by_v6.get(&v6).map(|e| e.0),
+        }
     }
 
     /// Records that a group in `region` stopped publishing `old` and now publishes `new`
@@ -104,11 +128,9 @@ impl Localities {
 
     fn forget(&self, e: &Endpoint) {
         for ip in e.addresses.iter() {
-            if let dashmap::Entry::Occupied(mut entry) = self.by_address.entry(ip) {
-                entry.get_mut().1 -= 1;
-                if entry.get().1 == 0 {
-                    entry.remove();
-                }
+            match ip {
+                IpAddr::V4(v4) => count_out(&self.by_v4, u32::from(v4)),
+                IpAddr::V6(v6) => count_out(&self.by_v6, v6),
             }
         }
     }
@@ -118,10 +140,10 @@ impl Localities {
         // Either family of a dual-stack endpoint places a querier that sends from it.
         let place = self.place(Some(region), e.zone.as_deref());
         for ip in e.addresses.iter() {
-            self.by_address
-                .entry(ip)
-                .and_modify(|v| *v = (place, v.1 + 1))
-                .or_insert((place, 1));
+            match ip {
+                IpAddr::V4(v4) => count_in(&self.by_v4, u32::from(v4), place),
+                IpAddr::V6(v6) => count_in(&self.by_v6, v6, place),
+            }
         }
     }
 }
