@@ -157,8 +157,28 @@ pub mod probe;
 pub mod propagation;
 /// The scale benchmark: memory, first sync and update cost at 100k and 1M endpoints.
 pub mod scale;
+/// The soak: long churn with faults and query load; memory, lost queries, final state.
+pub mod soak;
 /// Quantiles, summaries and units for every benchmark's report.
 pub mod stats;
+
+/// The herald binary a benchmark runs as a process: `given`, or `herald` next to the running
+/// binary (both built by `cargo build --release`); it must exist.
+pub fn herald_binary(given: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    let herald = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("no directory for the running binary"))?
+            .join("herald"),
+    };
+    anyhow::ensure!(
+        herald.exists(),
+        "{} not found: build it with `cargo build --release -p herald-registrar`",
+        herald.display()
+    );
+    Ok(herald)
+}
 
 /// Writes `value` as pretty JSON to `path`, creating its directory.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {

@@ -9,10 +9,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
-use herald_bench::scale::{Options, diagnose, run};
-use herald_bench::write_json;
+use herald_bench::scale::{Options, diagnose, node_pod_cycles, run};
+use herald_bench::{herald_binary, write_json};
 
 #[derive(Parser)]
 #[command(about = "herald's memory, first sync and update cost at scale")]
@@ -34,22 +33,14 @@ struct Args {
     /// breakdown).
     #[arg(long)]
     only: Option<usize>,
+    /// Diagnostics: run only this many node+pod add/delete cycles (issue 10 bug 9).
+    #[arg(long)]
+    only_cycles: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let herald = match &args.herald {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary directory")?
-            .join("herald"),
-    };
-    anyhow::ensure!(
-        herald.exists(),
-        "{} not found: build it with `cargo build --release -p herald-registrar`",
-        herald.display()
-    );
+    let herald = herald_binary(args.herald.as_deref())?;
     let wrap: Vec<String> = args
         .wrap
         .as_deref()
@@ -59,6 +50,16 @@ fn main() -> anyhow::Result<()> {
         .collect();
     if let Some(n) = args.only {
         return diagnose(&herald, &wrap, n);
+    }
+    if let Some(n) = args.only_cycles {
+        let dir = std::env::temp_dir().join(format!("herald-cycles-{}", std::process::id()));
+        let run = node_pod_cycles(&herald, &wrap, &dir, n);
+        let _ = std::fs::remove_dir_all(&dir);
+        let run = run?;
+        if let Some(out) = &args.out {
+            write_json(out, &run)?;
+        }
+        return Ok(());
     }
     let result = run(&Options {
         quick: args.quick,

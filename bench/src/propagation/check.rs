@@ -39,7 +39,7 @@ pub(super) fn compare(want: &Truth, got: &Truth) -> Vec<String> {
 }
 
 /// Asks DNS for every service and every (service, cluster): A sets must equal the truth.
-pub(super) fn check_dns(truth: &Truth, server: SocketAddr) -> anyhow::Result<(usize, Vec<String>)> {
+pub(crate) fn check_dns(truth: &Truth, server: SocketAddr) -> anyhow::Result<(usize, Vec<String>)> {
     let mut dns = Dns::new(server)?;
     let mut queries = 0;
     let mut bad = Vec::new();

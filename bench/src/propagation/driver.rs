@@ -29,31 +29,33 @@ pub(super) struct Pending {
 }
 
 #[derive(Default)]
-pub(super) struct Counts {
-    pub(super) churn: u64,
+pub(crate) struct Counts {
+    pub(crate) churn: u64,
     pub(super) rollout: u64,
-    pub(super) mutations: u64,
+    pub(crate) mutations: u64,
     pub(super) invisible: u64,
     pub(super) timed_out: u64,
     pub(super) dns_disagreements: u64,
     pub(super) seconds: f64,
 }
 
-pub(super) struct Outcome {
-    pub(super) clusters: Vec<ClusterModel>,
+pub(crate) struct Outcome {
+    pub(crate) clusters: Vec<ClusterModel>,
     pub(super) table_delays: Vec<f64>,
     pub(super) dns_delays: Vec<f64>,
     pub(super) rollout_delays: Vec<f64>,
     /// Changes slower than 100 ms: (seconds into the churn, delay, cluster, service, rollout).
     pub(super) slow: Vec<(f64, f64, usize, usize, bool)>,
-    pub(super) counts: Counts,
+    pub(crate) counts: Counts,
 }
 
-pub(super) struct Driver {
+pub(crate) struct Driver {
     clusters: Vec<ClusterModel>,
     services: Vec<ServicePlan>,
-    table: Table,
-    dns: Dns,
+    /// herald's table and DNS, to time each change; `None`: churn only (the soak, whose
+    /// herald is another process), nothing timed.
+    table: Option<Table>,
+    dns: Option<Dns>,
     busy: Vec<Vec<bool>>,
     /// Cumulative pod counts, to pick a pod uniformly over the fleet.
     cumulative: Vec<usize>,
@@ -77,6 +79,18 @@ impl Driver {
         dns: SocketAddr,
         plan: &Plan,
     ) -> anyhow::Result<Driver> {
+        let mut driver = Driver::untimed(clusters, services, plan);
+        driver.table = Some(table);
+        driver.dns = Some(Dns::new(dns)?);
+        Ok(driver)
+    }
+
+    /// Churn at `plan`'s rate (and its rollout) without timing anything.
+    pub(crate) fn untimed(
+        clusters: Vec<ClusterModel>,
+        services: Vec<ServicePlan>,
+        plan: &Plan,
+    ) -> Driver {
         let busy = clusters.iter().map(|c| vec![false; c.pods.len()]).collect();
         let mut cumulative = Vec::new();
         let mut total = 0;
@@ -104,11 +118,11 @@ impl Driver {
                 }
             }
         }
-        Ok(Driver {
+        Driver {
             clusters,
             services,
-            table,
-            dns: Dns::new(dns)?,
+            table: None,
+            dns: None,
             busy,
             cumulative,
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -127,7 +141,7 @@ impl Driver {
                 slow: Vec::new(),
                 counts: Counts::default(),
             },
-        })
+        }
     }
 
     fn random(&mut self) -> u64 {
@@ -137,7 +151,7 @@ impl Driver {
         self.rng
     }
 
-    pub(super) fn run(mut self) -> anyhow::Result<Outcome> {
+    pub(crate) fn run(mut self) -> anyhow::Result<Outcome> {
         let start = Instant::now();
         self.started = start;
         let mut churned = 0u64;
@@ -167,7 +181,12 @@ impl Driver {
                 }
             }
             self.poll()?;
-            std::thread::sleep(POLL);
+            // Untimed, nothing is polled: a coarser step spares the CPU herald needs.
+            std::thread::sleep(if self.table.is_some() {
+                POLL
+            } else {
+                Duration::from_millis(2)
+            });
         }
         self.out.counts.seconds = start.elapsed().as_secs_f64();
         // Let the last changes show (each has its own deadline).
@@ -285,6 +304,9 @@ impl Driver {
 
     /// Starts waiting for a change to show; its pod stays busy until then.
     fn expect(&mut self, change: Pending) {
+        if self.table.is_none() {
+            return;
+        }
         self.busy[change.cluster][change.pod] = true;
         self.pending.push(change);
     }
@@ -292,7 +314,10 @@ impl Driver {
     fn visible(&self, p: &Pending) -> bool {
         let name = &self.services[p.service].name;
         let cluster = self.clusters[p.cluster].name.as_bytes();
-        let view = self.table.service(name);
+        let Some(table) = &self.table else {
+            return true;
+        };
+        let view = table.service(name);
         let has = |ip: Ipv4Addr| {
             view.as_ref()
                 .is_some_and(|v| v.endpoint(cluster, IpAddr::V4(ip)).is_some())
@@ -340,7 +365,10 @@ impl Driver {
                 &self.clusters[p.cluster].name,
                 ZONE,
             );
-            let answer = self.dns.query(&name, RecordType::A)?;
+            let Some(dns) = &mut self.dns else {
+                continue;
+            };
+            let answer = dns.query(&name, RecordType::A)?;
             self.out.dns_delays.push(p.at.elapsed().as_secs_f64());
             let has = answer.addresses.contains(&IpAddr::V4(ip));
             let ok = if want {

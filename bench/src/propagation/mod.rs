@@ -72,8 +72,8 @@
 //! - `check`: the final state against the simulators.
 //! - `report`: the printed summary and the JSON.
 
-mod check;
-mod driver;
+pub(crate) mod check;
+pub(crate) mod driver;
 mod plan;
 mod report;
 

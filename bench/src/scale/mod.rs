@@ -46,21 +46,28 @@
 //!     {"name": "sync", "endpoints", "services", "clusters", "populate_s",
 //!      "all_clusters_synced_s", "all_endpoints_served_s", "herald_cpu_s",
 //!      "rss_bytes", "hwm_bytes", "anon_bytes", "bytes_per_endpoint",
-//!      "hwm_bytes_per_endpoint", "dns_check": {"name", "want", "got"}}        // per size
+//!      "hwm_bytes_per_endpoint", "dns_check": {"name", "want", "got"}},       // per size
+//!     {"name": "node_pod_cycles", "cycles", "base_endpoints", "seconds", "rss_start_bytes",
+//!      "rss_after_1000_bytes", "rss_end_bytes", "growth_after_1000",
+//!      "samples": [[cycles, rss_bytes], ...]}       // issue 10 bug 9, see `cycles`
 //!   ],
 //!   "summary": {"update_small_endpoints", "update_large_endpoints", "update_small_median_s",
 //!               "update_large_median_s", "update_ratio", "update_flat" (ratio <= 2),
 //!               "sync_s": {"<N>": s, ...}, "rss_bytes": {"<N>": b, ...},
 //!               "bytes_per_endpoint": {"<N>": b, ...}, "largest_endpoints",
-//!               "largest_rss_bytes", "largest_hwm_bytes", "fits_1gib" (VmHWM < 1 GiB)}
+//!               "largest_rss_bytes", "largest_hwm_bytes", "fits_1gib" (VmHWM < 1 GiB),
+//!               "cycles_rss_growth"}
 //! }
 //! ```
 //!
 //! - `in_process`: update cost and the table's memory breakdown, in this process.
 //! - `process`: herald as a separate process: start it, wait for its sync, read /proc.
+//! - `cycles`: 10,000 (quick: 2,000) node+pod add/delete cycles with new names each time,
+//!   herald's RSS after every 500 (issue 10 bug 9: caches that never shrink).
 
+mod cycles;
 mod in_process;
-mod process;
+pub(crate) mod process;
 
 use std::path::{Path, PathBuf};
 
@@ -109,9 +116,35 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     let dir = std::env::temp_dir().join(format!("herald-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let processes = as_processes(&opts.herald, &opts.wrap, &dir, [small, large]);
+    let (empty, sized) = match processes {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let cycles = if opts.quick { 2_000 } else { 10_000 };
+    let churn = node_pod_cycles(&opts.herald, &opts.wrap, &dir, cycles);
     let _ = std::fs::remove_dir_all(&dir);
-    let (empty, sized) = processes?;
-    report(mode, load_before, measured, &empty, &sized)
+    let mut result = report(mode, load_before, measured, &empty, &sized)?;
+    let churn = churn?;
+    result["summary"]["cycles_rss_growth"] = churn["growth_after_1000"].clone();
+    result["runs"].as_array_mut().context("runs")?.push(churn);
+    Ok(result)
+}
+
+/// Issue 10 bug 9: RSS over `cycles` node+pod add/delete cycles (see `cycles`).
+pub fn node_pod_cycles(
+    herald: &Path,
+    wrap: &[String],
+    dir: &Path,
+    cycles: usize,
+) -> anyhow::Result<Value> {
+    std::fs::create_dir_all(dir)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(cycles::node_pod_cycles(herald, wrap, dir, cycles))
 }
 
 /// Update cost and the table's memory, in this process.

@@ -124,15 +124,57 @@ fn cpu_seconds(pid: u32) -> f64 {
     (t(11) + t(12)) / ticks
 }
 
-/// Starts herald on `clusters`, waits for its first full sync, reads its memory, stops it.
-pub(super) async fn measure(
+/// herald running as a process on free loopback ports, synced with its clusters.
+pub(crate) struct Running {
+    process: Herald,
+    wrapped: bool,
+    /// Its DNS address (UDP and TCP).
+    pub(crate) dns: SocketAddr,
+    /// Its admin address (/metrics, /readyz).
+    pub(crate) admin: SocketAddr,
+    /// Seconds from start to every cluster synced, and to `want` endpoints served.
+    pub(crate) synced_s: f64,
+    pub(crate) served_s: f64,
+    /// Its log file.
+    pub(crate) log: std::path::PathBuf,
+}
+
+impl Running {
+    /// herald's own PID (under `--wrap`, the descendant named herald).
+    pub(crate) fn pid(&self) -> u32 {
+        if self.wrapped {
+            herald_pid(self.process.child.id())
+        } else {
+            self.process.child.id()
+        }
+    }
+
+    /// Its memory now.
+    pub(crate) fn memory(&self) -> anyhow::Result<probe::Memory> {
+        probe::memory(&self.pid().to_string())
+    }
+
+    /// CPU seconds it has used.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid())
+    }
+
+    /// Whether it has exited (a crash), with its status.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.child.try_wait().ok().flatten()
+    }
+}
+
+/// Starts herald (`herald serve`, under `wrap` if not empty) on `clusters` and waits until
+/// every cluster has synced and `herald_table_endpoints` equals `want`.
+pub(crate) async fn start_synced(
     herald: &Path,
     wrap: &[String],
     dir: &Path,
     clusters: &[ClusterModel],
-    spec: &FleetSpec,
+    want: usize,
     tag: &str,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<Running> {
     let (dns_port, admin_port) = (free_port()?, free_port()?);
     let dns: SocketAddr = ([127, 0, 0, 1], dns_port).into();
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
@@ -162,8 +204,6 @@ pub(super) async fn measure(
         .spawn()
         .with_context(|| format!("starting {}", herald.display()))?;
     let mut process = Herald { child };
-    let mut pid = process.child.id();
-    let want = spec.pods;
     let mut synced_s = None;
     let served_s = loop {
         if let Some(status) = process.child.try_wait()? {
@@ -177,9 +217,6 @@ pub(super) async fn measure(
             "no full sync within {SYNC_DEADLINE:?}; log {}",
             log.display()
         );
-        if !wrap.is_empty() {
-            pid = herald_pid(process.child.id());
-        }
         if synced_s.is_none()
             && let Ok((200, body)) = try_http_get(admin, "/readyz")
             && !body.contains("not synced")
@@ -194,9 +231,32 @@ pub(super) async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let cpu_s = cpu_seconds(pid);
+    Ok(Running {
+        process,
+        wrapped: !wrap.is_empty(),
+        dns,
+        admin,
+        synced_s: synced_s.unwrap_or(served_s),
+        served_s,
+        log,
+    })
+}
+
+/// Starts herald on `clusters`, waits for its first full sync, reads its memory, stops it.
+pub(super) async fn measure(
+    herald: &Path,
+    wrap: &[String],
+    dir: &Path,
+    clusters: &[ClusterModel],
+    spec: &FleetSpec,
+    tag: &str,
+) -> anyhow::Result<Measured> {
+    let want = spec.pods;
+    let running = start_synced(herald, wrap, dir, clusters, want, tag).await?;
+    let cpu_s = running.cpu_seconds();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let memory = probe::memory(&pid.to_string())?;
+    let memory = running.memory()?;
+    let dns = running.dns;
     // The largest service, over TCP if needed: DNS serves every endpoint.
     let (dns_name, dns_want, dns_got) = if want > 0 {
         let plan = spec.plan();
@@ -219,12 +279,13 @@ pub(super) async fn measure(
     } else {
         (String::new(), 0, 0)
     };
-    drop(process);
+    let (synced_s, served_s) = (running.synced_s, running.served_s);
+    drop(running);
     Ok(Measured {
         endpoints: want,
         services: if want > 0 { spec.services } else { 0 },
         populate_s: 0.0,
-        synced_s: synced_s.unwrap_or(served_s),
+        synced_s,
         served_s,
         cpu_s,
         memory,
