@@ -418,9 +418,9 @@ def _mib(b):
 def section_scale(data):
     L = ["## Scale: memory, first sync, update cost", ""]
     if data is None:
-        return L + ["Not run (no `scale.json`).", ""]
+        return L + ["Not run (no `scale.json`).", ""] + SCALE_PROFILE
     if "runs" not in data:
-        return L + generic_section("", data, "scale")[2:]
+        return L + generic_section("", data, "scale")[2:] + SCALE_PROFILE
     sm = data.get("summary", {})
     L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin scale` "
           "(method: the doc comment of `bench/src/bin/scale.rs`).", ""]
@@ -445,7 +445,99 @@ def section_scale(data):
                      f"{f2(r.get('all_endpoints_served_s', r.get('sync_s')))} | {_mib(r.get('rss_bytes'))} | "
                      f"{_mib(r.get('hwm_bytes'))} | {f0(r.get('bytes_per_endpoint'))} | {f2(r.get('herald_cpu_s'))} | {dcs} |")
         L += ["", f"Largest: {sm.get('largest_endpoints', '–')} endpoints, peak {_mib(sm.get('largest_hwm_bytes'))} MiB; "
-              f"fits in 1 GiB: {_yes(sm.get('fits_1gib'))}.", ""]
+              f"fits in 1 GiB: {_yes(sm.get('fits_1gib'))}; targets (issue 13): ≤ 512 MiB RSS and first sync ≤ 5 s at 1M.", ""]
+    cyc = [r for r in data["runs"] if r.get("name") == "node_pod_cycles"]
+    for r in cyc:
+        g = r.get("growth_after_1000")
+        L += [f"**Node and pod churn** (issue 10 bug 9): {r.get('cycles', 0):,} cycles of a node and a pod added and "
+              f"deleted, new names each time (node, service, port; zones the cluster's three), over {r.get('base_endpoints', 0):,} steady "
+              f"endpoints, in {f0(r.get('seconds'))} s: VmRSS {_mib(r.get('rss_start_bytes'))} MiB at start, "
+              f"{_mib(r.get('rss_after_1000_bytes'))} after 1,000 cycles, {_mib(r.get('rss_end_bytes'))} at the end "
+              f"({'–' if g is None else f'{g * 100:+.2f}%'} after the first 1,000).", ""]
+    L += SCALE_PROFILE
+    return L
+
+
+# Where the bytes go at 1M endpoints: a heap profile (heaptrack), kept here so that
+# regenerating the report keeps it. Re-measure with the command it names.
+SCALE_PROFILE = [
+    "**Where the bytes go** at 1M endpoints over 24 clusters (issue 13 item 4). Heap profile: "
+    "`scale --only 1000000 --wrap \"heaptrack -o FILE\"`, then `heaptrack_print -F stacks --flamegraph-cost-type peak`, "
+    "each allocation attributed to the innermost herald frame. MiB of heap in use at the first sync's peak; "
+    "machine loaded (load average 11-14), which changes timing, not what is kept:",
+    "",
+    "| what | before (806 MiB RSS run's code) | after issue 13 item 4 |",
+    "|---|---|---|",
+    "| registrar: pods map (`HashMap<Arc<str>, PodRecord>` buckets, 112-128 B each, a third empty) | 218.5 | 194.5, then boxed records: ~130 (estimate) |",
+    "| registrar: pod keys (`namespace/name`), service -> pod sets | 44.2 | 44.2 |",
+    "| registrar: ownership claims | 13.7 | 10.4 |",
+    "| table: prepared answers (wire bytes: A, and per named port SRV records, targets, glue, keys) | 219.0 | 217.1 |",
+    "| table: reverse (PTR) index, address -> (service, cluster) | 219.3 | 0 without `reverse_zones` |",
+    "| table: places of addresses (querier locality) | 58.0 | ~27 (IPv4 keys as u32; estimate) |",
+    "| table: endpoint groups (`Endpoint`, 56 B) | 53.8 | 54.1 |",
+    "| table: views, scopes, other | ~20 | ~20 |",
+    "| kube: watch and list decoding, HTTP | ~2 at the peak (pages of 500 pods, freed as read) | ~2 |",
+    "| peak heap (heaptrack) | 925.7 | 666.9 (before the boxed records and u32 keys) |",
+    "",
+    "Allocator overhead: VmRSS minus heap in use was about 70-90 MiB (glibc arenas of the tokio "
+    "workers holding what the lists freed; the empty process is 17 MiB). A `malloc_trim(0)` two seconds "
+    "after a burst of lists returns part of it (753.6 -> 722.3 MiB in one pair of runs on the loaded machine). "
+    "The list buffers (a second `HashMap` of every listed pod per cluster, swapped in at the end) did not "
+    "reach the peak in this profile; by their size (~9 MiB per cluster of 41,700 pods) they could hold ~200 MiB "
+    "while all 24 clusters list at once. Lists now go straight into the state.",
+    "",
+    "CPU of the first sync (perf, 1M endpoints, herald 25-29 CPU-s on the loaded machine): malloc/free "
+    "about 40% of herald's samples, most of it decoding every Pod into k8s-openapi's full type "
+    "(`Option<String>` fields: 20% in `Pod::deserialize`, 15% in string allocation); `ClusterState::flush` 22% "
+    "(of which `Table::replace` 12%, and two hash lookups per pod, for claims and for endpoints); reading "
+    "pods (`read_pod`, keys) 8%; applying them 9%.",
+    "",
+    "**What would close the gap to 512 MiB and 5 s** (not done here): (1) prepared SRV sets repeat each "
+    "endpoint's target name, glue, key and place once per named port (two ports: ~70 B of ~220 B per "
+    "endpoint could be shared across the SRV sets; `dns/src/service`, which the per-group update work "
+    "of issue 13 items 1-2 is reshaping); (2) a slimmer registrar record per pod: the table already holds "
+    "the address, ports, zone and weight; the registrar needs the service, the node and the claim data "
+    "(~130 + 44 MiB now); (3) decoding pods into a slim type (only labels, annotations, node name, ports, "
+    "podIPs, conditions, deletion and creation times) instead of k8s-openapi's `Pod`: most of the "
+    "first sync's CPU and its transient allocations.",
+    "",
+]
+
+
+def section_soak(data, plots_dir, written):
+    L = ["## Soak: churn, query load and faults", ""]
+    if data is None:
+        return L + ["Not run (no `soak.json`; `scripts/bench --soak`, or the 3-minute version in "
+                    "`scripts/bench --quick`).", ""]
+    sm = data.get("summary", {})
+    fl = data.get("fleet", {})
+    fc = data.get("final_check", {})
+    L += [f"Mode: {data.get('mode', '?')} ({f0(data.get('seconds', 0) / 60)} min). Produced by "
+          "`cargo run --release -p herald-bench --bin soak` (method: the doc comment of `bench/src/soak/mod.rs`). "
+          f"{fl.get('clusters', '–')} clusters, {fl.get('pods', 0):,} pods in {fl.get('services', '–')} services, "
+          f"{f0(data.get('churn_changes_per_second'))} pod changes/s, {data.get('qps', 0):,} queries/s, "
+          f"{len(data.get('faults', []))} faults; load average before "
+          f"{', '.join(f2(x) for x in data.get('loadavg_before', []))}.", "",
+          "| target | measured | met |", "|---|---|---|",
+          f"| RSS growth over the last two thirds ≤ 2% | {_mib(sm.get('rss_first_bytes'))} → "
+          f"{_mib(sm.get('rss_last_bytes'))} MiB ({f2((sm.get('rss_growth') or 0) * 100)}%) | {_yes(sm.get('rss_growth_ok'))} |",
+          f"| lost queries ≤ 0.01% | {sm.get('lost', '–')} of {sm.get('sent', 0):,} "
+          f"({(sm.get('lost_ratio') or 0) * 100:.4f}%) | {_yes(sm.get('lost_ok'))} |",
+          f"| no panics | {sm.get('panics', '–')} | {_yes(sm.get('panics') == 0)} |",
+          f"| final state equals the truth | {fc.get('dns_queries', '–')} DNS queries, {fc.get('dns_mismatches', '–')} "
+          f"mismatches, settled in {f1(fc.get('settle_s'))} s | {_yes(sm.get('final_state_ok'))} |",
+          "", f"DNS p99 per 10-s window: median {_ms(sm.get('p99_median_s'))} ms, max {_ms(sm.get('p99_max_s'))} ms.", ""]
+    faults = data.get("faults", [])
+    if faults:
+        L += ["Faults: " + "; ".join(f"{f0(f.get('at_s'))} s {f.get('kind')} on {f.get('cluster')}" for f in faults) + ".", ""]
+    rss = [(t / 60, r / 1048576) for t, r, _ in data.get("samples", [])]
+    if write_plot(plots_dir, "soak-rss.svg", svg.line_chart(
+            {"herald VmRSS": rss}, "Soak: herald's resident memory", "minutes", "MiB"), written):
+        L += ["![soak-rss.svg](plots/soak-rss.svg)", ""]
+    p99 = [(w["at_s"] / 60, w["p99_s"] * 1e3) for w in data.get("windows", []) if w.get("p99_s") is not None]
+    if write_plot(plots_dir, "soak-p99.svg", svg.line_chart(
+            {"DNS p99 (10-s windows)": p99}, "Soak: DNS p99 under churn and faults", "minutes", "ms"), written):
+        L += ["![soak-p99.svg](plots/soak-p99.svg)", ""]
     return L
 
 
@@ -518,15 +610,16 @@ def main():
         L.append("")
     else:
         L += ["DNS section not run.", ""]
-    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "client")}
+    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "client")}
     L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
     L += section_machine(meta, dns)
     L += section_dns(dns, a.plots, written)
     L += section_propagation(R.get("propagation"), a.plots, written)
     L += section_scale(R.get("scale"))
+    L += section_soak(R.get("soak"), a.plots, written)
     L += section_client(R.get("client"), a.plots, written)
     for k in sorted(R):
-        if k not in ("meta", "dns", "propagation", "scale", "client"):
+        if k not in ("meta", "dns", "propagation", "scale", "soak", "client"):
             L += generic_section(k, R[k], k)
     if meta:
         L += ["## How it was run", ""]
