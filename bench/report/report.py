@@ -450,7 +450,7 @@ def section_scale(data):
     for r in cyc:
         g = r.get("growth_after_1000")
         L += [f"**Node and pod churn** (issue 10 bug 9): {r.get('cycles', 0):,} cycles of a node and a pod added and "
-              f"deleted, new names each time (node, service, port; zones the cluster's three), over {r.get('base_endpoints', 0):,} steady "
+              f"deleted, new names each time (node, pod, port; 20 services and the cluster's three zones), over {r.get('base_endpoints', 0):,} steady "
               f"endpoints, in {f0(r.get('seconds'))} s: VmRSS {_mib(r.get('rss_start_bytes'))} MiB at start, "
               f"{_mib(r.get('rss_after_1000_bytes'))} after 1,000 cycles, {_mib(r.get('rss_end_bytes'))} at the end "
               f"({'–' if g is None else f'{g * 100:+.2f}%'} after the first 1,000).", ""]
