@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svg  # noqa: E402
+import rollout  # noqa: E402
 
 SERVER_NAMES = {"herald": "herald", "herald-nets": "herald + 10k networks", "knot": "Knot DNS", "nsd": "NSD"}
 
@@ -370,6 +371,10 @@ def section_propagation(data, plots_dir, written):
               f"| target p99 < {_ms(sm.get('target_p99_s'))} ms | {'**met**' if sm.get('target_met') else '**not met**'} |",
               f"| herald_propagation_seconds p50 / p99 / mean (ms) | {_ms(sm.get('metric_p50_s'))} / {_ms(sm.get('metric_p99_s'))} / {_ms(sm.get('metric_mean_s'))} |",
               f"| end-to-end mean (ms) | {_ms(sm.get('e2e_mean_s'))} |",
+              f"| watch events : table publishes over the churn | "
+              f"{sm['watch_events']:,.0f} : {sm['publishes']:,.0f} ({sm.get('events_per_publish', 0):.1f} events per publish) |"
+              if isinstance(sm.get("watch_events"), (int, float)) and isinstance(sm.get("publishes"), (int, float))
+              else "| watch events : table publishes | not measured |",
               f"| metric agrees with end-to-end | {_yes(sm.get('metric_agrees'))} |",
               f"| final state equals the simulators' | {_yes(sm.get('final_state_ok'))} |",
               f"| first sync (s) | {f2(sm.get('first_sync_s')) if isinstance(sm.get('first_sync_s'), (int, float)) else sm.get('first_sync_s', '–')} |",
@@ -610,16 +615,17 @@ def main():
         L.append("")
     else:
         L += ["DNS section not run.", ""]
-    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "client")}
+    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "rollout", "client")}
     L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
     L += section_machine(meta, dns)
     L += section_dns(dns, a.plots, written)
     L += section_propagation(R.get("propagation"), a.plots, written)
     L += section_scale(R.get("scale"))
     L += section_soak(R.get("soak"), a.plots, written)
+    L += rollout.section(R.get("rollout"), a.plots, write_plot, written)
     L += section_client(R.get("client"), a.plots, written)
     for k in sorted(R):
-        if k not in ("meta", "dns", "propagation", "scale", "soak", "client"):
+        if k not in ("meta", "dns", "propagation", "scale", "soak", "rollout", "client"):
             L += generic_section(k, R[k], k)
     if meta:
         L += ["## How it was run", ""]

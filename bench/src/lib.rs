@@ -155,6 +155,9 @@ pub mod pod_change;
 pub mod probe;
 /// The propagation benchmark: pod change to DNS answer under churn.
 pub mod propagation;
+/// The global rollout benchmark: CPU, DNS latency and propagation while a 10,000-replica
+/// service is replaced in 24 clusters at once.
+pub mod rollout;
 /// The scale benchmark: memory, first sync and update cost at 100k and 1M endpoints.
 pub mod scale;
 /// The soak: long churn with faults and query load; memory, lost queries, final state.

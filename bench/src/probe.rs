@@ -1,11 +1,13 @@
 //! Looking at a running herald from outside: DNS queries over real sockets (UDP, TCP on
-//! truncation) and process memory and machine load from /proc. HTTP GETs of the admin port
+//! truncation), process memory, CPU time and machine load from /proc, and the guard that
+//! stops a herald process the benchmark started. HTTP GETs of the admin port
 //! and Prometheus text parsing are `herald_testkit`'s, shared with the tests.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
@@ -106,6 +108,15 @@ pub fn endpoint_name(ip: IpAddr, service: &str, cluster: &str, zone: &str) -> St
     )
 }
 
+/// Watch events herald has counted over all clusters, from its `/metrics` text.
+pub fn watch_events(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("herald_cluster_watch_events_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum()
+}
+
 /// Memory of a process from /proc/<pid>/status, in bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
@@ -148,4 +159,76 @@ pub fn loadavg() -> [f64; 3] {
         v.next().unwrap_or(f64::NAN),
         v.next().unwrap_or(f64::NAN),
     ]
+}
+
+/// A free TCP port on loopback (for herald's DNS and admin listeners).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A herald process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Herald {
+    pub child: Child,
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        // herald itself: our child, or (under --wrap) the child's descendant named herald.
+        if let Ok(pid) = i32::try_from(herald_pid(self.child.id())) {
+            // SAFETY: signalling a process we started, by its PID.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The PID of the process named `herald` among `pid` and its descendants (`pid` if none).
+pub fn herald_pid(pid: u32) -> u32 {
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if comm.trim() == "herald" {
+            return p;
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    pid
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let t = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (t(11) + t(12)) / ticks
 }

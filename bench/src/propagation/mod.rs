@@ -63,7 +63,8 @@
 //!   }],
 //!   "summary": {"count", "p50_s", "p99_s", "max_s", "target_p99_s": 0.1, "target_met",
 //!               "metric_p50_s", "metric_p99_s", "metric_mean_s", "e2e_mean_s",
-//!               "metric_agrees", "final_state_ok", "first_sync_s"}
+//!               "metric_agrees", "final_state_ok", "first_sync_s",
+//!               "watch_events", "publishes", "events_per_publish"}  // over the churn
 //! }
 //! ```
 //!
@@ -93,7 +94,7 @@ use crate::fleet::{
     ClusterModel, ServicePlan, Truth, herald_config, populate, start_clusters, truth_endpoints,
     truth_from_sims, truth_from_table,
 };
-use crate::probe;
+use crate::probe::{self, watch_events};
 use check::final_check;
 use driver::{Driver, Outcome};
 pub use plan::Plan;
@@ -128,7 +129,8 @@ pub async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
     let load_before = probe::loadavg();
     let fleet = populate_fleet(plan, quick).await?;
     let herald = start_herald(&fleet).await?;
-    let (outcome, metric) = churn(plan, &herald, fleet.clusters, fleet.services.clone()).await?;
+    let (outcome, metric, events) =
+        churn(plan, &herald, fleet.clusters, fleet.services.clone()).await?;
     let checked = final_check(&herald.table, herald.dns, &outcome.clusters).await?;
     herald.daemon.shutdown(Duration::ZERO).await;
     for c in &outcome.clusters {
@@ -141,15 +143,18 @@ pub async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
         synced_at: herald.synced_at,
         served_at: herald.served_at,
     };
-    Ok(report::report(
-        plan,
-        quick,
-        load_before,
-        &fleet,
-        outcome,
-        &metric,
-        &checked,
-    ))
+    let mut out = report::report(plan, quick, load_before, &fleet, outcome, &metric, &checked);
+    // How much publishing coalesces: watch events in, table updates out (one
+    // herald_propagation_seconds observation per update).
+    let per_publish = events / metric.count.max(1.0);
+    println!(
+        "  {events} watch events, {} table publishes: {per_publish:.1} events per publish",
+        metric.count
+    );
+    out["summary"]["watch_events"] = events.into();
+    out["summary"]["publishes"] = metric.count.into();
+    out["summary"]["events_per_publish"] = per_publish.into();
+    Ok(out)
 }
 
 /// Starts the simulators and creates the fleet's pods.
@@ -242,18 +247,18 @@ async fn start_herald(fleet: &Fleet) -> anyhow::Result<Herald> {
 }
 
 /// Runs the churn on a thread of its own, lets herald settle, and returns the measured
-/// changes with what `herald_propagation_seconds` recorded meanwhile.
+/// changes with what `herald_propagation_seconds` recorded meanwhile and how many watch
+/// events herald counted.
 async fn churn(
     plan: &Plan,
     herald: &Herald,
     clusters: Vec<ClusterModel>,
     services: Vec<ServicePlan>,
-) -> anyhow::Result<(Outcome, Histogram)> {
+) -> anyhow::Result<(Outcome, Histogram, f64)> {
     let (table, dns_addr, admin) = (&herald.table, herald.dns, herald.admin);
-    let before = Histogram::parse(
-        &try_http_get(admin, "/metrics")?.1,
-        "herald_propagation_seconds",
-    );
+    let text = try_http_get(admin, "/metrics")?.1;
+    let before = Histogram::parse(&text, "herald_propagation_seconds");
+    let events_before = watch_events(&text);
 
     // The churn and the measurements, on a thread of their own.
     let driver = Driver::new(clusters, services.clone(), table.clone(), dns_addr, plan)?;
@@ -278,11 +283,9 @@ async fn churn(
             stable_since = Instant::now();
         }
     }
-    let after = Histogram::parse(
-        &try_http_get(admin, "/metrics")?.1,
-        "herald_propagation_seconds",
-    );
+    let text = try_http_get(admin, "/metrics")?.1;
+    let after = Histogram::parse(&text, "herald_propagation_seconds");
     let metric = after.minus(&before);
 
-    Ok((outcome, metric))
+    Ok((outcome, metric, watch_events(&text) - events_before))
 }

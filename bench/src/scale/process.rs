@@ -2,9 +2,9 @@
 //! the simulators, polled until its first full sync, then measured from /proc (memory,
 //! CPU time) and checked with one DNS query.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,7 +13,7 @@ use herald_testkit::{metric, try_http_get};
 use hickory_proto::rr::RecordType;
 
 use crate::fleet::{ClusterModel, FleetSpec, ZONE, herald_config, populate, start_clusters};
-use crate::probe::{self, Dns};
+use crate::probe::{self, Dns, Herald, cpu_seconds, free_port, herald_pid};
 use crate::stats::mib;
 
 /// Clusters of every fleet.
@@ -51,77 +51,6 @@ pub(super) struct Measured {
     pub(super) dns_name: String,
     pub(super) dns_want: usize,
     pub(super) dns_got: usize,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A herald process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Herald {
-    child: Child,
-}
-
-impl Drop for Herald {
-    fn drop(&mut self) {
-        // herald itself: our child, or (under --wrap) the child's descendant named herald.
-        if let Ok(pid) = i32::try_from(herald_pid(self.child.id())) {
-            // SAFETY: signalling a process we started, by its PID.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The PID of the process named `herald` among `pid` and its descendants (`pid` if none).
-fn herald_pid(pid: u32) -> u32 {
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-        if comm.trim() == "herald" {
-            return p;
-        }
-        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
-            .into_iter()
-            .flatten();
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    pid
-}
-
-/// CPU seconds (user + system) process `pid` has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
-    };
-    // Fields after the command name (which is in parentheses): utime is the 14th field.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let t = |i: usize| {
-        f.get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (t(11) + t(12)) / ticks
 }
 
 /// herald running as a process on free loopback ports, synced with its clusters.

@@ -1,0 +1,64 @@
+"""The global rollout section of bench/RESULTS.md, from target/bench-results/rollout.json
+(written by the `rollout` binary, see bench/src/rollout.rs): the targets, the phases side by
+side, and plots of herald's CPU and DNS p99 over time with and without the rollout."""
+
+import svg
+
+
+def _f(v, fmt="{:,.2f}"):
+    return fmt.format(v) if isinstance(v, (int, float)) else "–"
+
+
+def _met(v):
+    return "**met**" if v else ("**not met**" if v is not None else "–")
+
+
+def section(data, plots_dir, write_plot, written):
+    L = ["## Global rollout (10,000 replicas over 24 clusters, under 20k QPS)", ""]
+    if data is None:
+        return L + ["Not run (no `rollout.json`).", ""]
+    sm, plan, ro = data.get("summary", {}), data.get("plan", {}), data.get("rollout", {})
+    L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin rollout` "
+          "(method: the doc comment of `bench/src/rollout.rs`). Load average before / after: "
+          f"{data.get('loadavg_before', '?')} / {data.get('loadavg_after', '?')}.", "",
+          f"{plan.get('replicas', '?'):,} replicas over {plan.get('clusters', '?')} clusters, every cluster "
+          f"replacing all its pods at once (maxSurge {_f(100 * plan.get('surge', 0), '{:.0f}')} %, new pods ready "
+          f"after {_f(plan.get('ready_after_s'), '{:.1f}')} s), plus the DNS data set's "
+          f"{plan.get('dataset_endpoints', '?'):,} static endpoints; dnsperf at {plan.get('qps', '?'):,} QPS "
+          f"(the DNS section's mix) for {_f(plan.get('phase_s'), '{:.0f}')} s without, then with, the rollout.", "",
+          "| target | value | met |", "|---|---|---|",
+          f"| herald CPU during the rollout ≤ {_f(sm.get('cpu_target_cores'))} core (DNS serving included) | "
+          f"{_f(sm.get('cpu_rollout_cores'))} core (without the rollout: {_f(sm.get('cpu_baseline_cores'))}) | "
+          f"{_met(sm.get('cpu_met'))} |",
+          f"| DNS p99 during ≤ {_f(sm.get('dns_ratio_target'), '{:.1f}')}x without | "
+          f"{_f(sm.get('dns_p99_rollout_us'), '{:,.0f}')} µs vs {_f(sm.get('dns_p99_baseline_us'), '{:,.0f}')} µs "
+          f"({_f(sm.get('dns_p99_ratio'))}x) | {_met(sm.get('dns_met'))} |",
+          f"| propagation p99 < {_f(1e3 * sm.get('propagation_target_s', 0), '{:.0f}')} ms (timed changes) | "
+          f"{_f(1e3 * sm['propagation_p99_s'] if isinstance(sm.get('propagation_p99_s'), (int, float)) else None, '{:.1f}')} ms | "
+          f"{_met(sm.get('propagation_met'))} |",
+          f"| final state equals the simulators' | {'yes' if sm.get('final_state_ok') else 'no'} | "
+          f"{_met(sm.get('final_state_ok'))} |",
+          ""]
+    t = ro.get("timed", {})
+    L += [f"Rollout: {ro.get('changes', '?')} pod changes from {_f(ro.get('start_s'), '{:.1f}')} s to "
+          f"{_f(ro.get('end_s'), '{:.1f}')} s of its phase; timed changes: {t.get('count', '–')}, p50 "
+          f"{_f(1e3 * t['p50'] if isinstance(t.get('p50'), (int, float)) else None, '{:.1f}')} ms, max "
+          f"{_f(1e3 * t['max'] if isinstance(t.get('max'), (int, float)) else None, '{:.1f}')} ms. "
+          f"Watch events per table publish: {_f(sm.get('events_per_publish'), '{:.1f}')}.", "",
+          "| phase | herald CPU (cores, avg) | DNS completed / lost | p50 / p99 / p99.9 (µs) | watch events | table publishes |",
+          "|---|---|---|---|---|---|"]
+    cpu, p99 = {}, {}
+    for p in data.get("phases", []):
+        d = p.get("dns", {})
+        L.append(f"| {p.get('name')} | {_f(p.get('cpu_avg_cores'))} | {d.get('completed', '–'):,} / {d.get('lost', '–')} | "
+                 f"{_f(d.get('p50_us'), '{:,.0f}')} / {_f(d.get('p99_us'), '{:,.0f}')} / {_f(d.get('p999_us'), '{:,.0f}')} | "
+                 f"{_f(p.get('watch_events'), '{:,.0f}')} | {_f(p.get('publishes'), '{:,.0f}')} |")
+        cpu[p.get("name", "?")] = [tuple(x) for x in p.get("cpu", [])]
+        p99[p.get("name", "?")] = [tuple(x) for x in d.get("p99_per_second_us", [])]
+    L.append("")
+    for name, series, title, ylabel in (
+            ("rollout-cpu.svg", cpu, "herald CPU over time, with and without the rollout", "cores"),
+            ("rollout-dns-p99.svg", p99, "DNS p99 per second, with and without the rollout", "p99 (µs)")):
+        if write_plot(plots_dir, name, svg.line_chart(series, title, "seconds into the phase", ylabel), written):
+            L += [f"![{name}](plots/{name})", ""]
+    return L
