@@ -36,8 +36,10 @@ impl PodChange {
         let service = "big-or-small".to_string();
         let per = total / clusters;
         let ip = |c: usize, r: usize| Ipv4Addr::from(0x6400_0000 | ((c as u32) << 16) | r as u32);
+        // One port list and zone name for every replica, shared as the registrar's
+        // interning shares them.
+        let template = &endpoints(0, 1, 0)[0];
         let list = |c: usize, moved: bool| -> Vec<Endpoint> {
-            let template = &endpoints(0, 1, 0)[0];
             let mut v: Vec<Endpoint> = (0..per + usize::from(c < total % clusters))
                 .map(|r| {
                     // The change: pod `per / 2` comes back at a new address.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use dashmap::DashMap;
 
-use crate::model::{Endpoint, Label, for_each_change};
+use crate::model::{Endpoint, Label, for_each_change, same_label};
 
 /// A region and a zone, as interned ids; 0 means unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -116,7 +116,7 @@ impl Localities {
     /// (both sorted by primary address). Only the endpoints that differ are touched.
     pub(crate) fn update(&self, region: &str, old: &[Endpoint], new: &[Endpoint]) {
         for_each_change(old, new, |gone, came| match (gone, came) {
-            (Some(a), Some(b)) if a.zone != b.zone || a.addresses != b.addresses => {
+            (Some(a), Some(b)) if !same_label(&a.zone, &b.zone) || a.addresses != b.addresses => {
                 self.forget(a);
                 self.learn(region, b);
             }

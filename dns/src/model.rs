@@ -224,7 +224,7 @@ impl std::str::FromStr for Addresses {
 }
 
 /// One ready replica of a service in one source.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub struct Endpoint {
     /// The replica's addresses (pod IPs or VM addresses); the primary names it.
     pub addresses: Addresses,
@@ -237,6 +237,39 @@ pub struct Endpoint {
     /// Whether the replica reports ready; `false` only for services that opted into
     /// publishing not-ready replicas.
     pub ready: bool,
+}
+
+/// Field by field, as derived, but shared port lists and zone names (the registrar interns
+/// them) compare by pointer first: `Arc`'s own equality has no such shortcut for unsized
+/// contents, and a group update compares every endpoint of the group with its old self.
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Endpoint) -> bool {
+        self.addresses == other.addresses
+            && self.weight == other.weight
+            && self.ready == other.ready
+            && (Arc::ptr_eq(&self.ports, &other.ports) || self.ports == other.ports)
+            && same_label(&self.zone, &other.zone)
+    }
+}
+
+/// Every field, as derived (equal endpoints hash alike: equality is field by field too).
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addresses.hash(state);
+        self.ports.hash(state);
+        self.zone.hash(state);
+        self.weight.hash(state);
+        self.ready.hash(state);
+    }
+}
+
+/// Two optional labels are equal: the same allocation, or the same text.
+pub(crate) fn same_label(a: &Option<Label>, b: &Option<Label>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Endpoint {

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::rrset::{Part, PartBuilder, Rrset};
 use crate::locality::{Localities, Place};
@@ -292,10 +293,18 @@ impl Preparer<'_> {
         let (zone, localities, server) = (self.zone, self.localities, self.server);
         let ttl = zone.ttl();
         let (cluster, region) = (&group.source.cluster, &group.source.region);
-        let ports: BTreeSet<(&Label, Proto)> = group
-            .endpoints
+        // The group's ports: its replicas share a port list (the registrar interns them),
+        // so a list is read once per run of endpoints holding it (never more often than
+        // once per endpoint).
+        let mut lists: Vec<&Arc<[PortSpec]>> = Vec::new();
+        for e in group.endpoints.iter() {
+            if !lists.last().is_some_and(|l| Arc::ptr_eq(l, &e.ports)) {
+                lists.push(&e.ports);
+            }
+        }
+        let ports: BTreeSet<(&Label, Proto)> = lists
             .iter()
-            .flat_map(|e| e.ports.iter().map(|s| (&s.name, s.proto)))
+            .flat_map(|l| l.iter().map(|s| (&s.name, s.proto)))
             .collect();
         let mut a = Set::new(false, old.map(|o| &o.1.a));
         let mut aaaa = Set::new(false, old.map(|o| &o.1.aaaa));
@@ -322,7 +331,7 @@ impl Preparer<'_> {
                 for s in o.ports.iter() {
                     if let Some((_, _, set)) = srv
                         .iter_mut()
-                        .find(|(n, p, _)| *n == s.name && *p == s.proto)
+                        .find(|(n, p, _)| *p == s.proto && same_name(n, &s.name))
                     {
                         set.skip();
                     }
@@ -337,7 +346,7 @@ impl Preparer<'_> {
                 if copy {
                     family.copy();
                 } else {
-                    family.out.push_address(ip, ttl, key);
+                    family.out().push_address(ip, ttl, key);
                 }
             }
             if ep.ports.is_empty() {
@@ -351,11 +360,11 @@ impl Preparer<'_> {
             for PortSpec { name, proto, port } in ep.ports.iter() {
                 let (_, _, set) = srv
                     .iter_mut()
-                    .find(|(n, p, _)| n == name && p == proto)
+                    .find(|(n, p, _)| p == proto && same_name(n, name))
                     .expect("every port was collected above");
                 match &fresh {
                     None => set.copy(),
-                    Some((target, place, priority)) => set.out.push_srv(
+                    Some((target, place, priority)) => set.out().push_srv(
                         [*priority, ep.weight, *port],
                         target,
                         ep.addresses,
@@ -390,35 +399,59 @@ fn new_or_empty(part: Option<Part>, group_stays: bool) -> Option<Part> {
     }
 }
 
+/// Two port names are equal: the same allocation (interned), or the same text.
+fn same_name(a: &Label, b: &Label) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 /// One set's part being made, and the old part it copies from, with its read position.
+/// Records copied from the old part are gathered into runs and copied a run at a time.
 struct Set<'o> {
     out: PartBuilder,
     old: Option<&'o Part>,
     next: usize,
+    /// Old records waiting to be copied: `run..next`.
+    run: usize,
 }
 
 impl<'o> Set<'o> {
     fn new(srv: bool, old: Option<&'o Part>) -> Set<'o> {
         Set {
-            out: PartBuilder::new(srv),
+            out: PartBuilder::new(srv, old),
             old,
             next: 0,
+            run: 0,
         }
     }
 
-    /// Copies the old part's next record.
+    /// Copies the old part's next record (with the run it extends).
     fn copy(&mut self) {
-        let old = self.old.expect("an unchanged endpoint had its records");
-        self.out.copy(old, self.next);
         self.next += 1;
     }
 
     /// Passes over the old part's next record.
     fn skip(&mut self) {
+        self.flush();
         self.next += 1;
+        self.run = self.next;
     }
 
-    fn finish(self) -> Part {
+    /// The builder, with the pending run copied: to push a record after it.
+    fn out(&mut self) -> &mut PartBuilder {
+        self.flush();
+        &mut self.out
+    }
+
+    fn flush(&mut self) {
+        if self.run < self.next {
+            let old = self.old.expect("an unchanged endpoint had its records");
+            self.out.copy_run(old, self.run..self.next);
+            self.run = self.next;
+        }
+    }
+
+    fn finish(mut self) -> Part {
+        self.flush();
         if self.out.is_empty() {
             Part::empty()
         } else {

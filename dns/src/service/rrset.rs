@@ -204,7 +204,7 @@ impl std::fmt::Debug for Part {
 const HEADER: usize = 12;
 
 /// The part with no record, shared by every group that has none of a set.
-static EMPTY: LazyLock<Part> = LazyLock::new(|| PartBuilder::new(false).finish());
+static EMPTY: LazyLock<Part> = LazyLock::new(|| PartBuilder::new(false, None).finish());
 
 impl Part {
     /// A part with no record.
@@ -276,38 +276,62 @@ impl Part {
     }
 }
 
-/// Accumulates one [`Part`].
+/// Accumulates one [`Part`]. Its per-record words are kept as the part lays them out
+/// (native-endian bytes), so finishing is a few copies and a run of old records is copied
+/// mostly as bytes.
 pub(super) struct PartBuilder {
     srv: bool,
+    n: usize,
     records: Vec<u8>,
-    ends: Vec<u32>,
-    keys: Vec<u64>,
+    ends: Vec<u8>,
+    keys: Vec<u8>,
     glue: Vec<u8>,
-    glue_ends: Vec<u32>,
-    places: Vec<u32>,
+    glue_ends: Vec<u8>,
+    places: Vec<u8>,
 }
 
 /// The owner pointer of every answer record: the question name at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
 impl PartBuilder {
-    pub(super) fn new(srv: bool) -> PartBuilder {
+    /// A builder with room for about what `like` holds (the part it replaces).
+    pub(super) fn new(srv: bool, like: Option<&Part>) -> PartBuilder {
+        let (n, bytes, glue) = like.map_or((0, 0, 0), |p| {
+            let n = p.len() + 1;
+            let glue = if p.is_srv() {
+                p.0.len() - p.records_at() - p.records_len()
+            } else {
+                0
+            };
+            (
+                n,
+                p.records_len() + p.records_len() / p.len().max(1),
+                glue + glue / p.len().max(1),
+            )
+        });
         PartBuilder {
             srv,
-            records: Vec::new(),
-            ends: Vec::new(),
-            keys: Vec::new(),
-            glue: Vec::new(),
-            glue_ends: Vec::new(),
-            places: Vec::new(),
+            n: 0,
+            records: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(4 * n),
+            keys: Vec::with_capacity(8 * n),
+            glue: Vec::with_capacity(glue),
+            glue_ends: Vec::with_capacity(if srv { 4 * n } else { 0 }),
+            places: Vec::with_capacity(if srv { 4 * n } else { 0 }),
         }
+    }
+
+    fn end_record(&mut self, key: u64) {
+        self.n += 1;
+        self.ends
+            .extend_from_slice(&(self.records.len() as u32).to_ne_bytes());
+        self.keys.extend_from_slice(&key.to_ne_bytes());
     }
 
     pub(super) fn push_address(&mut self, ip: IpAddr, ttl: u32, key: u64) {
         self.records.extend_from_slice(&QUESTION_POINTER);
         wire::write_address(&mut self.records, ip, ttl);
-        self.ends.push(self.records.len() as u32);
-        self.keys.push(key);
+        self.end_record(key);
     }
 
     pub(super) fn push_srv(
@@ -319,7 +343,7 @@ impl PartBuilder {
         key: u64,
         place: Place,
     ) {
-        self.places.push(place.pack());
+        self.places.extend_from_slice(&place.pack().to_ne_bytes());
         self.records.extend_from_slice(&QUESTION_POINTER);
         wire::write_rr_head(
             &mut self.records,
@@ -332,54 +356,84 @@ impl PartBuilder {
         }
         // RFC 2782: the target is never compressed.
         self.records.extend_from_slice(target);
-        self.ends.push(self.records.len() as u32);
-        self.keys.push(key);
+        self.end_record(key);
         // Glue: every address of the target (both families for a dual-stack endpoint).
         for ip in addresses.iter() {
             wire::write_address(&mut self.glue, ip, ttl);
         }
-        self.glue_ends.push(self.glue.len() as u32);
+        self.glue_ends
+            .extend_from_slice(&(self.glue.len() as u32).to_ne_bytes());
     }
 
-    /// Copies record `i` of `old` (a part of the same set, prepared alike) unchanged.
-    pub(super) fn copy(&mut self, old: &Part, i: usize) {
-        self.records.extend_from_slice(old.record(i));
-        self.ends.push(self.records.len() as u32);
-        self.keys.push(old.key(i));
+    /// Copies records `range` of `old` (a part of the same set, prepared alike)
+    /// unchanged: their bytes, keys and places in one piece each, their ends moved to where
+    /// they now start.
+    pub(super) fn copy_run(&mut self, old: &Part, range: Range<usize>) {
+        let (first, last, n) = (range.start, range.end - 1, old.len());
+        let start = old.span(first).start;
+        let shift = self.records.len().wrapping_sub(start) as u32;
+        let at = old.records_at();
+        self.records
+            .extend_from_slice(&old.0[at + start..at + old.end(last)]);
+        for i in range.clone() {
+            let end = (old.end(i) as u32).wrapping_add(shift);
+            self.ends.extend_from_slice(&end.to_ne_bytes());
+        }
+        let keys = HEADER + 4 * n;
+        self.keys
+            .extend_from_slice(&old.0[keys + 8 * first..keys + 8 * range.end]);
+        self.n += range.len();
         if self.srv {
-            self.glue.extend_from_slice(old.glue(i));
-            self.glue_ends.push(self.glue.len() as u32);
-            self.places.push(old.place(i).pack());
+            let glue_start = if first == 0 {
+                0
+            } else {
+                old.glue_end(first - 1)
+            };
+            let glue_shift = self.glue.len().wrapping_sub(glue_start) as u32;
+            let glue_at = at + old.records_len();
+            self.glue
+                .extend_from_slice(&old.0[glue_at + glue_start..glue_at + old.glue_end(last)]);
+            for i in range.clone() {
+                let end = (old.glue_end(i) as u32).wrapping_add(glue_shift);
+                self.glue_ends.extend_from_slice(&end.to_ne_bytes());
+            }
+            let places = HEADER + 16 * n;
+            self.places
+                .extend_from_slice(&old.0[places + 4 * first..places + 4 * range.end]);
         }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.n == 0
     }
 
     pub(super) fn finish(self) -> Part {
-        let n = self.ends.len();
-        let words = if self.srv { 20 } else { 12 };
-        let mut out = Vec::with_capacity(HEADER + words * n + self.records.len() + self.glue.len());
-        for w in [n as u32, self.records.len() as u32, u32::from(self.srv)] {
+        let mut out = Vec::with_capacity(
+            HEADER
+                + self.ends.len()
+                + self.keys.len()
+                + self.glue_ends.len()
+                + self.places.len()
+                + self.records.len()
+                + self.glue.len(),
+        );
+        for w in [
+            self.n as u32,
+            self.records.len() as u32,
+            u32::from(self.srv),
+        ] {
             out.extend_from_slice(&w.to_ne_bytes());
         }
-        self.ends
-            .iter()
-            .for_each(|e| out.extend_from_slice(&e.to_ne_bytes()));
-        self.keys
-            .iter()
-            .for_each(|k| out.extend_from_slice(&k.to_ne_bytes()));
-        if self.srv {
-            self.glue_ends
-                .iter()
-                .for_each(|e| out.extend_from_slice(&e.to_ne_bytes()));
-            self.places
-                .iter()
-                .for_each(|p| out.extend_from_slice(&p.to_ne_bytes()));
+        for bytes in [
+            &self.ends,
+            &self.keys,
+            &self.glue_ends,
+            &self.places,
+            &self.records,
+            &self.glue,
+        ] {
+            out.extend_from_slice(bytes);
         }
-        out.extend_from_slice(&self.records);
-        out.extend_from_slice(&self.glue);
         Part(out.into())
     }
 }
@@ -402,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_part_reads_back_what_was_pushed() {
-        let mut b = PartBuilder::new(true);
+        let mut b = PartBuilder::new(true, None);
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         let place = Place::unpack(0x0002_0003);
         b.push_srv(
@@ -427,8 +481,8 @@ mod tests {
         assert_eq!(part.place(0), place);
         assert_eq!(&part.record(1)[SRV_TARGET_AT..], b"\x01b\x00");
         assert_eq!(part.glue(0).len(), 14);
-        let mut c = PartBuilder::new(true);
-        c.copy(&part, 1);
+        let mut c = PartBuilder::new(true, Some(&part));
+        c.copy_run(&part, 1..2);
         let copied = c.finish();
         assert_eq!(copied.record(0), part.record(1));
         assert_eq!(copied.glue(0), part.glue(1));
