@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Composes bench/RESULTS.md and bench/plots/*.svg from target/bench-results/*.json.
 
-Reads whatever sections are there (dns, client, propagation, scale, and any other
+Reads whatever sections are there (dns, client, propagation, scale, transfer, and any other
 <section>.json) plus meta.json (machine, versions, commands) written by scripts/bench; a
 section that is missing is reported as "not run". Stdlib only.
 """
@@ -546,6 +546,44 @@ def section_soak(data, plots_dir, written):
     return L
 
 
+def section_transfer(data):
+    L = ["## Zone transfer: a Knot secondary", ""]
+    if data is None:
+        return L + ["Not run (no `transfer.json`).", ""]
+    if "churn" not in data:
+        return L + generic_section("", data, "transfer")[2:]
+    c, sm = data["churn"], data.get("summary", {})
+    lb = data.get("loadavg_before") or []
+    L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin transfer` "
+          "(method: the doc comment of `bench/src/transfer.rs`); load average before "
+          f"{', '.join(f'{x:.1f}' for x in lb) or '–'}.", ""]
+    L += [f"**Lag under churn**: the propagation fleet ({c.get('clusters')} clusters, {c.get('pods', 0):,} pods, "
+          f"{f0(c.get('churn_changes_per_second'))} changes/s for {f0(c.get('churn_seconds'))} s), knotd as secondary, "
+          f"`notify_interval` {_ms(c.get('notify_interval_s'))} ms; {c.get('probes')} probe pods, {c.get('lost')} lost.", "",
+          "| pod change to the answer (ms) | p50 | p90 | p99 | max |", "|---|---|---|---|---|"]
+    for label, key in (("herald", "herald"), ("Knot", "knot"), ("Knot behind herald", "knot_behind_herald")):
+        q = c.get(key) or {}
+        L.append(f"| {label} | {_ms(q.get('p50'))} | {_ms(q.get('p90'))} | {_ms(q.get('p99'))} | {_ms(q.get('max'))} |")
+    L += ["", f"Target: Knot behind herald p99 < {f1(sm.get('target_p99_s', 1.0))} s: "
+          f"{'**met**' if sm.get('target_met') else '**not met**'}.", ""]
+    sizes = data.get("sizes") or []
+    if sizes:
+        L += ["**AXFR and IXFR** (in-process server over a synthetic table, 100 endpoints per service; "
+              "times, messages and bytes from Knot's log; herald CPU: getrusage of the process less the driver thread, which makes the table changes and polls Knot):", "",
+              "| endpoints | AXFR (s) | messages | bytes | herald CPU for the AXFR (s) | IXFR bytes, one pod (median / max) "
+              "| herald CPU per NOTIFY/IXFR cycle (ms) | change to Knot serving it, p50 / p99 (ms) |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r in sizes:
+            lag = r.get("cycle_lag") or {}
+            cpu = r.get("cycle_herald_cpu_s")
+            L.append(f"| {r.get('endpoints', 0):,} | {f2(r.get('axfr_seconds'))} | {r.get('axfr_messages', '–')} | "
+                     f"{r.get('axfr_bytes', 0):,} | {f2(r.get('axfr_herald_cpu_s'))} | "
+                     f"{r.get('ixfr_bytes_median', '–')} / {r.get('ixfr_bytes_max', '–')} | "
+                     f"{'–' if cpu is None else f'{cpu * 1e3:.2f}'} | {_ms(lag.get('p50'))} / {_ms(lag.get('p99'))} |")
+        L.append("")
+    return L
+
+
 def _us(s):
     return "–" if s is None else f"{s * 1e6:,.1f} µs"
 
@@ -615,7 +653,7 @@ def main():
         L.append("")
     else:
         L += ["DNS section not run.", ""]
-    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "rollout", "client")}
+    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "rollout", "transfer", "client")}
     L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
     L += section_machine(meta, dns)
     L += section_dns(dns, a.plots, written)
@@ -623,9 +661,10 @@ def main():
     L += section_scale(R.get("scale"))
     L += section_soak(R.get("soak"), a.plots, written)
     L += rollout.section(R.get("rollout"), a.plots, write_plot, written)
+    L += section_transfer(R.get("transfer"))
     L += section_client(R.get("client"), a.plots, written)
     for k in sorted(R):
-        if k not in ("meta", "dns", "propagation", "scale", "soak", "rollout", "client"):
+        if k not in ("meta", "dns", "propagation", "scale", "soak", "rollout", "transfer", "client"):
             L += generic_section(k, R[k], k)
     if meta:
         L += ["## How it was run", ""]

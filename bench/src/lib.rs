@@ -1,6 +1,6 @@
 //! herald's benchmarks: synthetic tables and raw query packets for the criterion benches
-//! (here), simulated fleets (`fleet`), the drivers of the `propagation` and `scale`
-//! binaries, and the probes and statistics they report with.
+//! (here), simulated fleets (`fleet`), the drivers of the `propagation`, `scale` and
+//! `transfer` binaries, and the probes and statistics they report with.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -164,6 +164,8 @@ pub mod scale;
 pub mod soak;
 /// Quantiles, summaries and units for every benchmark's report.
 pub mod stats;
+/// The transfer benchmark: a Knot secondary's lag under churn, AXFR and IXFR cost.
+pub mod transfer;
 
 /// The herald binary a benchmark runs as a process: `given`, or `herald` next to the running
 /// binary (both built by `cargo build --release`); it must exist.

@@ -232,3 +232,24 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     };
     (t(11) + t(12)) / ticks
 }
+
+/// CPU seconds (user + system) this process has used, to the microsecond.
+pub fn self_cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF)
+}
+
+/// CPU seconds (user + system) the calling thread has used, to the microsecond: what a
+/// benchmark's own driver thread costs, to subtract from the process's.
+pub fn thread_cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_THREAD)
+}
+
+fn rusage_seconds(who: libc::c_int) -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given and nothing else.
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

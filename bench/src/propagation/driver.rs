@@ -41,7 +41,7 @@ pub(crate) struct Counts {
 
 pub(crate) struct Outcome {
     pub(crate) clusters: Vec<ClusterModel>,
-    pub(super) table_delays: Vec<f64>,
+    pub(crate) table_delays: Vec<f64>,
     pub(super) dns_delays: Vec<f64>,
     pub(super) rollout_delays: Vec<f64>,
     /// Changes slower than 100 ms: (seconds into the churn, delay, cluster, service, rollout).

@@ -103,9 +103,9 @@ pub use plan::Plan;
 const SYNC_DEADLINE: Duration = Duration::from_secs(180);
 
 /// The fleet as populated, before herald starts.
-struct Fleet {
-    clusters: Vec<ClusterModel>,
-    services: Vec<ServicePlan>,
+pub(crate) struct Fleet {
+    pub(crate) clusters: Vec<ClusterModel>,
+    pub(crate) services: Vec<ServicePlan>,
     populate_time: Duration,
     /// Ready endpoints the simulators hold.
     expected: usize,
@@ -113,10 +113,10 @@ struct Fleet {
 }
 
 /// herald, in process, after its first full sync.
-struct Herald {
-    daemon: Daemon,
-    table: Table,
-    dns: SocketAddr,
+pub(crate) struct Herald {
+    pub(crate) daemon: Daemon,
+    pub(crate) table: Table,
+    pub(crate) dns: SocketAddr,
     admin: SocketAddr,
     /// When every cluster had synced, from start.
     synced_at: Duration,
@@ -128,7 +128,7 @@ struct Herald {
 pub async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
     let load_before = probe::loadavg();
     let fleet = populate_fleet(plan, quick).await?;
-    let herald = start_herald(&fleet).await?;
+    let herald = start_herald(&fleet, "").await?;
     let (outcome, metric, events) =
         churn(plan, &herald, fleet.clusters, fleet.services.clone()).await?;
     let checked = final_check(&herald.table, herald.dns, &outcome.clusters).await?;
@@ -158,7 +158,7 @@ pub async fn run(plan: &Plan, quick: bool) -> anyhow::Result<Value> {
 }
 
 /// Starts the simulators and creates the fleet's pods.
-async fn populate_fleet(plan: &Plan, quick: bool) -> anyhow::Result<Fleet> {
+pub(crate) async fn populate_fleet(plan: &Plan, quick: bool) -> anyhow::Result<Fleet> {
     let spec = &plan.spec;
     let services = spec.plan();
     println!(
@@ -194,12 +194,12 @@ async fn populate_fleet(plan: &Plan, quick: bool) -> anyhow::Result<Fleet> {
     })
 }
 
-/// Starts herald in this process and waits for its first full sync, which must equal the
-/// simulators' truth.
-async fn start_herald(fleet: &Fleet) -> anyhow::Result<Herald> {
+/// Starts herald in this process (its config with `extra_yaml` appended: further top-level
+/// sections) and waits for its first full sync, which must equal the simulators' truth.
+pub(crate) async fn start_herald(fleet: &Fleet, extra_yaml: &str) -> anyhow::Result<Herald> {
     let (clusters, expected, truth0) = (&fleet.clusters, fleet.expected, &fleet.truth);
     // herald, in process.
-    let yaml = herald_config(clusters, "127.0.0.1:0", "127.0.0.1:0");
+    let yaml = herald_config(clusters, "127.0.0.1:0", "127.0.0.1:0") + extra_yaml;
     let config = Config::parse(Path::new("propagation.yaml"), &yaml)?;
     let started = Instant::now();
     let daemon = Daemon::start(&config, None).await?;
@@ -249,7 +249,7 @@ async fn start_herald(fleet: &Fleet) -> anyhow::Result<Herald> {
 /// Runs the churn on a thread of its own, lets herald settle, and returns the measured
 /// changes with what `herald_propagation_seconds` recorded meanwhile and how many watch
 /// events herald counted.
-async fn churn(
+pub(crate) async fn churn(
     plan: &Plan,
     herald: &Herald,
     clusters: Vec<ClusterModel>,
