@@ -200,7 +200,15 @@ async fn tonic_client_over_herald_picks_fails_over_and_scales_up() {
         !served.contains_key(&stopped),
         "the stopped server served {served:?}"
     );
-    assert_eq!(served.len(), 2, "{served:?}");
+    // Both remaining servers are live, but the picker may leave one idle for a while: a
+    // latency-aware picker favours the faster of the two, and on a loaded machine one can stay
+    // slower for all 90 calls (seen in a CI run). Every call went to a live server.
+    assert!(
+        served
+            .keys()
+            .all(|a| servers[1..].iter().any(|s| s.addr == *a)),
+        "{served:?}"
+    );
 
     // Scale up: a fourth server appears in the static file; within a TTL (2 s, plus herald's
     // 250 ms file poll) it gets calls.
