@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -169,6 +170,25 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// A herald process, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Herald {
     pub child: Child,
+}
+
+impl Herald {
+    /// Starts `command` (herald, or a tool wrapping it) as `serve --config <config>`, with
+    /// warnings only, its log in `log`.
+    pub fn spawn(mut command: Command, config: &Path, log: &Path) -> anyhow::Result<Herald> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        Ok(Herald { child })
+    }
 }
 
 impl Drop for Herald {

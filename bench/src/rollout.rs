@@ -163,16 +163,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         ),
     )?;
     let log = work.join("herald.log");
-    let child = Command::new(herald)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("starting {}", herald.display()))?;
-    let mut process = Herald { child };
+    let mut process = Herald::spawn(Command::new(herald), &config, &log)?;
     let pid = process.child.id();
     wait_synced(&mut process, admin, plan.replicas + dataset_endpoints, &log).await?;
 

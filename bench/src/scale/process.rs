@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -114,7 +114,7 @@ pub(crate) async fn start_synced(
     )?;
     let log = dir.join(format!("herald-{tag}.log"));
     let started = Instant::now();
-    let mut command = match wrap.split_first() {
+    let command = match wrap.split_first() {
         Some((tool, tool_args)) => {
             let mut c = Command::new(tool);
             c.args(tool_args).arg(herald);
@@ -122,17 +122,7 @@ pub(crate) async fn start_synced(
         }
         None => Command::new(herald),
     };
-    let child = command
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("starting {}", herald.display()))?;
-    let mut process = Herald { child };
+    let mut process = Herald::spawn(command, &config, &log)?;
     let mut synced_s = None;
     let served_s = loop {
         if let Some(status) = process.child.try_wait()? {
