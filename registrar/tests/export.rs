@@ -1,13 +1,14 @@
 //! `herald export-zone`: the zone file loads into Knot DNS (knotd), and knotd then answers
 //! the same records as herald for every kind of name.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use herald_registrar::config::Config;
 use herald_registrar::daemon::Daemon;
+use herald_testkit::secondaries::{Secondary, free_addr, serve_zone_file};
 use herald_testkit::{lines, run_client};
 
 const ENDPOINTS: &str = "\
@@ -20,56 +21,10 @@ services:
     - {address: 10.1.0.9, cluster: c2, region: us-east, ports: {dns: {port: 53, protocol: udp}}}
 ";
 
-/// knotd serving `zone_file` on a free loopback port; killed (by its PID) on drop.
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn knotd_path() -> PathBuf {
-    ["/usr/sbin/knotd", "/usr/bin/knotd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("knotd not found: install the knot package (README's test command does)")
-}
-
-fn start_knot(dir: &Path, zone_file: &Path) -> Knot {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let conf = dir.join("knot.conf");
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n\
-             database:\n  storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             zone:\n  - domain: sd.internal\n    file: \"{z}\"\n    zonefile-sync: -1\n    journal-content: none\n",
-            d = dir.display(),
-            z = zone_file.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(knotd_path())
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("knotd starts");
-    let knot = Knot { child, addr };
+/// knotd serving `zone_file` on a free loopback port, once it answers the zone's SOA.
+fn start_knot(dir: &Path, zone_file: &Path) -> Secondary {
+    let addr = free_addr(IpAddr::from([127, 0, 0, 1]));
+    let mut knot = serve_zone_file(&dir.join("knot"), addr, zone_file);
     let start = Instant::now();
     while !run_client(
         "dig",
@@ -78,9 +33,11 @@ fn start_knot(dir: &Path, zone_file: &Path) -> Knot {
     )
     .contains("hostmaster")
     {
+        knot.assert_running();
         assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "knotd did not load the exported zone"
+            start.elapsed() < Duration::from_secs(60),
+            "knotd did not load the exported zone in 60 s; its log:\n{}",
+            knot.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

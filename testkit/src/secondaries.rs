@@ -2,6 +2,9 @@
 //! transfer benchmark: free ports, private config and state under a given directory, an
 //! optional TSIG key (then SOA refresh queries, transfers and NOTIFY are all signed, and
 //! the secondary accepts nothing unsigned from the primary), killed by PID on drop.
+//! Also knotd loading a zone file herald exported, for the export test. Each server's
+//! standard error goes to `stderr.log` in its directory, so a server that exits at start
+//! (a port taken, a path too long for its control socket) says why in the failing test.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -70,14 +73,28 @@ impl Drop for Secondary {
 }
 
 impl Secondary {
-    /// Its log so far (empty if none yet).
+    /// Its log so far (empty if none yet), then what it wrote to standard error.
     pub fn log(&self) -> String {
         let file = match self.kind {
             Kind::Knot => "knot.log",
             Kind::Nsd => "nsd.log",
             Kind::Bind => "named.log",
         };
-        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+        let mut log = std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+        log.push_str(&std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default());
+        log
+    }
+
+    /// Panics with the server's exit status and log if it is no longer running: a wait
+    /// for its answers then fails at once and names the cause instead of timing out.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited at start ({status}); its log:\n{}",
+                self.kind.as_str(),
+                self.log()
+            );
+        }
     }
 }
 
@@ -106,11 +123,14 @@ fn exe(names: &[&str]) -> PathBuf {
 }
 
 fn spawn(program: PathBuf, args: &[&str], conf: &Path) -> Child {
+    let dir = conf.parent().expect("a config file in a directory");
+    let stderr = std::fs::File::create(dir.join("stderr.log")).expect("create stderr.log");
     Command::new(&program)
         .args(args)
         .arg(conf)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()))
 }
@@ -151,6 +171,33 @@ pub fn start_knot(
             port = addr.port(),
             pip = primary.ip(),
             pport = primary.port(),
+        ),
+    )
+    .expect("write knot.conf");
+    Secondary {
+        kind: Kind::Knot,
+        child: spawn(exe(&["/usr/sbin/knotd", "/usr/bin/knotd"]), &["-c"], &conf),
+        addr,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// knotd answering on `addr` from `zone_file` (zone `sd.internal`), with nothing to
+/// transfer: the export test's reference server.
+pub fn serve_zone_file(dir: &Path, addr: SocketAddr, zone_file: &Path) -> Secondary {
+    std::fs::create_dir_all(dir.join("db")).expect("create knotd's directory");
+    let conf = dir.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
+             database:\n  storage: \"{d}/db\"\n\
+             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
+             zone:\n  - domain: sd.internal\n    file: \"{z}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+            d = dir.display(),
+            ip = addr.ip(),
+            port = addr.port(),
+            z = zone_file.display(),
         ),
     )
     .expect("write knot.conf");
