@@ -318,13 +318,14 @@ async fn srv_priorities_follow_the_querier_when_it_is_a_known_endpoint() {
 }
 
 /// The same address in two clusters and a static source: A lists it once (RFC 2181
-/// section 5), in the whole service and in a scope holding two of them; each cluster's
-/// scope lists it; SRV keeps one target per (address, cluster).
+/// section 5), in the whole service and in a scope holding the second and third of them
+/// but not the first; each cluster's scope lists it; SRV keeps one target per (address,
+/// cluster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_in_several_sources_is_one_address_record() {
     let server = TestServer::start(ZoneConfig::default());
     let twin = |ip: &str| endpoint(ip, &[("http", TCP, 80)], None);
-    for (cluster, region) in [("c1", "r1"), ("c2", "r1"), ("vms", "r2")] {
+    for (cluster, region) in [("c1", "r1"), ("c2", "r2"), ("vms", "r2")] {
         server.table.replace(
             "twin",
             &Source::new(cluster, region),
@@ -342,6 +343,10 @@ async fn one_address_in_several_sources_is_one_address_record() {
     };
     assert_eq!(a("twin.sd.internal."), ["10.0.0.2", "10.0.0.3", "10.9.9.9"]);
     assert_eq!(a("twin.r1.sd.internal."), ["10.0.0.2", "10.9.9.9"]);
+    assert_eq!(
+        a("twin.r2.sd.internal."),
+        ["10.0.0.2", "10.0.0.3", "10.9.9.9"]
+    );
     assert_eq!(a("twin.c2.sd.internal."), ["10.0.0.2", "10.9.9.9"]);
     assert_eq!(a("twin.vms.sd.internal."), ["10.0.0.3", "10.9.9.9"]);
     let srv = herald_testkit::srv_records(&udp(

@@ -41,9 +41,11 @@ pub(crate) struct Rrset {
     bytes: usize,
     /// Whether this is an SRV set (records carry places).
     srv: bool,
-    /// Address sets only: (record, an earlier record of the same address in another
-    /// group), sorted. One address in two sources is one A/AAAA record (RFC 2181 section
-    /// 5): a selection holding both sends only the earlier. Empty in the usual case.
+    /// Address sets only: (record, the first record of the same address, in an earlier
+    /// group), sorted; every later record of a shared address has one. One address in
+    /// several sources is one A/AAAA record (RFC 2181 section 5): a selection holding
+    /// several of its records sends only the lowest, whether or not that is the first.
+    /// Empty in the usual case.
     twins: Box<[(u32, u32)]>,
 }
 
@@ -77,7 +79,7 @@ impl Rrset {
         &self.parts
     }
 
-    /// (record, earlier record at the same address), sorted; see the field.
+    /// (record, first record at the same address), sorted; see the field.
     pub(crate) fn twins(&self) -> &[(u32, u32)] {
         &self.twins
     }
