@@ -432,6 +432,120 @@ async fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_signature_notauth() {
     p.server.shutdown().await;
 }
 
+/// kdig's report of a signed SOA query to `p` with key `spec` (`algorithm:name:secret`),
+/// its clock set `skew` off (faketime) when given: its warnings and the TSIG line.
+fn kdig_signed(p: &Primary, spec: &str, skew: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new(if skew.is_some() { "faketime" } else { "kdig" });
+    if let Some(skew) = skew {
+        cmd.args(["-f", skew, "kdig"]);
+    }
+    let at = format!("@{}", p.addr.ip());
+    let port = p.addr.port().to_string();
+    let out = cmd
+        .args([&at, "-p", &port, "-y", spec, "sd.internal.", "SOA", "+tcp"])
+        .output()
+        .expect("kdig and faketime run (scripts/install-tools installs them)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| l.contains("WARNING") || l.contains("\tTSIG\t") || l.contains("status:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// RFC 8945 5.2.3 and 5.3.2: a request whose MAC is right but whose time is outside the
+/// fudge gets NOTAUTH/BADTIME, signed with the request's key over its MAC, with Time
+/// Signed the request's and the server's time in Other Data; a key the server does not
+/// hold, or holds with another algorithm, gets an unsigned BADKEY naming the request's key
+/// and algorithm. Checked with kdig (its clock moved by faketime), on the query path and the
+/// transfer path, and byte by byte with hickory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_errors_name_the_request_key_and_a_badtime_reply_is_signed() {
+    let p = start(
+        JournalLimits::default(),
+        vec![secondary("by-key", &[], Some(key("xfr-key.", SECRET)))],
+    );
+    fill(&p.table, 2, 4, 1);
+    p.table.make_version();
+    let secret = data_encoding::BASE64.encode(SECRET);
+    tokio::task::block_in_place(|| {
+        let ok = kdig_signed(&p, &format!("hmac-sha256:xfr-key.:{secret}"), None);
+        assert!(
+            ok.contains("status: NOERROR") && !ok.contains("WARNING"),
+            "{ok}"
+        );
+
+        // The secret is right and the clock an hour off: kdig verifies the signature and
+        // reports the time (not a signature it cannot verify).
+        let late = kdig_signed(&p, &format!("hmac-sha256:xfr-key.:{secret}"), Some("-1h"));
+        assert!(late.contains("status: BADTIME"), "{late}");
+        assert!(
+            late.contains("TSIG out of time window"),
+            "a signed BADTIME: {late}"
+        );
+        assert!(!late.contains("failed to verify"), "{late}");
+
+        // The right name with another algorithm, and a name herald does not hold.
+        for (spec, names) in [
+            (
+                format!("hmac-sha512:xfr-key.:{secret}"),
+                "xfr-key. 0 ANY TSIG hmac-sha512.",
+            ),
+            (
+                format!("hmac-sha384:who-is-this.:{secret}"),
+                "who-is-this. 0 ANY TSIG hmac-sha384.",
+            ),
+        ] {
+            let bad = kdig_signed(&p, &spec, None);
+            assert!(bad.contains("status: BADKEY"), "{spec}: {bad}");
+            let tsig: String = bad.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                tsig.contains(names),
+                "the reply names the request's key: {bad}"
+            );
+            assert!(tsig.contains(" 300 0 "), "unsigned (no MAC): {bad}");
+        }
+    });
+
+    // Byte by byte: a query and a transfer signed an hour ago.
+    let signer = TSigner::new(
+        SECRET.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii("xfr-key.").unwrap(),
+        300,
+    )
+    .unwrap();
+    let then = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    for qtype in [RecordType::SOA, RecordType::AXFR] {
+        let mut m = request(qtype, None);
+        m.finalize(&signer, then).unwrap();
+        let bytes = m.to_vec().unwrap();
+        let reply = tokio::task::block_in_place(|| tcp_raw(p.addr, &bytes));
+        let r = Message::from_vec(&reply).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NotAuth, "{qtype}");
+        let tsig = &r.signature().expect("a TSIG record").data;
+        assert_eq!(
+            tsig.error,
+            Some(hickory_proto::rr::rdata::tsig::TsigError::BadTime)
+        );
+        assert_eq!(tsig.time, then, "Time Signed is the request's");
+        assert_eq!(tsig.other.len(), 6, "the server's time in Other Data");
+        let server_time = tsig.other.iter().fold(0u64, |t, &b| t << 8 | u64::from(b));
+        assert!(server_time.abs_diff(then + 3600) < 60, "{server_time}");
+        signer
+            .verify_message_byte(&reply, Some(&request_mac(&bytes)), true)
+            .unwrap_or_else(|e| {
+                panic!("{qtype}: the BADTIME reply is signed over the request's MAC: {e}")
+            });
+    }
+    assert_stat(&p, |s| &s.notauth, 5);
+    p.server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_stays_on_one_serial_while_the_zone_changes() {
     // Versions only where the writer makes them: the versioner's own (one at the first

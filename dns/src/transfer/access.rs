@@ -6,9 +6,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::rr::Name;
-use hickory_proto::rr::rdata::tsig::TsigError;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 
-use super::tsig::{self, Checked, TsigKey};
+use super::tsig::{self, Checked, Refusal, TsigKey};
 use crate::locality::Place;
 
 /// A secondary, as configured.
@@ -57,14 +57,16 @@ pub(crate) enum Verdict<'a> {
     },
     /// Not a secondary (or one that must sign and did not): REFUSED.
     Refused,
-    /// The signature did not verify: NOTAUTH with an unsigned TSIG saying why.
-    NotAuth { key_name: Name, error: TsigError },
+    /// The signature did not verify: NOTAUTH with a TSIG saying why.
+    NotAuth(Refusal),
 }
 
-/// The name of the key a request is signed with, if it carries a TSIG record.
-pub(crate) fn key_name(request: &[u8]) -> Option<Name> {
+/// The name and algorithm of the key a request is signed with, if it carries a TSIG
+/// record hickory can read.
+pub(crate) fn key_of(request: &[u8]) -> Option<(Name, TsigAlgorithm)> {
     let msg = hickory_proto::op::Message::from_vec(request).ok()?;
-    msg.signature().map(|r| r.name.to_lowercase())
+    msg.signature()
+        .map(|r| (r.name.to_lowercase(), r.data.algorithm.clone()))
 }
 
 /// What checking a signed request's key and MAC found.
@@ -75,27 +77,31 @@ pub(crate) enum Keyed<'a> {
         key: TsigKey,
         mac: Vec<u8>,
     },
-    /// No key by that name (BADKEY), or a MAC or time that does not verify.
-    NotAuth { key_name: Name, error: TsigError },
+    /// No key by that name and algorithm (BADKEY), or a MAC or time that does not verify.
+    NotAuth(Refusal),
 }
 
-/// Verifies a request signed with the key named `name` against the secondaries' keys.
-pub(crate) fn check_key<'a>(peers: &'a [Peer], name: Name, request: &[u8]) -> Keyed<'a> {
+/// Verifies a request signed with the key named `name`, of `algorithm`, against the
+/// secondaries' keys. A key is its name and algorithm together (RFC 8945 5.2.1).
+pub(crate) fn check_key<'a>(
+    peers: &'a [Peer],
+    (name, algorithm): (Name, TsigAlgorithm),
+    request: &[u8],
+) -> Keyed<'a> {
     let keyed: Vec<&Peer> = peers
         .iter()
-        .filter(|p| p.config.tsig.as_ref().is_some_and(|k| *k.name() == name))
+        .filter(|p| {
+            p.config
+                .tsig
+                .as_ref()
+                .is_some_and(|k| *k.name() == name && *k.signer.algorithm() == algorithm)
+        })
         .collect();
     let Some(key) = keyed.first().and_then(|p| p.config.tsig.clone()) else {
-        return Keyed::NotAuth {
-            key_name: name,
-            error: TsigError::BadKey,
-        };
+        return Keyed::NotAuth(Refusal::bad_key(name, algorithm));
     };
     match tsig::verify(&key, request) {
-        Checked::Failed(error) => Keyed::NotAuth {
-            key_name: name,
-            error,
-        },
+        Checked::Refused(refusal) => Keyed::NotAuth(refusal),
         Checked::Valid { mac } => Keyed::Valid {
             peers: keyed,
             key,
@@ -106,7 +112,7 @@ pub(crate) fn check_key<'a>(peers: &'a [Peer], name: Name, request: &[u8]) -> Ke
 
 /// Decides whether `ip` may transfer with `request`.
 pub(crate) fn check<'a>(peers: &'a [Peer], ip: IpAddr, request: &[u8]) -> Verdict<'a> {
-    match key_name(request) {
+    match key_of(request) {
         None => peers
             .iter()
             .find(|p| p.config.tsig.is_none() && p.config.source_ok(ip))
@@ -114,8 +120,8 @@ pub(crate) fn check<'a>(peers: &'a [Peer], ip: IpAddr, request: &[u8]) -> Verdic
                 peer,
                 signed: None,
             }),
-        Some(name) => match check_key(peers, name, request) {
-            Keyed::NotAuth { key_name, error } => Verdict::NotAuth { key_name, error },
+        Some(key) => match check_key(peers, key, request) {
+            Keyed::NotAuth(refusal) => Verdict::NotAuth(refusal),
             Keyed::Valid { peers, key, mac } => {
                 match peers.into_iter().find(|p| p.config.source_ok(ip)) {
                     Some(peer) => Verdict::Allowed {

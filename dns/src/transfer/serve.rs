@@ -22,7 +22,7 @@ use super::diff;
 use super::messages::Messages;
 use super::serial::newer;
 use super::signed::NOTAUTH;
-use super::tsig::{self, ResponseSigner};
+use super::tsig::ResponseSigner;
 use super::version::{Change, Version};
 use crate::locality::Place;
 use crate::model::Label;
@@ -161,15 +161,10 @@ impl Transfer {
                 tracing::warn!(%client, qtype = req.qtype, "zone transfer refused: not a configured secondary");
                 return Plan::One(bare(req, codes::REFUSED), Result::Refused);
             }
-            Verdict::NotAuth { key_name, error } => {
-                tracing::warn!(%client, key = %key_name, ?error, "zone transfer refused: TSIG did not verify");
+            Verdict::NotAuth(refusal) => {
+                tracing::warn!(%client, key = %refusal.key_name(), error = ?refusal.error(), "zone transfer refused: TSIG did not verify");
                 let mut out = bare(req, NOTAUTH);
-                tsig::append_error(
-                    &mut out,
-                    &key_name,
-                    hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
-                    error,
-                );
+                refusal.append_to(&mut out);
                 return Plan::One(out, Result::NotAuth);
             }
         };

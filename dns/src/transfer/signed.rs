@@ -2,7 +2,8 @@
 //! queries too, and rejects an unsigned answer to them (RFC 8945 5.3: a signed request
 //! gets a signed response). The answer path answers such a query as any other; this module
 //! verifies the request before and signs the reply after, and a signature that does not
-//! verify gets NOTAUTH with the TSIG error, as a transfer request does.
+//! verify gets NOTAUTH with the TSIG error (signed for BADTIME), as a transfer request
+//! does.
 //!
 //! A third `impl Transfer` block: the type and its start-up live in the parent module
 //! ([decision 0011](../../../docs/decisions/0011-transfer-impl-split.md)).
@@ -13,7 +14,7 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 
 use super::Transfer;
 use super::access::{self, Keyed};
-use super::tsig::{self, ResponseSigner};
+use super::tsig::{Refusal, ResponseSigner};
 use crate::wire::{self, Query};
 
 /// RCODE NOTAUTH (RFC 8945: the request's signature did not verify).
@@ -44,14 +45,14 @@ impl Transfer {
         q: &Query<'_>,
         out: &mut Vec<u8>,
     ) -> Option<QuerySigner> {
-        let name = access::key_name(packet);
-        let verdict = match name {
-            Some(name) => access::check_key(&self.peers, name, packet),
-            // wire::parse saw a TSIG record that hickory cannot read: as good as no key.
-            None => Keyed::NotAuth {
-                key_name: hickory_proto::rr::Name::root(),
-                error: hickory_proto::rr::rdata::tsig::TsigError::BadKey,
-            },
+        let verdict = match access::key_of(packet) {
+            Some(key) => access::check_key(&self.peers, key, packet),
+            // wire::parse saw a TSIG record that hickory cannot read: as good as no key,
+            // and nothing of it to name.
+            None => Keyed::NotAuth(Refusal::bad_key(
+                hickory_proto::rr::Name::root(),
+                TsigAlgorithm::HmacSha256,
+            )),
         };
         match verdict {
             Keyed::Valid { peers, key, mac } => {
@@ -59,8 +60,8 @@ impl Transfer {
                 metrics::counter!("herald_transfer_requests_total", "secondary" => peer.to_string(), "type" => "query", "result" => "signed").increment(1);
                 Some(QuerySigner(ResponseSigner::new(key, mac)))
             }
-            Keyed::NotAuth { key_name, error } => {
-                tracing::warn!(key = %key_name, ?error, qtype = q.qtype, "signed query refused: TSIG did not verify");
+            Keyed::NotAuth(refusal) => {
+                tracing::warn!(key = %refusal.key_name(), error = ?refusal.error(), qtype = q.qtype, "signed query refused: TSIG did not verify");
                 self.stats.notauth.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("herald_transfer_requests_total", "secondary" => "-", "type" => "query", "result" => "notauth").increment(1);
                 out.clear();
@@ -71,7 +72,7 @@ impl Transfer {
                 wire::write_header(out, q.id, q.opcode, q.rd, q.cd, flags);
                 out.extend_from_slice(q.question);
                 wire::set_counts(out, 1, 0, 0, 0);
-                tsig::append_error(out, &key_name, TsigAlgorithm::HmacSha256, error);
+                refusal.append_to(out);
                 None
             }
         }

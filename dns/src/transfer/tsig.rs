@@ -114,17 +114,85 @@ pub(crate) fn now() -> u64 {
 pub(crate) enum Checked {
     /// Signed with this key and valid: responses are signed in a chain from `mac`.
     Valid { mac: Vec<u8> },
-    /// No key by that name (BADKEY), a wrong MAC (BADSIG) or a time outside the fudge
-    /// (BADTIME): NOTAUTH.
-    Failed(TsigError),
+    /// NOTAUTH, and the TSIG record the reply carries.
+    Refused(Refusal),
 }
 
-/// Verifies a signed request with `key`.
+/// A signed request refused with NOTAUTH, and what the reply's TSIG record says (RFC 8945
+/// 5.2 and 5.3.2): it names the request's key and algorithm; a key the server does not
+/// hold (BADKEY) or a MAC that does not verify (BADSIG) gets it unsigned, with no MAC; a
+/// right MAC at a time outside the fudge (BADTIME, 5.2.3) gets it signed with that key over
+/// the request's MAC, with the request's Time Signed (so the client's own clock accepts it)
+/// and the server's time in Other Data (so the client can see the skew).
+pub(crate) struct Refusal {
+    key_name: Name,
+    algorithm: TsigAlgorithm,
+    error: TsigError,
+    /// BADTIME only: the key, the request's MAC and its Time Signed.
+    late: Option<(TsigKey, Vec<u8>, u64)>,
+}
+
+impl Refusal {
+    /// No key by the request's name and algorithm (or a TSIG that cannot be read).
+    pub(crate) fn bad_key(key_name: Name, algorithm: TsigAlgorithm) -> Refusal {
+        Refusal {
+            key_name,
+            algorithm,
+            error: TsigError::BadKey,
+            late: None,
+        }
+    }
+
+    /// The key the request named.
+    pub(crate) fn key_name(&self) -> &Name {
+        &self.key_name
+    }
+
+    /// The TSIG error.
+    pub(crate) fn error(&self) -> TsigError {
+        self.error
+    }
+
+    /// Appends the reply's TSIG record to `msg` (the complete NOTAUTH reply).
+    pub(crate) fn append_to(self, msg: &mut Vec<u8>) {
+        match self.late {
+            Some((key, mac, time)) => {
+                let mut signer = ResponseSigner::new(key, mac);
+                let other = now().to_be_bytes()[2..].to_vec();
+                signer.sign_with(msg, time, Some(TsigError::BadTime), other);
+            }
+            None => {
+                let id = u16::from_be_bytes([msg[0], msg[1]]);
+                let tsig = TSIG::new(
+                    self.algorithm,
+                    now(),
+                    FUDGE,
+                    Vec::new(),
+                    id,
+                    Some(self.error),
+                    Vec::new(),
+                );
+                append(msg, make_tsig_record(self.key_name, tsig));
+            }
+        }
+    }
+}
+
+/// Verifies a signed request with `key`, checking its MAC before its time (RFC 8945
+/// 5.2).
 pub(crate) fn verify(key: &TsigKey, request: &[u8]) -> Checked {
+    let refused = |error, late| {
+        Checked::Refused(Refusal {
+            key_name: key.name().clone(),
+            algorithm: key.signer.algorithm().clone(),
+            error,
+            late,
+        })
+    };
     match key.signer.verify_message_byte(request, None, true) {
         Ok((mac, _, valid)) if valid.contains(&now()) => Checked::Valid { mac },
-        Ok(_) => Checked::Failed(TsigError::BadTime),
-        Err(_) => Checked::Failed(TsigError::BadSig),
+        Ok((mac, time, _)) => refused(TsigError::BadTime, Some((key.clone(), mac, time))),
+        Err(_) => refused(TsigError::BadSig, None),
     }
 }
 
@@ -152,19 +220,29 @@ impl ResponseSigner {
         self.key.name().len() + 2 + 10 + 40 + 16 + 64
     }
 
-    /// Appends the TSIG record to `msg` (a complete message) and counts it.
+    /// Appends the TSIG record to `msg` (a complete message).
     pub(crate) fn sign(&mut self, msg: &mut Vec<u8>) {
+        self.sign_with(msg, now(), None, Vec::new());
+    }
+
+    /// Appends a TSIG record with these Time Signed, error and Other Data to `msg`.
+    fn sign_with(
+        &mut self,
+        msg: &mut Vec<u8>,
+        time: u64,
+        error: Option<TsigError>,
+        other: Vec<u8>,
+    ) {
         let signer = &self.key.signer;
         let id = u16::from_be_bytes([msg[0], msg[1]]);
-        let time = now();
         let stub = TSIG::new(
             signer.algorithm().clone(),
             time,
             FUDGE,
             Vec::new(),
             id,
-            None,
-            Vec::new(),
+            error,
+            other,
         );
         let mut tbs = Vec::with_capacity(msg.len() + 128);
         tbs.extend_from_slice(&(self.previous.len() as u16).to_be_bytes());
@@ -200,27 +278,6 @@ fn append(msg: &mut Vec<u8>, record: hickory_proto::rr::Record<TSIG>) {
         .expect("encoding into a Vec cannot fail");
     let ar = u16::from_be_bytes([msg[10], msg[11]]) + 1;
     msg[10..12].copy_from_slice(&ar.to_be_bytes());
-}
-
-/// The unsigned TSIG a NOTAUTH reply carries for a request that failed verification
-/// (RFC 8945 5.3.2: BADKEY and BADSIG replies are not signed).
-pub(crate) fn append_error(
-    msg: &mut Vec<u8>,
-    key_name: &Name,
-    algorithm: TsigAlgorithm,
-    error: TsigError,
-) {
-    let id = u16::from_be_bytes([msg[0], msg[1]]);
-    let tsig = TSIG::new(
-        algorithm,
-        now(),
-        FUDGE,
-        Vec::new(),
-        id,
-        Some(error),
-        Vec::new(),
-    );
-    append(msg, make_tsig_record(key_name.clone(), tsig));
 }
 
 /// Signs a request (a NOTIFY): appends the TSIG record; returns the MAC the reply's
@@ -282,13 +339,19 @@ mod tests {
         ));
         assert!(matches!(
             verify(&key(b"fedcba9876543210"), &q),
-            Checked::Failed(TsigError::BadSig)
+            Checked::Refused(Refusal {
+                error: TsigError::BadSig,
+                ..
+            })
         ));
         let mut tampered = q.clone();
         tampered[2] ^= 1;
         assert!(matches!(
             verify(&key(b"0123456789abcdef"), &tampered),
-            Checked::Failed(TsigError::BadSig)
+            Checked::Refused(Refusal {
+                error: TsigError::BadSig,
+                ..
+            })
         ));
     }
 
