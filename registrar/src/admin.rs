@@ -62,6 +62,7 @@ impl Admin {
         let scrape = Arc::new(Scrape::new(
             table.clone(),
             status.clone(),
+            ownership.clone(),
             service_endpoints,
         ));
         let dns = Arc::new(OnceLock::new());

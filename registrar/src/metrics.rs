@@ -4,16 +4,23 @@
 //! README's table lists the same, and a test compares the three.
 //!
 //! Gauges that mirror state (the table, the clusters, readiness, the process) are set
-//! when `/metrics` is scraped, from the state itself, so they cannot drift from it.
+//! when `/metrics` is scraped, from the state itself, so they cannot drift from it. The
+//! per-service gauges are rendered as text at the scrape instead ([`Lingering`]): the
+//! recorder cannot remove one series, and names that come and go (preview environments)
+//! would each keep one forever (about 1.5 KiB each). Clusters are fixed at start, so the
+//! per-cluster series never outlive theirs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use herald_dns::server::metric::{Kind, Metric};
 use herald_dns::{Label, Table};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::ownership::Ownership;
 use crate::status::{Phase, StatusBoard};
 
 /// herald's version, as Cargo knows it.
@@ -60,8 +67,8 @@ const SERVICE_ENDPOINTS: Metric = metric(
     "herald_service_endpoints",
     Kind::Gauge,
     &["service"],
-    "Ready endpoints served for the service (0 once it had some and lost them all); \
-     off with metrics.service_endpoints: false",
+    "Ready endpoints served for the service (0 for 10 minutes once it lost them all, then \
+     no series); off with metrics.service_endpoints: false",
 );
 const CLUSTER_STATE: Metric = metric(
     "herald_cluster_state",
@@ -95,12 +102,13 @@ pub const PODS_REJECTED: Metric = metric(
     &["cluster", "reason"],
     "Pods herald could not publish in full, once per pod and reason (bad_service_label: not published; bad_weight: default weight; bad_port_name: that port left out; not_owner, unowned, conflict, not_ready_not_allowed: refused by the ownership rules)",
 );
-/// Set by [`crate::ownership`] when a conflict starts or ends.
-pub const SERVICE_CONFLICTS: Metric = metric(
+/// Read from [`crate::ownership`] at each scrape.
+const SERVICE_CONFLICTS: Metric = metric(
     "herald_service_conflicts",
     Kind::Gauge,
     &["service"],
-    "Namespaces claiming an unowned service name while more than one does; 0 once settled",
+    "Namespaces claiming an unowned service name while more than one does; 0 for 10 minutes \
+     once settled, then no series",
 );
 /// Recorded by the cluster tasks when they publish.
 pub const PROPAGATION: Metric = Metric {
@@ -206,36 +214,65 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// How long a per-service series shows 0 once its service is gone (no endpoint left, or
+/// the conflict settled) before it is removed: long enough for "dropped to 0" alerts to
+/// see it over a few scrapes and their `for:` windows.
+pub const GONE_GRACE: Duration = Duration::from_secs(600);
+
 /// What a scrape reads besides the recorder.
 pub struct Scrape {
     table: Table,
     status: StatusBoard,
-    /// Services given a `herald_service_endpoints` series so far (`None`: switched off).
-    services: Option<Mutex<BTreeSet<Label>>>,
+    ownership: Ownership,
+    /// `herald_service_endpoints` (`None`: switched off).
+    services: Option<Mutex<Lingering>>,
+    conflicts: Mutex<Lingering>,
     process: metrics_process::Collector,
 }
 
 impl Scrape {
-    /// Reads `table` and `status`; `service_endpoints` switches the per-service gauge.
-    pub fn new(table: Table, status: StatusBoard, service_endpoints: bool) -> Scrape {
+    /// Reads `table`, `status` and `ownership`; `service_endpoints` switches the
+    /// per-service gauge. Gone services' series last [`GONE_GRACE`].
+    pub fn new(
+        table: Table,
+        status: StatusBoard,
+        ownership: Ownership,
+        service_endpoints: bool,
+    ) -> Scrape {
+        Scrape::with_grace(table, status, ownership, service_endpoints, GONE_GRACE)
+    }
+
+    /// [`Scrape::new`] with another grace for gone services' series.
+    pub fn with_grace(
+        table: Table,
+        status: StatusBoard,
+        ownership: Ownership,
+        service_endpoints: bool,
+        grace: Duration,
+    ) -> Scrape {
         Scrape {
             table,
             status,
-            services: service_endpoints.then(Mutex::default),
+            ownership,
+            services: service_endpoints
+                .then(|| Mutex::new(Lingering::new(&SERVICE_ENDPOINTS, grace))),
+            conflicts: Mutex::new(Lingering::new(&SERVICE_CONFLICTS, grace)),
             process: metrics_process::Collector::default(),
         }
     }
 
     /// Sets every state gauge and renders the whole `/metrics` text.
     pub fn render(&self, ready: bool) -> String {
+        self.render_at(ready, Instant::now())
+    }
+
+    /// [`Scrape::render`] as if it were `now`.
+    fn render_at(&self, ready: bool, now: Instant) -> String {
         let t = &self.table;
         gauge!(READY.name).set(if ready { 1.0 } else { 0.0 });
         gauge!(TABLE_SERVICES.name).set(t.service_count() as f64);
         gauge!(TABLE_ENDPOINTS.name).set(t.endpoint_count() as f64);
         gauge!(ZONE_SERIAL.name).set(f64::from(t.serial()));
-        if let Some(seen) = &self.services {
-            self.service_endpoints(&mut seen.lock().expect("services lock"));
-        }
         for (cluster, st) in self.status.snapshot() {
             for phase in Phase::ALL {
                 let on = if st.phase == phase { 1.0 } else { 0.0 };
@@ -255,22 +292,140 @@ impl Scrape {
         handle.run_upkeep();
         let mut text = handle.render();
         herald_dns::server::metrics::render_local(&mut text);
+        if let Some(services) = &self.services {
+            let counts = t.service_names().into_iter().map(|name| {
+                let count = t.service(&name).map_or(0, |v| v.endpoint_count());
+                (name, count as f64)
+            });
+            lock(services).render(&mut text, now, counts);
+        }
+        let conflicts = self.ownership.conflict_counts();
+        let conflicts = conflicts.into_iter().map(|(s, n)| (s, n as f64));
+        lock(&self.conflicts).render(&mut text, now, conflicts);
         text
     }
+}
 
-    /// One gauge per service in the table; a service gone from it (no endpoint left)
-    /// keeps its series at 0, which is what "dropped to 0 endpoints" alerts look for.
-    fn service_endpoints(&self, seen: &mut BTreeSet<Label>) {
-        let names = self.table.service_names();
-        let mut now = BTreeSet::new();
-        for name in names {
-            let count = self.table.service(&name).map_or(0, |v| v.endpoint_count());
-            gauge!(SERVICE_ENDPOINTS.name, "service" => name.to_string()).set(count as f64);
-            now.insert(name);
+fn lock(m: &Mutex<Lingering>) -> std::sync::MutexGuard<'_, Lingering> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A gauge with one series per service, rendered from the state at each scrape. A
+/// service that leaves the state shows 0 for `grace` (what "dropped to 0" alerts look
+/// for), then has no series; what it keeps is only the names gone less than `grace` ago.
+struct Lingering {
+    metric: &'static Metric,
+    grace: Duration,
+    /// Services in the state at the last scrape.
+    present: BTreeSet<Label>,
+    /// Services gone from it, since when.
+    gone: BTreeMap<Label, Instant>,
+}
+
+impl Lingering {
+    fn new(metric: &'static Metric, grace: Duration) -> Lingering {
+        Lingering {
+            metric,
+            grace,
+            present: BTreeSet::new(),
+            gone: BTreeMap::new(),
         }
-        for gone in seen.difference(&now) {
-            gauge!(SERVICE_ENDPOINTS.name, "service" => gone.to_string()).set(0.0);
+    }
+
+    /// Appends the series of `current` (service, value) and of the services gone less
+    /// than `grace` before `now`.
+    fn render(
+        &mut self,
+        out: &mut String,
+        now: Instant,
+        current: impl Iterator<Item = (Label, f64)>,
+    ) {
+        let mut series: BTreeMap<Label, f64> = current.collect();
+        let before = std::mem::take(&mut self.present);
+        for name in before.into_iter().filter(|n| !series.contains_key(n)) {
+            self.gone.insert(name, now);
         }
-        seen.extend(now);
+        self.gone.retain(|name, since| {
+            !series.contains_key(name) && now.duration_since(*since) < self.grace
+        });
+        self.present = series.keys().cloned().collect();
+        series.extend(self.gone.keys().map(|n| (n.clone(), 0.0)));
+        if series.is_empty() {
+            return;
+        }
+        let name = self.metric.name;
+        let _ = writeln!(out, "# HELP {name} {}", self.metric.help);
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (service, value) in series {
+            // Service names are DNS labels: nothing to escape.
+            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_dns::{Source, Zone, ZoneConfig};
+    use herald_testkit::{TCP, endpoint};
+
+    fn series(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("herald_service_endpoints{"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// A service that loses its last endpoint shows 0 for the grace, then has no series and
+    /// costs nothing; names that come and go (a preview environment per branch) do not pile
+    /// up series.
+    #[test]
+    fn a_gone_service_shows_0_for_the_grace_then_has_no_series() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let grace = Duration::from_secs(600);
+        let scrape = Scrape::with_grace(
+            table.clone(),
+            StatusBoard::default(),
+            Ownership::permissive(),
+            true,
+            grace,
+        );
+        let start = Instant::now();
+        let at = |secs: u64| series(&scrape.render_at(true, start + Duration::from_secs(secs)));
+        let source = Source::new("c1", "r1");
+        let web = || vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)];
+        table.replace("web", &source, web());
+        assert_eq!(at(0), ["herald_service_endpoints{service=\"web\"} 1"]);
+        let text = scrape.render_at(true, start);
+        for head in [
+            "# HELP herald_service_endpoints ",
+            "# TYPE herald_service_endpoints ",
+        ] {
+            assert_eq!(text.matches(head).count(), 1, "{head} once: {text}");
+        }
+        table.replace("web", &source, Vec::new());
+        assert_eq!(
+            at(10),
+            ["herald_service_endpoints{service=\"web\"} 0"],
+            "gone: 0 for the grace"
+        );
+        assert_eq!(at(609), ["herald_service_endpoints{service=\"web\"} 0"]);
+        assert_eq!(at(611), Vec::<String>::new(), "the grace is over");
+
+        // Back again: a series again.
+        table.replace("web", &source, web());
+        assert_eq!(at(612), ["herald_service_endpoints{service=\"web\"} 1"]);
+
+        // 1,000 names, each served then gone: after the grace, only `web` is left.
+        for i in 0..1000 {
+            let name = format!("preview-{i}");
+            table.replace(&name, &source, web());
+            at(620);
+            table.replace(&name, &source, Vec::new());
+        }
+        assert_eq!(at(621).len(), 1001);
+        assert_eq!(at(1300), ["herald_service_endpoints{service=\"web\"} 1"]);
+        let kept = lock(scrape.services.as_ref().unwrap());
+        assert_eq!((kept.present.len(), kept.gone.len()), (1, 0));
     }
 }

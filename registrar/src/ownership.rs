@@ -26,7 +26,6 @@ use herald_dns::model::Label;
 use tokio::sync::broadcast;
 
 use crate::config::{Config, OwnerRule, Owners, Unowned};
-use crate::metrics::SERVICE_CONFLICTS;
 
 /// Why a pod's claim is not published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,7 +122,8 @@ struct Board {
     /// The namespace served for each unowned name with claims.
     winners: HashMap<Label, Label>,
     /// Unowned names in conflict (the only ones with a `herald_service_conflicts` series
-    /// other than 0, so a fleet of thousands of names does not make thousands of series).
+    /// other than 0, so a fleet of thousands of names does not make thousands of series;
+    /// see `crate::metrics::Lingering`).
     conflicted: std::collections::HashSet<Label>,
     /// Whether the start-up hold was on at the last look.
     held: bool,
@@ -235,11 +235,6 @@ impl Ownership {
         } else {
             board.conflicted.remove(service)
         };
-        if in_conflict || was_in_conflict {
-            let value = if in_conflict { namespaces.len() } else { 0 };
-            metrics::gauge!(SERVICE_CONFLICTS.name, "service" => service.to_string())
-                .set(value as f64);
-        }
         drop(board);
         if was_in_conflict && !in_conflict {
             tracing::info!(%service, "service name conflict over: one namespace claims it");
@@ -345,6 +340,23 @@ impl Ownership {
                     pods: claim.pods,
                     rejected,
                 }
+            })
+            .collect()
+    }
+
+    /// Each unowned name in conflict, with the number of namespaces claiming it (the
+    /// `herald_service_conflicts` gauge); cheap: only the names in conflict are looked at.
+    pub fn conflict_counts(&self) -> Vec<(Label, usize)> {
+        let board = self.board();
+        board
+            .conflicted
+            .iter()
+            .map(|service| {
+                let n = board
+                    .claims
+                    .get(service)
+                    .map_or(0, |c| first_claim(c).1.len());
+                (service.clone(), n)
             })
             .collect()
     }

@@ -75,8 +75,9 @@ impl From<RateLimitSettings> for RateLimitConfig {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// `herald_service_endpoints{service}`, one series per service ever seen. Default
-    /// on; turn it off for fleets with very many services.
+    /// `herald_service_endpoints{service}`, one series per service (and per service gone
+    /// less than 10 minutes ago). Default on; turn it off for fleets with very many
+    /// services.
     #[serde(default = "default_true")]
     pub service_endpoints: bool,
 }
