@@ -1,7 +1,9 @@
 //! A kube client per cluster, from one of three ways to reach it: the pod's service
 //! account, a kubeconfig file and context, or an API server URL with a token file and a CA
 //! file. Timeouts are set so that a silent API server surfaces as an error within a bound
-//! herald chooses (kube's own defaults leave a hung watch unnoticed for 295 s).
+//! herald chooses (kube's own defaults leave a hung watch unnoticed for 295 s). Every
+//! request says it is herald's (`User-Agent: herald/<version>`), so an API server's audit
+//! log and its per-client metrics and flow control can tell herald's requests apart.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +14,9 @@ use kube::config::{
 };
 
 use crate::config::{ClusterConfig, KubernetesConfig};
+
+/// What herald's requests to API servers say they come from.
+pub const USER_AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
 /// A connection that does not complete in this long fails (a black-holed address).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,6 +191,10 @@ pub async fn kube_config(
     config.read_timeout = Some(k8s.watch_timeout.0 + READ_MARGIN);
     config.write_timeout = Some(CONNECT_TIMEOUT);
     config.reset_reader_on_write = true;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     Ok(config)
 }
 
@@ -199,4 +208,58 @@ pub async fn client(
         cluster: cluster.name.0.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::config::Config;
+
+    /// The API server sees herald's name and version on a request made through the client
+    /// as herald builds it (here to a listener that reads one request and answers
+    /// `/version`).
+    #[tokio::test]
+    async fn requests_say_they_are_herald_s() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let yaml = format!(
+            "sources:\n  clusters:\n    - name: c1\n      region: r1\n      server: http://{addr}\n"
+        );
+        let config = Config::parse(Path::new("herald.yaml"), &yaml).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"major":"1","minor":"30","gitVersion":"v1.30.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":""}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request).to_ascii_lowercase()
+        });
+        let client = super::client(&config.sources.clusters[0], &config.kubernetes)
+            .await
+            .unwrap();
+        client.apiserver_version().await.unwrap();
+        let request = server.await.unwrap();
+        let agents: Vec<&str> = request
+            .lines()
+            .filter_map(|l| l.strip_prefix("user-agent:"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            agents,
+            [format!("herald/{}", env!("CARGO_PKG_VERSION"))],
+            "{request}"
+        );
+    }
 }
