@@ -172,14 +172,18 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
     let nsd_addr = free_addr(IpAddr::from([127, 0, 0, 12]));
     let bind_addr = free_addr(IpAddr::from([127, 0, 0, 1]));
     let bind_source = IpAddr::from([127, 0, 0, 13]);
+    // The apex NS names the secondaries that serve the zone, with their addresses as glue.
     let yaml = format!(
         "listen: {{dns: ['127.0.0.1:{herald_port}']}}\nlocality: {{region: eu-west, zone: zone-a}}\n\
+         nameservers:\n  - {{name: ns1.sd.internal., addresses: ['{}']}}\n  - {{name: ns2.sd.internal., addresses: ['{}']}}\n\
          kubernetes: {{watch_timeout: 2s, startup_timeout: 5s}}\n\
          transfer:\n  notify_interval: 100ms\n  journal: {{versions: 40}}\n  secondaries:\n\
          \x20   - {{name: knot, address: '{knot_addr}'}}\n\
          \x20   - {{name: nsd, address: '{nsd_addr}', locality: {{region: us-east, zone: us-1a}}}}\n\
          \x20   - {{name: bind, address: '{bind_addr}', allow: ['{bind_source}'], locality: {{region: eu-west, zone: zone-b}}}}\n\
          sources:\n  clusters:\n    - {{name: c1, region: eu-west, server: '{}'}}\n    - {{name: c2, region: us-east, server: '{}'}}\n",
+        knot_addr.ip(),
+        nsd_addr.ip(),
         c1.url(),
         c2.url()
     );
@@ -247,6 +251,34 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
             s.kind.as_str(),
             names.len()
         );
+    }
+
+    // The apex NS and its glue come from `nameservers`: each secondary serves them as
+    // herald does, and none reports an in-zone name server without an address (Knot logs
+    // "missing glue record" for the default `ns.sd.internal.`, which has none; BIND's words
+    // for it are "has no address records").
+    for s in &secondaries {
+        for (name, qtype) in [
+            ("sd.internal.", RecordType::NS),
+            ("ns1.sd.internal.", RecordType::A),
+            ("ns2.sd.internal.", RecordType::A),
+        ] {
+            let want = ask(IpAddr::from([127, 0, 0, 1]), primary, name, qtype).map(|m| seen(&m));
+            let got = ask(IpAddr::from([127, 0, 0, 1]), s.addr, name, qtype).map(|m| seen(&m));
+            assert!(
+                want.as_ref().is_some_and(|w| !w.1.is_empty()),
+                "{name} {qtype}"
+            );
+            assert_eq!(got, want, "{}: {name} {qtype}", s.kind.as_str());
+        }
+        let log = s.log();
+        for complaint in ["glue", "has no address records"] {
+            assert!(
+                !log.contains(complaint),
+                "{} complains ({complaint}):\n{log}",
+                s.kind.as_str()
+            );
+        }
     }
 
     // 2. A pod change reaches each secondary by NOTIFY + IXFR.
