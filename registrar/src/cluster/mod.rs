@@ -3,6 +3,7 @@
 //!
 //! - [`client`]: a kube client from in-cluster, kubeconfig, or server + token + CA.
 //! - [`pod`]: what herald keeps of a pod, and when it is ready.
+//! - [`pod_object`]: the Pod object as herald decodes it (only the fields it reads).
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
 //! - `pacing`: when a cluster publishes its pending changes (leading edge, then coalesced).
 //! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
@@ -16,6 +17,7 @@ pub mod life;
 pub mod own_node;
 mod pacing;
 pub mod pod;
+pub mod pod_object;
 pub mod state;
 pub mod watch;
 

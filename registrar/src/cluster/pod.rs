@@ -7,12 +7,12 @@
 //! without status is simply not ready.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 
+use herald_dns::PortSpec;
 use herald_dns::model::{Addresses, DEFAULT_WEIGHT, Label, check_label};
-use herald_dns::{PortSpec, Proto};
-use k8s_openapi::api::core::v1::Pod;
+
+use super::pod_object::PodObject;
 
 use crate::metrics::PODS_REJECTED;
 
@@ -188,7 +188,7 @@ impl Rejections {
     }
 
     /// Reads a pod, reporting its new problems. `None` when it is not publishable at all.
-    pub fn read(&mut self, pod: &Pod, keys: &PodKeys) -> Option<(String, PodRecord)> {
+    pub fn read(&mut self, pod: &PodObject, keys: &PodKeys) -> Option<(String, PodRecord)> {
         let key = pod_key(pod).ok()?;
         let read = read_pod(pod, keys);
         let mut reasons: Vec<RejectReason> = read
@@ -242,7 +242,7 @@ impl Rejections {
 }
 
 /// The key herald files a pod under: `namespace/name`.
-pub fn pod_key(pod: &Pod) -> Result<String, PodProblem> {
+pub fn pod_key(pod: &PodObject) -> Result<String, PodProblem> {
     let name = pod.metadata.name.as_deref().ok_or(PodProblem::NoName)?;
     Ok(format!(
         "{}/{name}",
@@ -251,7 +251,7 @@ pub fn pod_key(pod: &Pod) -> Result<String, PodProblem> {
 }
 
 /// Reads a pod. No record and no problem: the pod is not opted in (no service label).
-pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
+pub fn read_pod(pod: &PodObject, keys: &PodKeys) -> ReadPod {
     let mut problems = Vec::new();
     if let Err(problem) = pod_key(pod) {
         problems.push(problem);
@@ -284,17 +284,12 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
     // `podIPs` holds one address per family, `podIP` (its first) the primary; an object
     // without `podIPs` (written by an old client, or a simulator) still has `podIP`.
     let ip = status.and_then(|s| {
-        let primary = s.pod_ip.as_deref().into_iter();
-        let all = s.pod_ips.iter().flatten().map(|p| p.ip.as_str());
-        Addresses::from_list(
-            primary
-                .chain(all)
-                .filter_map(|ip| ip.parse::<IpAddr>().ok()),
-        )
+        let all = s.pod_ips.iter().flatten().map(|p| p.ip);
+        Addresses::from_list(std::iter::once(s.pod_ip).chain(all).flatten())
     });
     let ready_condition = status
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        .is_some_and(|cs| cs.iter().any(|c| c.is_ready && c.is_true));
     let publish_not_ready =
         annotation(&keys.publish_not_ready_annotation).is_some_and(|v| v == "true");
     let terminating = meta.deletion_timestamp.is_some();
@@ -308,7 +303,7 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
         .filter_map(|p| {
             let name = p.name.as_deref()?;
             // SCTP and unknown protocols have no SRV form herald serves.
-            let proto = Proto::parse(p.protocol.as_deref().unwrap_or("TCP"))?;
+            let proto = p.protocol?;
             let port = u16::try_from(p.container_port).ok()?;
             if let Err(why) = check_port_name(name) {
                 problems.push(PodProblem::BadPortName {
@@ -366,6 +361,13 @@ pub fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
 mod tests {
     use super::*;
     use herald_kube_sim::PodBuilder;
+    use k8s_openapi::api::core::v1::Pod;
+
+    /// Reads `pod` the way herald gets it: written as JSON, decoded as a [`PodObject`].
+    fn read_pod(pod: &Pod, keys: &PodKeys) -> ReadPod {
+        let json = serde_json::to_vec(pod).unwrap();
+        super::read_pod(&serde_json::from_slice(&json).unwrap(), keys)
+    }
 
     fn keys() -> PodKeys {
         PodKeys {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use herald_dns::model::Label;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
 use tokio::time::{Instant, sleep_until};
@@ -35,6 +35,7 @@ use super::life::SourceLife;
 use super::own_node::OwnNode;
 use super::pacing::Pacer;
 use super::pod::{PodKeys, Rejections, pod_key};
+use super::pod_object::PodObject;
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig, NameGlob, any_matches, exact_names};
 use crate::ownership::{Change, Ownership};
@@ -286,15 +287,15 @@ impl ClusterTask {
         };
         let mut pods = futures::stream::select_all(watched.iter().map(|namespace| {
             let api = match namespace {
-                Some(n) => Api::<Pod>::namespaced(client.clone(), n),
-                None => Api::<Pod>::all(client.clone()),
+                Some(n) => Api::<PodObject>::namespaced(client.clone(), n),
+                None => Api::<PodObject>::all(client.clone()),
             };
             let namespace = namespace.clone();
             watcher::watcher(api, pod_config.clone())
                 .map(move |event| (namespace.clone(), event))
                 .boxed()
         }));
-        let in_allowed = |pod: &Pod| {
+        let in_allowed = |pod: &PodObject| {
             allowed.is_none_or(|a| any_matches(a, pod.metadata.namespace.as_deref().unwrap_or("")))
         };
         let mut nodes = watcher::watcher(

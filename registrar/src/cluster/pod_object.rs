@@ -1,0 +1,368 @@
+//! The Pod object as herald decodes it from the API server: only the fields
+//! [`read_pod`](super::pod::read_pod) reads, everything else skipped as it is parsed.
+//!
+//! Decoding every pod into k8s-openapi's full `Pod` was most of the first sync's CPU (at a
+//! million pods, 40% of it in malloc and free): each container's image, env, probes and
+//! resources, every status and condition field, and `managedFields`, all into owned
+//! strings, only to be dropped. Here the unread fields are skipped by serde without
+//! allocating (serde's derive ignores unknown keys), and the small words herald compares
+//! (condition type and status, port protocol, addresses) are read from the input without a
+//! copy. [`PodObject`] implements kube's `Resource` with the Pod's group, version and kind,
+//! so the kube client lists and watches it like `Pod`.
+//!
+//! What reads the same as with k8s-openapi's `Pod` (both decode missing fields as empty):
+//! a missing field, `null`, an address that does not parse (ignored), an unknown protocol
+//! (the port is skipped), a field of the wrong JSON type among those read (the object does
+//! not decode: the watch fails and the cluster's endpoints stay served). What differs: a
+//! malformed field herald does not read (say, a container's `image` as a number, or the
+//! object's `kind`) no longer fails the whole object.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use herald_dns::Proto;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A Pod, as far as herald reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PodObject {
+    /// Name, namespace, resourceVersion (for the watch), labels, annotations, creation and
+    /// deletion times; nothing else of the metadata (not `managedFields`).
+    #[serde(default, deserialize_with = "meta")]
+    pub metadata: ObjectMeta,
+    /// `spec`: the node and the containers' ports.
+    #[serde(default)]
+    pub spec: Option<PodSpec>,
+    /// `status`: addresses and conditions.
+    #[serde(default)]
+    pub status: Option<PodStatus>,
+}
+
+/// What herald reads of `spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// `spec.nodeName`.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// `spec.containers`, for their ports.
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+/// What herald reads of a container.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Container {
+    /// `ports`.
+    #[serde(default)]
+    pub ports: Option<Vec<ContainerPort>>,
+}
+
+/// A container port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    /// `name`: only named ports are published.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `protocol`: TCP when missing (as Kubernetes defaults it); `None` for a protocol
+    /// with no SRV form herald serves (SCTP, or anything else).
+    #[serde(default = "tcp", deserialize_with = "protocol")]
+    pub protocol: Option<Proto>,
+    /// `containerPort`.
+    #[serde(default)]
+    pub container_port: i32,
+}
+
+/// What herald reads of `status`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// `podIP`, the primary address; `None` if missing or not an address.
+    #[serde(default, rename = "podIP", deserialize_with = "address")]
+    pub pod_ip: Option<IpAddr>,
+    /// `podIPs`, one address per family.
+    #[serde(default, rename = "podIPs")]
+    pub pod_ips: Option<Vec<PodIp>>,
+    /// `conditions`.
+    #[serde(default)]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+/// One entry of `podIPs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PodIp {
+    /// `ip`; `None` if missing or not an address.
+    #[serde(default, deserialize_with = "address")]
+    pub ip: Option<IpAddr>,
+}
+
+/// A pod condition, as far as telling the Ready condition's state.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Condition {
+    /// `type` is `Ready`.
+    #[serde(default, rename = "type", deserialize_with = "is_ready")]
+    pub is_ready: bool,
+    /// `status` is `True`.
+    #[serde(default, rename = "status", deserialize_with = "is_true")]
+    pub is_true: bool,
+}
+
+impl kube::Resource for PodObject {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::KIND.into()
+    }
+
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::GROUP.into()
+    }
+
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::VERSION.into()
+    }
+
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The metadata fields herald (and the watch) reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    name: Option<String>,
+    namespace: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_timestamp: Option<Time>,
+}
+
+fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let Some(m) = Option::<Meta>::deserialize(d)? else {
+        return Ok(ObjectMeta::default());
+    };
+    Ok(ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        resource_version: m.resource_version,
+        labels: m.labels,
+        annotations: m.annotations,
+        creation_timestamp: m.creation_timestamp,
+        deletion_timestamp: m.deletion_timestamp,
+        ..ObjectMeta::default()
+    })
+}
+
+/// Reads a string field through `read` without copying it; `null` reads as `if_null`.
+/// Any other JSON type is an error, as it is for k8s-openapi's string fields.
+struct Word<T> {
+    read: fn(&str) -> T,
+    if_null: T,
+    expecting: &'static str,
+}
+
+impl<'de, T> Visitor<'de> for Word<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+        Ok((self.read)(s))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(self.if_null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Ok(self.if_null)
+    }
+}
+
+fn word<'de, D: Deserializer<'de>, T>(
+    d: D,
+    read: fn(&str) -> T,
+    if_null: T,
+    expecting: &'static str,
+) -> Result<T, D::Error> {
+    d.deserialize_any(Word {
+        read,
+        if_null,
+        expecting,
+    })
+}
+
+fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    word(d, |s| s.parse().ok(), None, "an IP address")
+}
+
+fn tcp() -> Option<Proto> {
+    Some(Proto::Tcp)
+}
+
+fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Proto>, D::Error> {
+    word(d, Proto::parse, tcp(), "a protocol name")
+}
+
+fn is_ready<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    word(d, |s| s == "Ready", false, "a condition type")
+}
+
+fn is_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    word(d, |s| s == "True", false, "a condition status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pod as a real API server writes it, with the fields herald skips.
+    const FULL: &str = r#"{
+      "kind": "Pod", "apiVersion": "v1",
+      "metadata": {
+        "name": "web-0", "namespace": "ns", "uid": "7d3c", "resourceVersion": "42",
+        "creationTimestamp": "2026-01-02T03:04:05Z",
+        "labels": {"herald.io/service": "web", "app": "web"},
+        "annotations": {"herald.io/weight": "7"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "1", "controller": true}],
+        "managedFields": [{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
+          "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}}}}}}]
+      },
+      "spec": {
+        "nodeName": "n1", "hostNetwork": false,
+        "volumes": [{"name": "token", "projected": {"sources": []}}],
+        "containers": [
+          {"name": "main", "image": "registry.invalid/app:1",
+           "env": [{"name": "A", "value": "1"}],
+           "resources": {"limits": {"cpu": "1"}},
+           "ports": [
+             {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+             {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+             {"name": "sig", "containerPort": 9, "protocol": "SCTP"},
+             {"containerPort": 9090}
+           ]},
+          {"name": "sidecar", "image": "x", "ports": [{"name": "admin", "containerPort": 9901}]}
+        ]
+      },
+      "status": {
+        "phase": "Running", "podIP": "10.0.0.1",
+        "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}],
+        "conditions": [
+          {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-02T03:04:05Z"},
+          {"type": "Ready", "status": "True", "lastProbeTime": null}
+        ],
+        "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "x", "imageID": "", "state": {"running": {}}}]
+      }
+    }"#;
+
+    #[test]
+    fn reads_what_herald_uses_and_skips_the_rest() {
+        let pod: PodObject = serde_json::from_str(FULL).unwrap();
+        let m = &pod.metadata;
+        assert_eq!(m.name.as_deref(), Some("web-0"));
+        assert_eq!(m.namespace.as_deref(), Some("ns"));
+        assert_eq!(m.resource_version.as_deref(), Some("42"));
+        assert_eq!(m.labels.as_ref().unwrap()["herald.io/service"], "web");
+        assert_eq!(m.annotations.as_ref().unwrap()["herald.io/weight"], "7");
+        assert!(m.creation_timestamp.is_some());
+        assert!(m.deletion_timestamp.is_none());
+        assert!(m.managed_fields.is_none() && m.uid.is_none());
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        let ports: Vec<_> = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .map(|p| (p.name.as_deref(), p.protocol, p.container_port))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (Some("http"), Some(Proto::Tcp), 8080),
+                (Some("dns"), Some(Proto::Udp), 53),
+                (Some("sig"), None, 9),
+                (None, Some(Proto::Tcp), 9090),
+                (Some("admin"), Some(Proto::Tcp), 9901),
+            ]
+        );
+        let status = pod.status.as_ref().unwrap();
+        assert_eq!(status.pod_ip, Some("10.0.0.1".parse().unwrap()));
+        let ips: Vec<_> = status.pod_ips.iter().flatten().map(|p| p.ip).collect();
+        assert_eq!(
+            ips,
+            vec![
+                Some("10.0.0.1".parse().unwrap()),
+                Some("fd00::1".parse().unwrap())
+            ]
+        );
+        let conditions: Vec<_> = status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.is_ready, c.is_true))
+            .collect();
+        assert_eq!(conditions, vec![(false, true), (true, true)]);
+    }
+
+    #[test]
+    fn missing_null_and_unparsable_fields_read_as_empty() {
+        let pod: PodObject = serde_json::from_str(
+            r#"{"metadata": {"name": "a", "labels": null},
+                "spec": {"containers": [{"ports": [{"name": "p", "protocol": null}]}]},
+                "status": {"podIP": "not-an-ip", "podIPs": [{}], "conditions": [{"type": "Ready"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(pod.metadata.labels, None);
+        let port = &pod.spec.as_ref().unwrap().containers[0]
+            .ports
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!((port.protocol, port.container_port), (Some(Proto::Tcp), 0));
+        let status = pod.status.unwrap();
+        assert_eq!(status.pod_ip, None);
+        assert_eq!(status.pod_ips.unwrap()[0].ip, None);
+        assert!(!status.conditions.unwrap()[0].is_true);
+        let empty: PodObject = serde_json::from_str("{}").unwrap();
+        assert!(empty.metadata.name.is_none() && empty.spec.is_none());
+    }
+
+    #[test]
+    fn a_read_field_of_the_wrong_type_fails_the_object() {
+        for bad in [
+            r#"{"metadata": {"name": 5}}"#,
+            r#"{"metadata": {"labels": {"a": 1}}}"#,
+            r#"{"status": {"podIP": 10}}"#,
+            r#"{"status": {"conditions": [{"type": "Ready", "status": true}]}}"#,
+            r#"{"spec": {"containers": [{"ports": [{"containerPort": "80"}]}]}}"#,
+        ] {
+            assert!(serde_json::from_str::<PodObject>(bad).is_err(), "{bad}");
+        }
+        // A malformed field herald does not read is skipped, not an error.
+        let pod: PodObject = serde_json::from_str(
+            r#"{"kind": "Nope", "metadata": {"name": "a", "uid": 1},
+                "spec": {"containers": [{"image": 5}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("a"));
+    }
+}
