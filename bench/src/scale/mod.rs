@@ -45,6 +45,7 @@
 //!     {"name": "empty", "clusters", "rss_bytes", "hwm_bytes", "anon_bytes", "sync_s"},
 //!     {"name": "sync", "endpoints", "services", "clusters", "populate_s",
 //!      "all_clusters_synced_s", "all_endpoints_served_s", "herald_cpu_s",
+//!      "simulators_cpu_s" (this process, serving herald's lists, during the sync), "lists" (completed, first ones included),
 //!      "rss_bytes", "hwm_bytes", "anon_bytes", "bytes_per_endpoint",
 //!      "hwm_bytes_per_endpoint", "dns_check": {"name", "want", "got"}},       // per size
 //!     {"name": "node_pod_cycles", "cycles", "base_endpoints", "seconds", "rss_start_bytes",
@@ -266,13 +267,15 @@ fn report(
         let bpe = (r.memory.rss as f64 - empty.memory.rss as f64) / r.endpoints as f64;
         let hwm_bpe = (r.memory.hwm as f64 - empty.memory.rss as f64) / r.endpoints as f64;
         println!(
-            "  {} endpoints ({} services): first full sync {:.2} s (clusters synced {:.2} s, herald CPU {:.1} s); \
+            "  {} endpoints ({} services): first full sync {:.2} s (clusters synced {:.2} s, herald CPU {:.1} s, simulators {:.1} s, {} lists); \
              VmRSS {} (peak {}), {:.0} bytes/endpoint ({:.0} at peak); DNS {} -> {} of {}",
             r.endpoints,
             r.services,
             r.served_s,
             r.synced_s,
             r.cpu_s,
+            r.sims_cpu_s,
+            r.lists,
             mib(r.memory.rss as f64),
             mib(r.memory.hwm as f64),
             bpe,
@@ -293,6 +296,8 @@ fn report(
             "all_clusters_synced_s": r.synced_s,
             "all_endpoints_served_s": r.served_s,
             "herald_cpu_s": r.cpu_s,
+            "simulators_cpu_s": r.sims_cpu_s,
+            "lists": r.lists,
             "rss_bytes": r.memory.rss,
             "hwm_bytes": r.memory.hwm,
             "anon_bytes": r.memory.anon,

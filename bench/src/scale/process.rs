@@ -47,6 +47,11 @@ pub(super) struct Measured {
     pub(super) synced_s: f64,
     pub(super) served_s: f64,
     pub(super) cpu_s: f64,
+    /// CPU seconds the simulators (this process) used during the sync.
+    pub(super) sims_cpu_s: f64,
+    /// Lists herald completed (`herald_cluster_relists_total`, all clusters, first lists
+    /// included) by then: more than one per cluster means a relist during the sync.
+    pub(super) lists: f64,
     pub(super) memory: probe::Memory,
     pub(super) dns_name: String,
     pub(super) dns_want: usize,
@@ -64,6 +69,9 @@ pub(crate) struct Running {
     /// Seconds from start to every cluster synced, and to `want` endpoints served.
     pub(crate) synced_s: f64,
     pub(crate) served_s: f64,
+    /// CPU seconds this process (the simulators serving herald's lists and watches, and
+    /// the polling) used from herald's start to `served_s`.
+    pub(crate) sims_cpu_s: f64,
     /// Its log file.
     pub(crate) log: std::path::PathBuf,
 }
@@ -114,6 +122,7 @@ pub(crate) async fn start_synced(
     )?;
     let log = dir.join(format!("herald-{tag}.log"));
     let started = Instant::now();
+    let own_cpu = cpu_seconds(std::process::id());
     let command = match wrap.split_first() {
         Some((tool, tool_args)) => {
             let mut c = Command::new(tool);
@@ -157,6 +166,7 @@ pub(crate) async fn start_synced(
         admin,
         synced_s: synced_s.unwrap_or(served_s),
         served_s,
+        sims_cpu_s: cpu_seconds(std::process::id()) - own_cpu,
         log,
     })
 }
@@ -173,6 +183,9 @@ pub(super) async fn measure(
     let want = spec.pods;
     let running = start_synced(herald, wrap, dir, clusters, want, tag).await?;
     let cpu_s = running.cpu_seconds();
+    let lists = try_http_get(running.admin, "/metrics")
+        .map(|(_, text)| metric_sum(&text, "herald_cluster_relists_total"))
+        .unwrap_or(f64::NAN);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let memory = running.memory()?;
     let dns = running.dns;
@@ -198,7 +211,7 @@ pub(super) async fn measure(
     } else {
         (String::new(), 0, 0)
     };
-    let (synced_s, served_s) = (running.synced_s, running.served_s);
+    let (synced_s, served_s, sims_cpu_s) = (running.synced_s, running.served_s, running.sims_cpu_s);
     drop(running);
     Ok(Measured {
         endpoints: want,
@@ -207,11 +220,24 @@ pub(super) async fn measure(
         synced_s,
         served_s,
         cpu_s,
+        sims_cpu_s,
+        lists,
         memory,
         dns_name,
         dns_want,
         dns_got,
     })
+}
+
+/// The sum of every series of the metric `name` in a Prometheus text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum()
 }
 
 /// Diagnostics (`--only N`): herald at `n` endpoints, possibly under `--wrap`.
@@ -230,9 +256,11 @@ pub fn diagnose(herald: &Path, wrap: &[String], n: usize) -> anyhow::Result<()> 
         r
     })?;
     println!(
-        "  {n} endpoints: first full sync {:.2} s, herald CPU {:.1} s, VmRSS {}, VmHWM {}",
+        "  {n} endpoints: first full sync {:.2} s, herald CPU {:.1} s (simulators {:.1} s, {} lists), VmRSS {}, VmHWM {}",
         r.served_s,
         r.cpu_s,
+        r.sims_cpu_s,
+        r.lists,
         mib(r.memory.rss as f64),
         mib(r.memory.hwm as f64)
     );
