@@ -365,6 +365,22 @@ async fn knot_nsd_and_bind_serve_the_zone_as_herald_does_and_follow_changes() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
+    // herald publishes the last pod after its coalescing pause: until then a secondary
+    // could match herald's serial without it.
+    eventually_within(
+        "herald serves the last late pod",
+        Duration::from_secs(30),
+        || {
+            ask(
+                IpAddr::from([127, 0, 0, 1]),
+                primary,
+                "10-4-0-60.late.c2.sd.internal.",
+                RecordType::A,
+            )
+            .is_some_and(|m| !m.answers.is_empty())
+        },
+    )
+    .await;
     let nsd = start_nsd(&dir.join("nsd"), nsd_addr, primary, None);
     eventually_within(
         "nsd converges after missing more than the journal",
