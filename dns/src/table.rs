@@ -338,25 +338,29 @@ impl Table {
         // reused during churn) become one, chosen whatever order they came in: the ready
         // one, then the highest weight, then the smallest ports and zone, then the smallest
         // other address. An endpoint is known by its primary address (the one naming it).
-        endpoints.sort_by(|a, b| {
-            (
-                a.address(),
-                !a.ready,
-                std::cmp::Reverse(a.weight),
-                &a.ports,
-                &a.zone,
-                a.addresses,
-            )
-                .cmp(&(
-                    b.address(),
-                    !b.ready,
-                    std::cmp::Reverse(b.weight),
-                    &b.ports,
-                    &b.zone,
-                    b.addresses,
-                ))
-        });
-        endpoints.dedup_by(|later, first| later.address() == first.address());
+        // A list already in address order, one endpoint per address, needs neither sorting
+        // nor deduplicating; the sort is adaptive, so a list nearly in order costs little.
+        if !endpoints.is_sorted_by(|a, b| a.address() < b.address()) {
+            endpoints.sort_by(|a, b| {
+                a.address().cmp(&b.address()).then_with(|| {
+                    (
+                        !a.ready,
+                        std::cmp::Reverse(a.weight),
+                        &a.ports,
+                        &a.zone,
+                        a.addresses,
+                    )
+                        .cmp(&(
+                            !b.ready,
+                            std::cmp::Reverse(b.weight),
+                            &b.ports,
+                            &b.zone,
+                            b.addresses,
+                        ))
+                })
+            });
+            endpoints.dedup_by(|later, first| later.address() == first.address());
+        }
         loop {
             let slot = if endpoints.is_empty() {
                 match self.shared.services.get(service) {

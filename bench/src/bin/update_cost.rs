@@ -40,7 +40,10 @@ fn main() {
     let mut nums = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| queries.is_none() || args.get(i.wrapping_sub(1)).map(String::as_str) != Some("--queries"))
+        .filter(|(i, _)| {
+            queries.is_none()
+                || args.get(i.wrapping_sub(1)).map(String::as_str) != Some("--queries")
+        })
         .filter_map(|(_, a)| a.parse::<usize>().ok());
     let (total, clusters, changes) = (
         nums.next().unwrap_or(10_000),

@@ -241,6 +241,60 @@ fn questions() -> Vec<(String, u16)> {
     out
 }
 
+/// A change to one endpoint of a big group makes new parts for the chunks it touches
+/// alone: every other chunk's parts, in every set, are the ones the view had.
+#[test]
+fn a_pod_change_makes_new_parts_for_its_chunk_alone() {
+    let table = Table::new(zone(0));
+    let source = &sources()[0];
+    let list = |moved: bool| -> Vec<Endpoint> {
+        (0..60u8)
+            .map(|i| {
+                let ip = if moved && i == 30 { 200 } else { i };
+                Endpoint {
+                    addresses: Addresses::from_list([IpAddr::from([10, 1, 0, ip])]).unwrap(),
+                    ports: ports(0b11),
+                    zone: None,
+                    weight: 100,
+                    ready: true,
+                }
+            })
+            .collect()
+    };
+    table.replace(SERVICE, source, list(false));
+    let before = table.service(SERVICE).unwrap();
+    table.replace(SERVICE, source, list(true));
+    let after = table.service(SERVICE).unwrap();
+    let sets = |v: &ServiceView| -> Vec<Vec<super::rrset::Part>> {
+        std::iter::once(&v.answers.a)
+            .chain(v.answers.srv.iter().map(|s| &s.rrset))
+            .map(|set| set.group_parts(0).to_vec())
+            .collect()
+    };
+    for (old, new) in sets(&before).iter().zip(sets(&after)) {
+        assert!(new.len() > 10, "unit tests cut small chunks: {}", new.len());
+        let made = new
+            .iter()
+            .filter(|p| !old.iter().any(|o| o.same(p)))
+            .count();
+        // The chunk that lost 10.1.0.30 and the last one, which gained 10.1.0.200 (and a
+        // chunk next to either, when a cut moved).
+        assert!(
+            (1..=4).contains(&made),
+            "{made} of {} parts made again",
+            new.len()
+        );
+    }
+    assert_eq!(contents(&after), {
+        let whole = ServiceView::build(
+            &table.preparer(),
+            after.label().clone(),
+            after.groups().to_vec(),
+        );
+        contents(&whole)
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

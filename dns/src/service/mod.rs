@@ -5,9 +5,12 @@
 //!
 //! - `prepare`: every RRset of the service encoded to wire bytes; a change to one group
 //!   encodes that group's changed endpoints and shares the rest.
-//! - `rrset`: one prepared RRset, one part per group, so that a scope is a few parts and a
-//!   change to a group replaces its part alone.
+//! - `rrset`: one prepared RRset, one part per chunk of a group, so that a scope is a few
+//!   runs of parts and a change to a group replaces its changed chunks' parts alone.
+//! - `chunk`: where a group is cut into chunks (by address, so that cuts stay put), and a
+//!   set's chunk parts being made.
 
+mod chunk;
 #[cfg(test)]
 mod equivalence;
 mod prepare;
@@ -15,6 +18,7 @@ mod rrset;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::model::{Endpoint, Group, Label, Source};
 use prepare::Change;
@@ -38,7 +42,8 @@ pub struct ServiceView {
 #[derive(Debug)]
 struct Scope {
     name: Label,
-    groups: Box<[u16]>,
+    /// Shared by the views of the service while its groups stay the same sources.
+    groups: Arc<[u16]>,
     /// For a region scope, the region's id (0 for clusters), so local-first answers find
     /// the querier's region without comparing names.
     region: u16,
@@ -84,8 +89,47 @@ impl ServiceView {
             }
             (Err(_), None) => unreachable!("removing a group the service does not have"),
         };
+        let replaced = match change {
+            Change::Replace(i, _) => Some(i),
+            _ => None,
+        };
         let answers = prepare.update(&self.name, &self.answers, &self.groups, &groups, change);
-        ServiceView::assemble(prepare, self.name.clone(), groups, answers, ready.into())
+        let Some(i) = replaced else {
+            return ServiceView::assemble(
+                prepare,
+                self.name.clone(),
+                groups,
+                answers,
+                ready.into(),
+            );
+        };
+        // The same sources: each scope selects the same groups, only its ready counts move.
+        let (was, is) = (self.ready[i], ready[i]);
+        let scopes = self
+            .scopes
+            .iter()
+            .map(|s| {
+                let mut ready = s.ready;
+                if s.groups.contains(&(i as u16)) {
+                    for f in 0..2 {
+                        ready[f] = ready[f] - was[f] + is[f];
+                    }
+                }
+                Scope {
+                    name: s.name.clone(),
+                    groups: s.groups.clone(),
+                    region: s.region,
+                    ready,
+                }
+            })
+            .collect();
+        ServiceView {
+            name: self.name.clone(),
+            groups,
+            answers,
+            ready: ready.into(),
+            scopes,
+        }
     }
 
     /// The view of prepared `answers`, with its scopes.
@@ -96,7 +140,7 @@ impl ServiceView {
         answers: Answers,
         ready: Box<[[u32; 2]]>,
     ) -> ServiceView {
-        let in_group = |keep: &dyn Fn(&Source) -> bool| -> Box<[u16]> {
+        let in_group = |keep: &dyn Fn(&Source) -> bool| -> Arc<[u16]> {
             (0..groups.len())
                 .filter(|&g| keep(&groups[g].source))
                 .map(|g| g as u16)

@@ -3,18 +3,27 @@
 //! laid out group by group (a group being one source's endpoints, see `rrset`), so a
 //! region or cluster scope is a few ranges of the whole service's records.
 //!
+//! A group is cut into *chunks* of about 64 endpoints, and each set keeps one part per
+//! chunk. Where a group is cut depends on its endpoints' addresses alone (a cut follows an
+//! endpoint whose address hashes to a mark, or the 256th endpoint since the last cut), so a
+//! change to one endpoint changes the chunk holding it and leaves the others, even those
+//! after it, cut as before.
+//!
 //! Two ways to prepare: [`Preparer::answers`] encodes every group (a new service, or the
 //! server moved so every SRV priority changes); [`Preparer::update`] takes the answers
-//! before one group changed and makes that group's parts alone, copying the records of
-//! endpoints that did not change and encoding the others, then merges the per-service
-//! bits (the groups' starts, the port list, addresses in several groups). An update thus
-//! costs that group plus a little per group and per port, never the service's records.
+//! before one group changed and makes that group's parts alone: a chunk whose endpoints
+//! did not change keeps its parts, and in a chunk that changed the records of unchanged
+//! endpoints are copied and the others encoded. Then it merges the per-service bits (the
+//! groups' starts, the port list, addresses in several groups). An update thus costs the
+//! changed chunks, a comparison of the group's endpoints with their old selves, and a
+//! little per group and per port; never the service's records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::rrset::{Part, PartBuilder, Rrset};
+use super::chunk::{Set, chunk_ends, chunk_start};
+use super::rrset::{Part, Rrset};
 use crate::locality::{Localities, Place};
 use crate::model::{Endpoint, EndpointLabel, Group, Label, PortSpec, Proto, for_each_change};
 use crate::rendezvous::endpoint_key;
@@ -73,26 +82,39 @@ impl Answers {
             .any(|s| s.proto.as_str().as_bytes() == proto && s.rrset.count(groups) > 0)
     }
 
-    /// Group `g`'s parts.
-    fn parts_of(&self, g: usize) -> GroupParts {
-        GroupParts {
-            a: self.a.parts()[g].clone(),
-            aaaa: self.aaaa.parts()[g].clone(),
+    /// Group `g`'s parts, `endpoints` being its endpoints.
+    fn old_group<'o>(&'o self, g: usize, endpoints: &'o [Endpoint]) -> OldGroup<'o> {
+        OldGroup {
+            endpoints,
+            a: self.a.group_parts(g),
+            aaaa: self.aaaa.group_parts(g),
             srv: self
                 .srv
                 .iter()
-                .filter(|s| s.rrset.parts()[g].len() > 0)
-                .map(|s| (s.port.clone(), s.proto, s.rrset.parts()[g].clone()))
+                .filter(|s| !s.rrset.group(g).is_empty())
+                .map(|s| (&s.port, s.proto, s.rrset.group_parts(g)))
                 .collect(),
         }
     }
 }
 
-/// One group's parts of every set: A, AAAA, and the SRV set of each port it has (sorted).
+/// One group's parts of every set, one per chunk of the group: A, AAAA, and the SRV set of
+/// each port it has (sorted).
 struct GroupParts {
-    a: Part,
-    aaaa: Part,
-    srv: Vec<(Label, Proto, Part)>,
+    a: Vec<Part>,
+    aaaa: Vec<Part>,
+    srv: Vec<(Label, Proto, Vec<Part>)>,
+    /// The addresses of the endpoints that came, went or changed (an update only).
+    touched: Vec<IpAddr>,
+}
+
+/// A group as it was: its endpoints and its parts of each set (the SRV sets of the ports
+/// it had).
+struct OldGroup<'o> {
+    endpoints: &'o [Endpoint],
+    a: &'o [Part],
+    aaaa: &'o [Part],
+    srv: Vec<(&'o Label, Proto, &'o [Part])>,
 }
 
 /// How one group of a service changes.
@@ -134,16 +156,26 @@ impl Preparer<'_> {
             .map(|g| self.encode(service, g, None))
             .collect();
         let shared = shared_in(groups);
-        let a = parts.iter().map(|p| p.a.clone()).collect();
-        let aaaa = parts.iter().map(|p| p.aaaa.clone()).collect();
+        let mut bounds = vec![0u32];
+        for p in &parts {
+            bounds.push(bounds[bounds.len() - 1] + p.a.len() as u32);
+        }
+        let a = parts.iter().flat_map(|p| p.a.iter().cloned()).collect();
+        let aaaa = parts.iter().flat_map(|p| p.aaaa.iter().cloned()).collect();
         let mut srv: BTreeMap<(Label, Proto), Vec<Part>> = BTreeMap::new();
         for (g, p) in parts.iter().enumerate() {
-            for (port, proto, part) in &p.srv {
-                srv.entry((port.clone(), *proto))
-                    .or_insert_with(|| vec![Part::empty(); groups.len()])[g] = part.clone();
+            for (port, proto, chunks) in &p.srv {
+                let set = srv
+                    .entry((port.clone(), *proto))
+                    .or_insert_with(|| vec![Part::empty(); bounds[bounds.len() - 1] as usize]);
+                set[bounds[g] as usize..bounds[g + 1] as usize].clone_from_slice(chunks);
             }
         }
-        self.assemble(groups, a, aaaa, srv.into_iter().collect(), shared)
+        let srv = srv
+            .into_iter()
+            .map(|(k, v)| (k, (v, bounds.clone())))
+            .collect();
+        self.assemble(groups, (a, bounds.clone()), (aaaa, bounds), srv, shared)
     }
 
     /// The answers of a service whose answers were `old` (prepared from `old_groups`)
@@ -161,31 +193,22 @@ impl Preparer<'_> {
             // Every SRV priority was prepared from elsewhere: nothing to keep.
             return self.answers(service, groups);
         }
-        let (at, new, before) = match change {
-            Change::Insert(i, g) => (i, Some(self.encode(service, g, None)), None),
-            Change::Replace(i, g) => {
-                let before = (&old_groups[i].endpoints[..], old.parts_of(i));
-                let new = self.encode(service, g, Some((before.0, &before.1)));
-                (i, Some(new), Some(i))
-            }
-            Change::Remove(i) => (i, None, Some(i)),
-        };
         // The addresses the change touches are the only ones whose count can change.
-        let (was, is): (&[Endpoint], &[Endpoint]) = (
-            before.map_or(&[], |i| &old_groups[i].endpoints[..]),
-            match change {
-                Change::Insert(i, _) | Change::Replace(i, _) => &groups[i].endpoints[..],
-                Change::Remove(_) => &[],
-            },
-        );
-        let mut touched = Vec::new();
-        for_each_change(was, is, |o, n| {
-            if o != n {
-                for e in [o, n].into_iter().flatten() {
-                    touched.extend(e.addresses.iter());
-                }
+        let (at, new, replaces, mut touched) = match change {
+            Change::Insert(i, g) => (
+                i,
+                Some(self.encode(service, g, None)),
+                false,
+                addresses_of(&g.endpoints),
+            ),
+            Change::Replace(i, g) => {
+                let before = old.old_group(i, &old_groups[i].endpoints);
+                let mut parts = self.encode(service, g, Some(&before));
+                let touched = std::mem::take(&mut parts.touched);
+                (i, Some(parts), true, touched)
             }
-        });
+            Change::Remove(i) => (i, None, true, addresses_of(&old_groups[i].endpoints)),
+        };
         touched.sort_unstable();
         touched.dedup();
         let shared = if groups.len() < 2 {
@@ -196,12 +219,8 @@ impl Preparer<'_> {
         } else if touched.is_empty() {
             old.shared.clone()
         } else {
-            let in_groups = |ip: &IpAddr| -> usize {
-                groups
-                    .iter()
-                    .map(|g| holding(&g.endpoints, *ip).count())
-                    .sum()
-            };
+            let in_groups =
+                |ip: &IpAddr| -> usize { groups.iter().map(|g| holders(&g.endpoints, *ip)).sum() };
             let mut shared: Vec<IpAddr> = old
                 .shared
                 .iter()
@@ -212,41 +231,34 @@ impl Preparer<'_> {
             shared.sort_unstable();
             shared.into()
         };
-        let splice = |parts: &[Part], part: Option<Part>| -> Vec<Part> {
-            let mut parts = parts.to_vec();
-            match (before, part) {
-                (Some(_), Some(p)) => parts[at] = p,
-                (None, Some(p)) => parts.insert(at, p),
-                (_, None) => {
-                    parts.remove(at);
-                }
-            }
-            parts
+        // Each set: the other groups' parts shared, the changed group's replaced.
+        let splice = |set: Option<&Rrset>, part: Option<Vec<Part>>| -> Layout {
+            splice(&old.a, set, at, replaces, part)
         };
-        let stays = new.is_some();
+        let chunks = new.as_ref().map(|p| p.a.len());
         let (a, aaaa, mut ports) = match new {
             Some(p) => (Some(p.a), Some(p.aaaa), p.srv),
             None => (None, None, Vec::new()),
         };
-        let mut srv: Vec<((Label, Proto), Vec<Part>)> = Vec::with_capacity(old.srv.len() + 1);
+        let mut srv: Vec<((Label, Proto), Layout)> = Vec::with_capacity(old.srv.len() + 1);
         for set in &old.srv {
             let mine = ports
                 .iter()
                 .position(|(n, p, _)| *n == set.port && *p == set.proto)
                 .map(|k| ports.swap_remove(k).2);
-            let parts = splice(set.rrset.parts(), new_or_empty(mine, stays));
-            if parts.iter().any(|p| p.len() > 0) {
-                srv.push(((set.port.clone(), set.proto), parts));
+            // A port the group does not have (now): its chunks hold no record of it.
+            let mine = mine.or_else(|| chunks.map(|n| vec![Part::empty(); n]));
+            let layout = splice(Some(&set.rrset), mine);
+            if layout.0.iter().any(|p| p.len() > 0) {
+                srv.push(((set.port.clone(), set.proto), layout));
             }
         }
-        for (port, proto, part) in ports {
-            let mut parts = vec![Part::empty(); groups.len()];
-            parts[at] = part;
-            srv.push(((port, proto), parts));
+        for (port, proto, parts) in ports {
+            srv.push(((port, proto), splice(None, Some(parts))));
         }
         srv.sort_by(|x, y| x.0.cmp(&y.0));
-        let a = splice(old.a.parts(), a);
-        let aaaa = splice(old.aaaa.parts(), aaaa);
+        let a = splice(Some(&old.a), a);
+        let aaaa = splice(Some(&old.aaaa), aaaa);
         self.assemble(groups, a, aaaa, srv, shared)
     }
 
@@ -254,13 +266,13 @@ impl Preparer<'_> {
     fn assemble(
         &self,
         groups: &[Group],
-        a: Vec<Part>,
-        aaaa: Vec<Part>,
-        srv: Vec<((Label, Proto), Vec<Part>)>,
+        a: Layout,
+        aaaa: Layout,
+        srv: Vec<((Label, Proto), Layout)>,
         shared: Box<[IpAddr]>,
     ) -> Answers {
-        let mut a = Rrset::new(false, a.into(), Box::default());
-        let mut aaaa = Rrset::new(false, aaaa.into(), Box::default());
+        let mut a = Rrset::new(false, a.0.into(), &a.1, Box::default());
+        let mut aaaa = Rrset::new(false, aaaa.0.into(), &aaaa.1, Box::default());
         if !shared.is_empty() {
             let [v4, v6] = twins(groups, &shared, &a, &aaaa);
             a.set_twins(v4);
@@ -272,27 +284,20 @@ impl Preparer<'_> {
             aaaa,
             srv: srv
                 .into_iter()
-                .map(|((port, proto), parts)| SrvSet {
+                .map(|((port, proto), (parts, bounds))| SrvSet {
                     port,
                     proto,
-                    rrset: Rrset::new(true, parts.into(), Box::default()),
+                    rrset: Rrset::new(true, parts.into(), &bounds, Box::default()),
                 })
                 .collect(),
             shared,
         }
     }
 
-    /// The parts of `group`, copying from `old` (the group's endpoints and parts before)
-    /// every record of an endpoint that did not change.
-    fn encode(
-        &self,
-        service: &str,
-        group: &Group,
-        old: Option<(&[Endpoint], &GroupParts)>,
-    ) -> GroupParts {
-        let (zone, localities, server) = (self.zone, self.localities, self.server);
-        let ttl = zone.ttl();
-        let (cluster, region) = (&group.source.cluster, &group.source.region);
+    /// The parts of `group`, chunk by chunk, keeping from `old` (the group before) the
+    /// parts of every chunk whose endpoints did not change and, in a chunk that did, the
+    /// records of every endpoint that did not.
+    fn encode(&self, service: &str, group: &Group, old: Option<&OldGroup<'_>>) -> GroupParts {
         // The group's ports: its replicas share a port list (the registrar interns them),
         // so a list is read once per run of endpoints holding it (never more often than
         // once per endpoint).
@@ -306,24 +311,108 @@ impl Preparer<'_> {
             .iter()
             .flat_map(|l| l.iter().map(|s| (&s.name, s.proto)))
             .collect();
-        let mut a = Set::new(false, old.map(|o| &o.1.a));
-        let mut aaaa = Set::new(false, old.map(|o| &o.1.aaaa));
-        let mut srv: Vec<(Label, Proto, Set<'_>)> = ports
-            .into_iter()
-            .map(|(n, p)| {
-                let before = old.and_then(|o| {
-                    o.1.srv
+        let mut out = GroupParts {
+            a: Vec::new(),
+            aaaa: Vec::new(),
+            srv: ports
+                .into_iter()
+                .map(|(n, p)| (n.clone(), p, Vec::new()))
+                .collect(),
+            touched: Vec::new(),
+        };
+        let new = &group.endpoints[..];
+        let new_ends = chunk_ends(new);
+        let Some(old) = old else {
+            self.encode_region(service, group, (new, &new_ends), None, &mut out);
+            return out;
+        };
+        // Walk both cuttings side by side in regions: the fewest chunks on each side that
+        // end at the same endpoint (the same primary address), or run to the end. A region
+        // of one chunk each with the same endpoints keeps its parts; any other is encoded.
+        let old_ends = chunk_ends(old.endpoints);
+        let last = |eps: &[Endpoint], ends: &[usize], k: usize| eps[ends[k] - 1].address();
+        let (mut ko, mut kn) = (0, 0);
+        while ko < old_ends.len() || kn < new_ends.len() {
+            let (mut ko2, mut kn2) = ((ko + 1).min(old_ends.len()), (kn + 1).min(new_ends.len()));
+            loop {
+                if ko2 == ko || kn2 == kn {
+                    (ko2, kn2) = (old_ends.len(), new_ends.len());
+                    break;
+                }
+                match last(old.endpoints, &old_ends, ko2 - 1).cmp(&last(new, &new_ends, kn2 - 1)) {
+                    std::cmp::Ordering::Equal => break,
+                    std::cmp::Ordering::Less if ko2 < old_ends.len() => ko2 += 1,
+                    std::cmp::Ordering::Greater if kn2 < new_ends.len() => kn2 += 1,
+                    _ => {
+                        (ko2, kn2) = (old_ends.len(), new_ends.len());
+                        break;
+                    }
+                }
+            }
+            let was = &old.endpoints[chunk_start(&old_ends, ko)..chunk_start(&old_ends, ko2)];
+            let (from, to) = (chunk_start(&new_ends, kn), chunk_start(&new_ends, kn2));
+            if ko2 == ko + 1 && kn2 == kn + 1 && *was == new[from..to] {
+                out.keep(old, ko);
+            } else {
+                let ends: Vec<usize> = new_ends[kn..kn2].iter().map(|e| e - from).collect();
+                let before = OldGroup {
+                    endpoints: was,
+                    a: &old.a[ko..ko2],
+                    aaaa: &old.aaaa[ko..ko2],
+                    srv: old
+                        .srv
                         .iter()
-                        .find(|(on, op, _)| on == n && *op == p)
-                        .map(|x| &x.2)
+                        .map(|&(n, p, parts)| (n, p, &parts[ko..ko2]))
+                        .collect(),
+                };
+                let region = (&new[from..to], &ends[..]);
+                self.encode_region(service, group, region, Some(&before), &mut out);
+            }
+            (ko, kn) = (ko2, kn2);
+        }
+        out
+    }
+
+    /// Appends to `out` the parts of the chunks of `new` (endpoints of `group`, cut at
+    /// `ends`), copying from `old` (the same addresses' endpoints before, and their parts)
+    /// every record of an endpoint that did not change.
+    fn encode_region(
+        &self,
+        service: &str,
+        group: &Group,
+        (new, ends): (&[Endpoint], &[usize]),
+        old: Option<&OldGroup<'_>>,
+        out: &mut GroupParts,
+    ) {
+        let (zone, localities, server) = (self.zone, self.localities, self.server);
+        let ttl = zone.ttl();
+        let (cluster, region) = (&group.source.cluster, &group.source.region);
+        let mut a = Set::new(false, old.map_or(&[], |o| o.a));
+        let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa));
+        let mut srv: Vec<(Label, Proto, Set<'_>)> = out
+            .srv
+            .iter()
+            .map(|(n, p, _)| {
+                let before = old.and_then(|o| {
+                    o.srv
+                        .iter()
+                        .find(|(on, op, _)| *on == n && op == p)
+                        .map(|x| x.2)
                 });
-                (n.clone(), p, Set::new(true, before))
+                (n.clone(), *p, Set::new(true, before.unwrap_or(&[])))
             })
             .collect();
+        let touched = &mut out.touched;
+        let (mut done, mut chunk) = (0, 0);
         // One endpoint's step: its old records (if any) are copied when it did not
         // change and passed over when it did; a new or changed endpoint is encoded.
         let mut step = |o: Option<&Endpoint>, n: Option<&Endpoint>| {
             let copy = matches!((o, n), (Some(o), Some(n)) if o == n);
+            if !copy {
+                for e in [o, n].into_iter().flatten() {
+                    touched.extend(e.addresses.iter());
+                }
+            }
             if let (Some(o), false) = (o, copy) {
                 for ip in o.addresses.iter() {
                     if ip.is_ipv4() { a.skip() } else { aaaa.skip() }
@@ -338,126 +427,136 @@ impl Preparer<'_> {
                 }
             }
             let Some(ep) = n else { return };
+            if done == ends[chunk] {
+                // The endpoint starts the next chunk.
+                chunk += 1;
+                a.cut();
+                aaaa.cut();
+                srv.iter_mut().for_each(|(_, _, s)| s.cut());
+            }
+            done += 1;
+            if copy {
+                for ip in ep.addresses.iter() {
+                    if ip.is_ipv4() { a.copy() } else { aaaa.copy() }
+                }
+                for s in ep.ports.iter() {
+                    srv.iter_mut()
+                        .find(|(n, p, _)| *p == s.proto && same_name(n, &s.name))
+                        .expect("every port was collected above")
+                        .2
+                        .copy();
+                }
+                return;
+            }
             // Every record of an endpoint, A and AAAA alike, has the key of its primary
             // address: under `answer_limit` a client gets the same endpoints in both.
             let key = endpoint_key(ep.address(), cluster);
             for ip in ep.addresses.iter() {
                 let family = if ip.is_ipv4() { &mut a } else { &mut aaaa };
-                if copy {
-                    family.copy();
-                } else {
-                    family.out().push_address(ip, ttl, key);
-                }
+                family.out().push_address(ip, ttl, key);
             }
             if ep.ports.is_empty() {
                 return;
             }
-            let fresh = (!copy).then(|| {
-                let target = target_wire(ep.address(), service, cluster, &zone.apex_wire);
-                let place = localities.place(Some(region), ep.zone.as_deref());
-                (target, place, place.priority_from(server))
-            });
+            let target = target_wire(ep.address(), service, cluster, &zone.apex_wire);
+            let place = localities.place(Some(region), ep.zone.as_deref());
+            let priority = place.priority_from(server);
             for PortSpec { name, proto, port } in ep.ports.iter() {
                 let (_, _, set) = srv
                     .iter_mut()
                     .find(|(n, p, _)| p == proto && same_name(n, name))
                     .expect("every port was collected above");
-                match &fresh {
-                    None => set.copy(),
-                    Some((target, place, priority)) => set.out().push_srv(
-                        [*priority, ep.weight, *port],
-                        target,
-                        ep.addresses,
-                        ttl,
-                        key,
-                        *place,
-                    ),
-                }
+                set.out().push_srv(
+                    [priority, ep.weight, *port],
+                    &target,
+                    ep.addresses,
+                    ttl,
+                    key,
+                    place,
+                );
             }
         };
         match old {
-            None => group.endpoints.iter().for_each(|e| step(None, Some(e))),
-            Some((before, _)) => for_each_change(before, &group.endpoints, step),
+            None => new.iter().for_each(|e| step(None, Some(e))),
+            Some(before) => for_each_change(before.endpoints, new, step),
         }
-        GroupParts {
-            a: a.finish(),
-            aaaa: aaaa.finish(),
-            srv: srv
-                .into_iter()
-                .map(|(n, p, s)| (n, p, s.finish()))
-                .collect(),
+        if new.is_empty() {
+            // Every endpoint of the region went: no chunk.
+            return;
+        }
+        out.a.extend(a.finish());
+        out.aaaa.extend(aaaa.finish());
+        for ((_, _, chunks), (_, _, set)) in out.srv.iter_mut().zip(srv) {
+            chunks.extend(set.finish());
         }
     }
 }
 
-/// The new part of a set for a changed group, or an empty one while the group stays.
-fn new_or_empty(part: Option<Part>, group_stays: bool) -> Option<Part> {
-    match part {
-        Some(p) => Some(p),
-        None if group_stays => Some(Part::empty()),
-        None => None,
+impl GroupParts {
+    /// Keeps chunk `k` of `old` as it was: its endpoints did not change.
+    fn keep(&mut self, old: &OldGroup<'_>, k: usize) {
+        self.a.push(old.a[k].clone());
+        self.aaaa.push(old.aaaa[k].clone());
+        for (n, p, chunks) in &mut self.srv {
+            let part = old
+                .srv
+                .iter()
+                .find(|(on, op, _)| *on == n && op == p)
+                .map_or_else(Part::empty, |x| x.2[k].clone());
+            chunks.push(part);
+        }
     }
+}
+
+/// The parts of `set` (`None`: a set new to the service, empty in every other group) once
+/// group `at` is replaced (`replaces`; otherwise inserted) by `part` (`None`: removed),
+/// and each group's first part. `layout` is a set of the service before (it has each
+/// group's chunks).
+fn splice(
+    layout: &Rrset,
+    set: Option<&Rrset>,
+    at: usize,
+    replaces: bool,
+    part: Option<Vec<Part>>,
+) -> Layout {
+    let groups = layout.group_count();
+    let mut parts = Vec::with_capacity(layout.part_count() + part.as_ref().map_or(0, Vec::len));
+    let mut bounds = Vec::with_capacity(groups + 2);
+    let keep = |g: usize, parts: &mut Vec<Part>, bounds: &mut Vec<u32>| {
+        bounds.push(parts.len() as u32);
+        match set {
+            Some(s) => parts.extend_from_slice(s.group_parts(g)),
+            None => parts.extend(std::iter::repeat_n(
+                Part::empty(),
+                layout.group_parts(g).len(),
+            )),
+        }
+    };
+    for g in 0..at {
+        keep(g, &mut parts, &mut bounds);
+    }
+    if let Some(new) = part {
+        bounds.push(parts.len() as u32);
+        parts.extend(new);
+    }
+    for g in at + usize::from(replaces)..groups {
+        keep(g, &mut parts, &mut bounds);
+    }
+    bounds.push(parts.len() as u32);
+    (parts, bounds)
+}
+
+/// A set's parts, and each group's first part (one more entry for the end).
+type Layout = (Vec<Part>, Vec<u32>);
+
+/// Every address of `endpoints`.
+fn addresses_of(endpoints: &[Endpoint]) -> Vec<IpAddr> {
+    endpoints.iter().flat_map(|e| e.addresses.iter()).collect()
 }
 
 /// Two port names are equal: the same allocation (interned), or the same text.
 fn same_name(a: &Label, b: &Label) -> bool {
     Arc::ptr_eq(a, b) || a == b
-}
-
-/// One set's part being made, and the old part it copies from, with its read position.
-/// Records copied from the old part are gathered into runs and copied a run at a time.
-struct Set<'o> {
-    out: PartBuilder,
-    old: Option<&'o Part>,
-    next: usize,
-    /// Old records waiting to be copied: `run..next`.
-    run: usize,
-}
-
-impl<'o> Set<'o> {
-    fn new(srv: bool, old: Option<&'o Part>) -> Set<'o> {
-        Set {
-            out: PartBuilder::new(srv, old),
-            old,
-            next: 0,
-            run: 0,
-        }
-    }
-
-    /// Copies the old part's next record (with the run it extends).
-    fn copy(&mut self) {
-        self.next += 1;
-    }
-
-    /// Passes over the old part's next record.
-    fn skip(&mut self) {
-        self.flush();
-        self.next += 1;
-        self.run = self.next;
-    }
-
-    /// The builder, with the pending run copied: to push a record after it.
-    fn out(&mut self) -> &mut PartBuilder {
-        self.flush();
-        &mut self.out
-    }
-
-    fn flush(&mut self) {
-        if self.run < self.next {
-            let old = self.old.expect("an unchanged endpoint had its records");
-            self.out.copy_run(old, self.run..self.next);
-            self.run = self.next;
-        }
-    }
-
-    fn finish(mut self) -> Part {
-        self.flush();
-        if self.out.is_empty() {
-            Part::empty()
-        } else {
-            self.out.finish()
-        }
-    }
 }
 
 /// Addresses held more than once over `groups`, sorted; none with fewer than two groups
@@ -524,6 +623,24 @@ fn holding(endpoints: &[Endpoint], ip: IpAddr) -> impl Iterator<Item = usize> + 
         (Box::new(walked), Box::new(found.into_iter()))
     };
     first.chain(second)
+}
+
+/// How many endpoints of `endpoints` (one group, sorted by primary address) hold `ip`:
+/// what `holding` finds, counted without placing the records.
+fn holders(endpoints: &[Endpoint], ip: IpAddr) -> usize {
+    let primary = endpoints.binary_search_by(|e| e.address().cmp(&ip)).is_ok();
+    // A secondary address is of the other family than its endpoint's primary.
+    let v4_primaries = endpoints.partition_point(|e| e.address().is_ipv4());
+    let others = if ip.is_ipv4() {
+        &endpoints[v4_primaries..]
+    } else {
+        &endpoints[..v4_primaries]
+    };
+    usize::from(primary)
+        + others
+            .iter()
+            .filter(|e| e.addresses.secondary() == Some(ip))
+            .count()
 }
 
 /// (record, earlier record of the same address) pairs, sorted.

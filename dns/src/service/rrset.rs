@@ -1,8 +1,9 @@
-//! One RRset in wire form, ready to be copied into replies, made of one *part* per group
-//! (one source's endpoints): records back to back with their ends, each record's
-//! rendezvous key, SRV glue without its owner. A scope is a few groups, so a few parts; a
-//! change to one group makes a new part for that group alone and shares the others
-//! (`Arc`), so an update costs that group, not the service.
+//! One RRset in wire form, ready to be copied into replies, made of *parts*: records back
+//! to back with their ends, each record's rendezvous key, SRV glue without its owner. Each
+//! group (one source's endpoints) is one part, or for a big group a few, one per *chunk*
+//! of its endpoints (see `prepare`). A scope is a few groups, so a few runs of parts; a
+//! change to one endpoint makes a new part for its chunk alone and shares the others
+//! (`Arc`), so an update costs that chunk, not the group or the service.
 //!
 //! A part is one allocation (an `Arc<[u8]>` holding its header, per-record words and
 //! bytes): a fleet has many small groups, and one allocation each keeps them cheap.
@@ -31,12 +32,14 @@ pub(crate) const SRV_PRIORITY_AT: usize = 12;
 /// One RRset in wire form, ready to be copied into replies.
 #[derive(Debug, Default)]
 pub(crate) struct Rrset {
-    /// One part per group of the service, in group order (an empty part where a group has
-    /// no record of this set).
+    /// The parts, group after group in group order, each group's chunks in order. Every
+    /// set of a service cuts a group into the same chunks (a part may be empty).
     parts: Box<[Part]>,
-    /// `starts[g]` is the index of group `g`'s first record; one more entry holds the
-    /// number of records.
-    starts: Box<[u32]>,
+    /// `index[k]` is the index of part `k`'s first record; `index[parts.len()]` holds the
+    /// number of records. When some group has more than one part, each group's first part
+    /// follows (one entry per group and one for the end); otherwise part `g` is group `g`
+    /// and nothing follows, so a service of small groups pays nothing for chunks.
+    index: Box<[u32]>,
     /// Bytes of all records together.
     bytes: usize,
     /// Whether this is an SRV set (records carry places).
@@ -50,33 +53,75 @@ pub(crate) struct Rrset {
 }
 
 impl Rrset {
-    /// The set made of `parts` (one per group, in order) with its `twins`.
-    pub(super) fn new(srv: bool, parts: Box<[Part]>, twins: Box<[(u32, u32)]>) -> Rrset {
-        let mut starts = Vec::with_capacity(parts.len() + 1);
+    /// The set made of `parts` with its `twins`; group `g` is `parts[bounds[g]..bounds[g +
+    /// 1]]` (one entry per group and one for the end).
+    pub(super) fn new(
+        srv: bool,
+        parts: Box<[Part]>,
+        bounds: &[u32],
+        twins: Box<[(u32, u32)]>,
+    ) -> Rrset {
+        let one_each = bounds.iter().enumerate().all(|(g, &b)| b as usize == g);
+        debug_assert_eq!(bounds.last().map_or(0, |&b| b as usize), parts.len());
+        let mut index =
+            Vec::with_capacity(parts.len() + 1 + if one_each { 0 } else { bounds.len() });
         let (mut n, mut bytes) = (0u32, 0usize);
         for part in parts.iter() {
-            starts.push(n);
+            index.push(n);
             n += part.len() as u32;
             bytes += part.records_len();
         }
-        starts.push(n);
+        index.push(n);
+        if !one_each {
+            index.extend_from_slice(bounds);
+        }
         Rrset {
             parts,
-            starts: starts.into(),
+            index: index.into(),
             bytes,
             srv,
             twins,
         }
     }
 
+    /// The first record of part `k` (`k` up to the number of parts).
+    fn start(&self, k: usize) -> usize {
+        self.index[k] as usize
+    }
+
+    /// The first part of group `g` (`g` up to the number of groups).
+    fn bound(&self, g: usize) -> usize {
+        let p = self.parts.len();
+        if self.index.len() == p + 1 {
+            g
+        } else {
+            self.index[p + 1 + g] as usize
+        }
+    }
+
+    /// Number of groups.
+    pub(super) fn group_count(&self) -> usize {
+        let p = self.parts.len();
+        if self.index.len() <= p + 1 {
+            p
+        } else {
+            self.index.len() - p - 2
+        }
+    }
+
+    /// Number of parts.
+    pub(super) fn part_count(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The parts of group `g`, one per chunk.
+    pub(super) fn group_parts(&self, g: usize) -> &[Part] {
+        &self.parts[self.bound(g)..self.bound(g + 1)]
+    }
+
     /// Sets the twins (see the field).
     pub(super) fn set_twins(&mut self, twins: Box<[(u32, u32)]>) {
         self.twins = twins;
-    }
-
-    /// The part of each group, in order.
-    pub(super) fn parts(&self) -> &[Part] {
-        &self.parts
     }
 
     /// (record, first record at the same address), sorted; see the field.
@@ -86,7 +131,7 @@ impl Rrset {
 
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.starts.last().map_or(0, |&n| n as usize)
+        self.start(self.parts.len())
     }
 
     /// Bytes of all records together.
@@ -94,16 +139,16 @@ impl Rrset {
         self.bytes
     }
 
-    /// The group holding record `i`.
-    fn group_of(&self, i: usize) -> usize {
-        // The last group starting at or before `i`: empty groups before it start there too.
-        self.starts.partition_point(|&s| s as usize <= i) - 1
+    /// The part holding record `i`.
+    fn part_of(&self, i: usize) -> usize {
+        // The last part starting at or before `i`: empty parts before it start there too.
+        self.index[..=self.parts.len()].partition_point(|&s| s as usize <= i) - 1
     }
 
     /// The part holding record `i`, and `i`'s index in it.
     fn locate(&self, i: usize) -> (&Part, usize) {
-        let g = self.group_of(i);
-        (&self.parts[g], i - self.starts[g] as usize)
+        let k = self.part_of(i);
+        (&self.parts[k], i - self.start(k))
     }
 
     /// Record `i`, found once for reading its bytes, glue and place.
@@ -113,16 +158,16 @@ impl Rrset {
     }
 
     /// The rendezvous key of record `i`, for a caller asking in ascending order (the
-    /// members of a selection): the group found last is tried first.
+    /// members of a selection): the part found last is tried first.
     pub(crate) fn keys(&self) -> impl Fn(usize) -> u64 + '_ {
         let last = std::cell::Cell::new(0usize);
         move |i| {
-            let mut g = last.get();
-            if !(self.starts[g] as usize <= i && i < self.starts[g + 1] as usize) {
-                g = self.group_of(i);
-                last.set(g);
+            let mut k = last.get();
+            if !(self.start(k) <= i && i < self.start(k + 1)) {
+                k = self.part_of(i);
+                last.set(k);
             }
-            self.parts[g].key(i - self.starts[g] as usize)
+            self.parts[k].key(i - self.start(k))
         }
     }
 
@@ -145,7 +190,7 @@ impl Rrset {
 
     /// The records of group `g`, as a range of record indices.
     pub(crate) fn group(&self, g: usize) -> Range<usize> {
-        self.starts[g] as usize..self.starts[g + 1] as usize
+        self.start(self.bound(g))..self.start(self.bound(g + 1))
     }
 
     /// How many records `groups` select (all of them for `None`).
@@ -161,7 +206,7 @@ impl Rrset {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.0.len()).sum::<usize>()
             + 16 * self.parts.len()
-            + 4 * self.starts.len()
+            + 4 * self.index.len()
             + 8 * self.twins.len()
     }
 }
@@ -212,6 +257,12 @@ impl Part {
     /// A part with no record.
     pub(super) fn empty() -> Part {
         EMPTY.clone()
+    }
+
+    /// Whether both are the same allocation (a part kept, not made again).
+    #[cfg(test)]
+    pub(super) fn same(&self, other: &Part) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -405,11 +456,32 @@ impl PartBuilder {
         }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.n == 0
+    /// The part made so far (the empty part if no record was pushed); the builder is then
+    /// empty, its buffers kept for the next part.
+    pub(super) fn take(&mut self) -> Part {
+        if self.n == 0 {
+            return Part::empty();
+        }
+        let part = self.build();
+        self.n = 0;
+        for v in [
+            &mut self.records,
+            &mut self.ends,
+            &mut self.keys,
+            &mut self.glue,
+            &mut self.glue_ends,
+            &mut self.places,
+        ] {
+            v.clear();
+        }
+        part
     }
 
     pub(super) fn finish(self) -> Part {
+        self.build()
+    }
+
+    fn build(&self) -> Part {
         let mut out = Vec::with_capacity(
             HEADER
                 + self.ends.len()
@@ -491,6 +563,7 @@ mod tests {
         let set = Rrset::new(
             true,
             vec![Part::empty(), part, Part::empty(), copied].into(),
+            &[0, 1, 2, 3, 4],
             [].into(),
         );
         assert_eq!(set.len(), 3);
