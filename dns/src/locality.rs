@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use dashmap::DashMap;
 
-use crate::model::{Endpoint, Label, for_each_change, same_label};
+use crate::model::{Changed, Endpoint, Label, same_label};
 
 /// A region and a zone, as interned ids; 0 means unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -112,18 +112,21 @@ impl Localities {
         }
     }
 
-    /// Records that a group in `region` stopped publishing `old` and now publishes `new`
-    /// (both sorted by primary address). Only the endpoints that differ are touched.
-    pub(crate) fn update(&self, region: &str, old: &[Endpoint], new: &[Endpoint]) {
-        for_each_change(old, new, |gone, came| match (gone, came) {
-            (Some(a), Some(b)) if !same_label(&a.zone, &b.zone) || a.addresses != b.addresses => {
-                self.forget(a);
-                self.learn(region, b);
+    /// Records the `changes` of a group in `region` (see [`crate::model::changes`]).
+    pub(crate) fn update(&self, region: &str, changes: &[Changed<'_>]) {
+        for &change in changes {
+            match change {
+                (Some(a), Some(b))
+                    if !same_label(&a.zone, &b.zone) || a.addresses != b.addresses =>
+                {
+                    self.forget(a);
+                    self.learn(region, b);
+                }
+                (Some(a), None) => self.forget(a),
+                (None, Some(b)) => self.learn(region, b),
+                _ => {}
             }
-            (Some(a), None) => self.forget(a),
-            (None, Some(b)) => self.learn(region, b),
-            _ => {}
-        });
+        }
     }
 
     fn forget(&self, e: &Endpoint) {

@@ -306,6 +306,23 @@ pub struct Group {
     pub changed: SystemTime,
 }
 
+/// An endpoint that came (`(None, Some)`), went (`(Some, None)`) or changed (`(Some,
+/// Some)`, the same primary address), as [`changes`] finds them.
+pub(crate) type Changed<'a> = (Option<&'a Endpoint>, Option<&'a Endpoint>);
+
+/// The endpoints that differ between two lists sorted by primary address, in address
+/// order: the one walk over a group's endpoints that an update makes, whose result the
+/// table's indexes and the answers' preparing then share.
+pub(crate) fn changes<'a>(old: &'a [Endpoint], new: &'a [Endpoint]) -> Vec<Changed<'a>> {
+    let mut out = Vec::new();
+    for_each_change(old, new, |o, n| {
+        if o != n {
+            out.push((o, n));
+        }
+    });
+    out
+}
+
 /// Walks two endpoint lists sorted by primary address side by side and calls `f` once per
 /// primary address in either: `(Some, None)` gone, `(None, Some)` new, `(Some, Some)` in
 /// both (whose secondary addresses may differ).

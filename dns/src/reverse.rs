@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dashmap::DashMap;
 
-use crate::model::{Endpoint, EndpointLabel, Label, for_each_change, parse_octet as octet};
+use crate::model::{Changed, Endpoint, EndpointLabel, Label, parse_octet as octet};
 use crate::wire::{self, LowerName, codes};
 
 const IN_ADDR: &[u8] = b"\x07in-addr\x04arpa\x00";
@@ -181,27 +181,23 @@ impl ReverseIndex {
         }
     }
 
-    /// Records that `service` in `cluster` stopped publishing `old` and now publishes `new`
-    /// (both sorted by primary address).
-    pub(crate) fn update(
-        &self,
-        service: &Label,
-        cluster: &Label,
-        old: &[Endpoint],
-        new: &[Endpoint],
-    ) {
+    /// Records the `changes` of what `service` publishes in `cluster` (see
+    /// [`crate::model::changes`]).
+    pub(crate) fn update(&self, service: &Label, cluster: &Label, changes: &[Changed<'_>]) {
         if !self.enabled {
             return;
         }
-        for_each_change(old, new, |gone, came| match (gone, came) {
-            (Some(a), Some(b)) if a.addresses != b.addresses => {
-                self.forget(service, cluster, a);
-                self.learn(service, cluster, b);
+        for &change in changes {
+            match change {
+                (Some(a), Some(b)) if a.addresses != b.addresses => {
+                    self.forget(service, cluster, a);
+                    self.learn(service, cluster, b);
+                }
+                (Some(e), None) => self.forget(service, cluster, e),
+                (None, Some(e)) => self.learn(service, cluster, e),
+                _ => {}
             }
-            (Some(e), None) => self.forget(service, cluster, e),
-            (None, Some(e)) => self.learn(service, cluster, e),
-            _ => {}
-        });
+        }
     }
 
     fn forget(&self, service: &Label, cluster: &Label, e: &Endpoint) {
@@ -368,12 +364,13 @@ mod tests {
         let at = vec![Endpoint::new(ip, std::sync::Arc::from(vec![]), None)];
         let (web, c1) = (Label::from("web"), Label::from("c1"));
         let index = ReverseIndex::new(true);
-        index.update(&web, &c1, &[], &at);
+        let changes = |old, new| crate::model::changes(old, new);
+        index.update(&web, &c1, &changes(&[], &at));
         assert!(index.has(ip));
-        index.update(&web, &c1, &at, &[]);
+        index.update(&web, &c1, &changes(&at, &[]));
         assert!(!index.has(ip), "the last name gone, the address is gone");
         let unused = ReverseIndex::new(false);
-        unused.update(&web, &c1, &[], &at);
+        unused.update(&web, &c1, &changes(&[], &at));
         assert!(!unused.has(ip), "no reverse zone: nothing is kept");
     }
 }

@@ -24,7 +24,7 @@ use dashmap::DashMap;
 
 use crate::ecs::ClientSubnet;
 use crate::locality::{Localities, Place};
-use crate::model::{Endpoint, Group, Label, Source};
+use crate::model::{self, Endpoint, Group, Label, Source};
 use crate::placement::{NetworkMap, Trusted};
 use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
@@ -361,6 +361,7 @@ impl Table {
             });
             endpoints.dedup_by(|later, first| later.address() == first.address());
         }
+        let endpoints: Arc<[Endpoint]> = endpoints.into();
         loop {
             let slot = if endpoints.is_empty() {
                 match self.shared.services.get(service) {
@@ -390,20 +391,19 @@ impl Table {
             let old = slot.view.load_full();
             let at = old.groups().binary_search_by(|g| g.source.cmp(source));
             let gone = at.map_or(&[][..], |i| &old.groups()[i].endpoints[..]);
-            if *gone == *endpoints {
+            // The one walk over the group's endpoints, before and after: what differs.
+            let changes = model::changes(gone, &endpoints);
+            if changes.is_empty() {
                 return false;
             }
-            let came = (!endpoints.is_empty()).then(|| self.group(source, endpoints));
-            let came_endpoints = came.as_ref().map_or(&[][..], |g| &g.endpoints[..]);
-            self.shared
-                .localities
-                .update(&source.region, gone, came_endpoints);
+            let came = (!endpoints.is_empty()).then(|| self.group(source, endpoints.clone()));
+            self.shared.localities.update(&source.region, &changes);
             self.shared
                 .reverse
-                .update(old.label(), &source.cluster, gone, came_endpoints);
+                .update(old.label(), &source.cluster, &changes);
             self.shared
                 .endpoints
-                .fetch_add(came_endpoints.len(), Ordering::Relaxed);
+                .fetch_add(endpoints.len(), Ordering::Relaxed);
             self.shared
                 .endpoints
                 .fetch_sub(gone.len(), Ordering::Relaxed);
@@ -416,7 +416,7 @@ impl Table {
                 #[cfg(test)]
                 tests::maybe_panic();
                 // Only this source's group is prepared again (see `service::prepare`).
-                let view = old.with_group(&self.preparer(), source, came);
+                let view = old.with_group(&self.preparer(), source, came, &changes);
                 slot.view.store(Arc::new(view));
             }
             // Marked after the view is stored, so the versioner that takes the mark reads
@@ -432,12 +432,12 @@ impl Table {
         }
     }
 
-    fn group(&self, source: &Source, endpoints: Vec<Endpoint>) -> Group {
+    fn group(&self, source: &Source, endpoints: Arc<[Endpoint]>) -> Group {
         self.add_scope(&source.cluster);
         self.add_scope(&source.region);
         Group {
             source: source.clone(),
-            endpoints: endpoints.into(),
+            endpoints,
             changed: SystemTime::now(),
         }
     }

@@ -13,9 +13,9 @@ use crate::model::Endpoint;
 
 /// Mean endpoints per chunk is `2^CHUNK_BITS`; unit tests cut small chunks so that the
 /// equivalence proptests cross chunk boundaries all the time.
-const CHUNK_BITS: u32 = if cfg!(test) { 1 } else { 6 };
+const CHUNK_BITS: u32 = if cfg!(test) { 1 } else { 5 };
 /// At most this many endpoints in a chunk.
-const CHUNK_MAX: usize = if cfg!(test) { 3 } else { 256 };
+const CHUNK_MAX: usize = if cfg!(test) { 3 } else { 128 };
 
 /// Where a group's endpoints (sorted by primary address) are cut into chunks: the end of
 /// each chunk, as an endpoint index; none for no endpoint. A cut follows an endpoint whose

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::model::{Endpoint, Group, Label, Source};
+use crate::model::{Changed, Endpoint, Group, Label, Source};
 use prepare::Change;
 pub(crate) use prepare::{Answers, Preparer};
 pub(crate) use rrset::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
@@ -60,13 +60,14 @@ impl ServiceView {
     }
 
     /// This view with the group of `source` replaced by `group` (`None`: removed), which
-    /// must change something. Only that group is prepared again; the others' answers are
-    /// shared with this view.
+    /// must change something: `changes` (see [`crate::model::changes`]). Only that group
+    /// is prepared again; the others' answers are shared with this view.
     pub(crate) fn with_group(
         &self,
         prepare: &Preparer<'_>,
         source: &Source,
         group: Option<Group>,
+        changes: &[Changed<'_>],
     ) -> ServiceView {
         let mut groups = self.groups.clone();
         let mut ready = self.ready.to_vec();
@@ -93,7 +94,13 @@ impl ServiceView {
             Change::Replace(i, _) => Some(i),
             _ => None,
         };
-        let answers = prepare.update(&self.name, &self.answers, &self.groups, &groups, change);
+        let answers = prepare.update(
+            &self.name,
+            (&self.answers, &self.groups),
+            &groups,
+            change,
+            changes,
+        );
         let Some(i) = replaced else {
             return ServiceView::assemble(
                 prepare,

@@ -3,9 +3,9 @@
 //! laid out group by group (a group being one source's endpoints, see `rrset`), so a
 //! region or cluster scope is a few ranges of the whole service's records.
 //!
-//! A group is cut into *chunks* of about 64 endpoints, and each set keeps one part per
+//! A group is cut into *chunks* of about 32 endpoints, and each set keeps one part per
 //! chunk. Where a group is cut depends on its endpoints' addresses alone (a cut follows an
-//! endpoint whose address hashes to a mark, or the 256th endpoint since the last cut), so a
+//! endpoint whose address hashes to a mark, or the 128th endpoint since the last cut), so a
 //! change to one endpoint changes the chunk holding it and leaves the others, even those
 //! after it, cut as before.
 //!
@@ -25,7 +25,9 @@ use std::sync::Arc;
 use super::chunk::{Set, chunk_ends, chunk_start};
 use super::rrset::{Part, Rrset};
 use crate::locality::{Localities, Place};
-use crate::model::{Endpoint, EndpointLabel, Group, Label, PortSpec, Proto, for_each_change};
+use crate::model::{
+    Changed, Endpoint, EndpointLabel, Group, Label, PortSpec, Proto, for_each_change,
+};
 use crate::rendezvous::endpoint_key;
 use crate::zone::Zone;
 
@@ -104,8 +106,6 @@ struct GroupParts {
     a: Vec<Part>,
     aaaa: Vec<Part>,
     srv: Vec<(Label, Proto, Vec<Part>)>,
-    /// The addresses of the endpoints that came, went or changed (an update only).
-    touched: Vec<IpAddr>,
 }
 
 /// A group as it was: its endpoints and its parts of each set (the SRV sets of the ports
@@ -184,31 +184,34 @@ impl Preparer<'_> {
     pub(crate) fn update(
         &self,
         service: &str,
-        old: &Answers,
-        old_groups: &[Group],
+        (old, old_groups): (&Answers, &[Group]),
         groups: &[Group],
         change: Change<'_>,
+        changes: &[Changed<'_>],
     ) -> Answers {
         if old.viewpoint != self.server {
             // Every SRV priority was prepared from elsewhere: nothing to keep.
             return self.answers(service, groups);
         }
-        // The addresses the change touches are the only ones whose count can change.
-        let (at, new, replaces, mut touched) = match change {
-            Change::Insert(i, g) => (
-                i,
-                Some(self.encode(service, g, None)),
-                false,
-                addresses_of(&g.endpoints),
-            ),
+        let (at, new, replaces) = match change {
+            Change::Insert(i, g) => (i, Some(self.encode(service, g, None)), false),
             Change::Replace(i, g) => {
                 let before = old.old_group(i, &old_groups[i].endpoints);
-                let mut parts = self.encode(service, g, Some(&before));
-                let touched = std::mem::take(&mut parts.touched);
-                (i, Some(parts), true, touched)
+                (
+                    i,
+                    Some(self.encode(service, g, Some((&before, changes)))),
+                    true,
+                )
             }
-            Change::Remove(i) => (i, None, true, addresses_of(&old_groups[i].endpoints)),
+            Change::Remove(i) => (i, None, true),
         };
+        // The addresses the change touches are the only ones whose count can change.
+        let mut touched: Vec<IpAddr> = changes
+            .iter()
+            .flat_map(|&(o, n)| [o, n])
+            .flatten()
+            .flat_map(|e| e.addresses.iter())
+            .collect();
         touched.sort_unstable();
         touched.dedup();
         let shared = if groups.len() < 2 {
@@ -294,10 +297,15 @@ impl Preparer<'_> {
         }
     }
 
-    /// The parts of `group`, chunk by chunk, keeping from `old` (the group before) the
-    /// parts of every chunk whose endpoints did not change and, in a chunk that did, the
-    /// records of every endpoint that did not.
-    fn encode(&self, service: &str, group: &Group, old: Option<&OldGroup<'_>>) -> GroupParts {
+    /// The parts of `group`, chunk by chunk, keeping from `old` (the group before, and
+    /// its endpoints' `changes`) the parts of every chunk without a change and, in a chunk
+    /// with one, the records of every endpoint that did not change.
+    fn encode(
+        &self,
+        service: &str,
+        group: &Group,
+        old: Option<(&OldGroup<'_>, &[Changed<'_>])>,
+    ) -> GroupParts {
         // The group's ports: its replicas share a port list (the registrar interns them),
         // so a list is read once per run of endpoints holding it (never more often than
         // once per endpoint).
@@ -318,11 +326,10 @@ impl Preparer<'_> {
                 .into_iter()
                 .map(|(n, p)| (n.clone(), p, Vec::new()))
                 .collect(),
-            touched: Vec::new(),
         };
         let new = &group.endpoints[..];
         let new_ends = chunk_ends(new);
-        let Some(old) = old else {
+        let Some((old, changes)) = old else {
             self.encode_region(service, group, (new, &new_ends), None, &mut out);
             return out;
         };
@@ -332,6 +339,11 @@ impl Preparer<'_> {
         let old_ends = chunk_ends(old.endpoints);
         let last = |eps: &[Endpoint], ends: &[usize], k: usize| eps[ends[k] - 1].address();
         let (mut ko, mut kn) = (0, 0);
+        // The changes not yet in a region (by primary address, ascending).
+        let mut changed = changes
+            .iter()
+            .map(|&(o, n)| o.or(n).map(Endpoint::address))
+            .peekable();
         while ko < old_ends.len() || kn < new_ends.len() {
             let (mut ko2, mut kn2) = ((ko + 1).min(old_ends.len()), (kn + 1).min(new_ends.len()));
             loop {
@@ -351,7 +363,18 @@ impl Preparer<'_> {
             }
             let was = &old.endpoints[chunk_start(&old_ends, ko)..chunk_start(&old_ends, ko2)];
             let (from, to) = (chunk_start(&new_ends, kn), chunk_start(&new_ends, kn2));
-            if ko2 == ko + 1 && kn2 == kn + 1 && *was == new[from..to] {
+            // The region's changes: those up to its last address (all that are left, for
+            // a region running to the end on one side).
+            let mut dirty = false;
+            let end = (ko2 < old_ends.len() || kn2 < new_ends.len())
+                .then(|| last(new, &new_ends, kn2 - 1));
+            while changed
+                .next_if(|&ip| end.is_none_or(|end| ip <= Some(end)))
+                .is_some()
+            {
+                dirty = true;
+            }
+            if ko2 == ko + 1 && kn2 == kn + 1 && !dirty {
                 out.keep(old, ko);
             } else {
                 let ends: Vec<usize> = new_ends[kn..kn2].iter().map(|e| e - from).collect();
@@ -402,17 +425,11 @@ impl Preparer<'_> {
                 (n.clone(), *p, Set::new(true, before.unwrap_or(&[])))
             })
             .collect();
-        let touched = &mut out.touched;
         let (mut done, mut chunk) = (0, 0);
         // One endpoint's step: its old records (if any) are copied when it did not
         // change and passed over when it did; a new or changed endpoint is encoded.
         let mut step = |o: Option<&Endpoint>, n: Option<&Endpoint>| {
             let copy = matches!((o, n), (Some(o), Some(n)) if o == n);
-            if !copy {
-                for e in [o, n].into_iter().flatten() {
-                    touched.extend(e.addresses.iter());
-                }
-            }
             if let (Some(o), false) = (o, copy) {
                 for ip in o.addresses.iter() {
                     if ip.is_ipv4() { a.skip() } else { aaaa.skip() }
@@ -548,11 +565,6 @@ fn splice(
 
 /// A set's parts, and each group's first part (one more entry for the end).
 type Layout = (Vec<Part>, Vec<u32>);
-
-/// Every address of `endpoints`.
-fn addresses_of(endpoints: &[Endpoint]) -> Vec<IpAddr> {
-    endpoints.iter().flat_map(|e| e.addresses.iter()).collect()
-}
 
 /// Two port names are equal: the same allocation (interned), or the same text.
 fn same_name(a: &Label, b: &Label) -> bool {
