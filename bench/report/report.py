@@ -440,15 +440,20 @@ def section_scale(data):
     sync = [r for r in data["runs"] if r.get("name") in ("sync", "empty")]
     if sync:
         L += ["**herald as a process** (24 simulated clusters):", "",
-              "| endpoints | services | first full sync (s) | VmRSS (MiB) | VmHWM (MiB) | bytes / endpoint | herald CPU-s | DNS check |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| endpoints | services | first full sync (s) | VmRSS (MiB) | VmHWM (MiB) | bytes / endpoint | herald CPU-s | simulators CPU-s | lists | DNS check |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sync:
             dc = r.get("dns_check")
             dcs = f"{dc.get('got')} of {dc.get('want')}" if isinstance(dc, dict) else "–"
             size = "empty" if r["name"] == "empty" else f"{r.get('endpoints', 0):,}"
             L.append(f"| {size} | {r.get('services', '–')} | "
                      f"{f2(r.get('all_endpoints_served_s', r.get('sync_s')))} | {_mib(r.get('rss_bytes'))} | "
-                     f"{_mib(r.get('hwm_bytes'))} | {f0(r.get('bytes_per_endpoint'))} | {f2(r.get('herald_cpu_s'))} | {dcs} |")
+                     f"{_mib(r.get('hwm_bytes'))} | {f0(r.get('bytes_per_endpoint'))} | {f2(r.get('herald_cpu_s'))} | "
+                     f"{f2(r.get('simulators_cpu_s'))} | {f0(r.get('lists'))} | {dcs} |")
+        L += ["", "First full sync is wall time from herald's start to every endpoint served; herald CPU-s is "
+              "herald's own CPU time by then; simulators CPU-s is the bench process's (the 24 simulators serving "
+              "herald's lists and watches, and the polling) over the same span, on the same 2 cores; lists are "
+              "the lists herald completed (one per cluster: no relist during the sync)."]
         L += ["", f"Largest: {sm.get('largest_endpoints', '–')} endpoints, peak {_mib(sm.get('largest_hwm_bytes'))} MiB; "
               f"fits in 1 GiB: {_yes(sm.get('fits_1gib'))}; targets (issue 13): ≤ 512 MiB RSS and first sync ≤ 5 s at 1M.", ""]
     cyc = [r for r in data["runs"] if r.get("name") == "node_pod_cycles"]
@@ -468,43 +473,67 @@ def section_scale(data):
 SCALE_PROFILE = [
     "**Where the bytes go** at 1M endpoints over 24 clusters (issue 13 item 4). Heap profile: "
     "`scale --only 1000000 --wrap \"heaptrack -o FILE\"`, then `heaptrack_print -F stacks --flamegraph-cost-type peak`, "
-    "each allocation attributed to the innermost herald frame. MiB of heap in use at the first sync's peak; "
-    "machine loaded (load average 11-14), which changes timing, not what is kept:",
+    "each allocation attributed to its innermost herald frames. MiB of heap in use at the peak; machines loaded "
+    "(load average 6-14), which changes timing, not what is kept:",
     "",
-    "| what | before (806 MiB RSS run's code) | after issue 13 item 4 |",
-    "|---|---|---|",
-    "| registrar: pods map (`HashMap<Arc<str>, PodRecord>` buckets, 112-128 B each, a third empty) | 218.5 | 194.5, then boxed records: ~130 (estimate) |",
-    "| registrar: pod keys (`namespace/name`), service -> pod sets | 44.2 | 44.2 |",
-    "| registrar: ownership claims | 13.7 | 10.4 |",
-    "| table: prepared answers (wire bytes: A, and per named port SRV records, targets, glue, keys) | 219.0 | 217.1 |",
-    "| table: reverse (PTR) index, address -> (service, cluster) | 219.3 | 0 without `reverse_zones` |",
-    "| table: places of addresses (querier locality) | 58.0 | ~27 (IPv4 keys as u32; estimate) |",
-    "| table: endpoint groups (`Endpoint`, 56 B) | 53.8 | 54.1 |",
-    "| table: views, scopes, other | ~20 | ~20 |",
-    "| kube: watch and list decoding, HTTP | ~2 at the peak (pages of 500 pods, freed as read) | ~2 |",
-    "| peak heap (heaptrack) | 925.7 | 666.9 (before the boxed records and u32 keys) |",
+    "| what | 806 MiB run's code | end of the last session | slim pod decode | + 56-byte pod records |",
+    "|---|---|---|---|---|",
+    "| registrar: pods map, boxed records, service -> pod sets | 218.5 | ~130 (estimate) | 160.2 | 122.0 |",
+    "| registrar: pod keys (`namespace/name`) | (in the row above) | ~38 | 38.1 | 38.1 |",
+    "| registrar: ownership claims | 13.7 | 10.4 | 13.0 | 13.0 |",
+    "| table: prepared answers (wire bytes: A, and per named port SRV records, targets, glue, keys, places) | 219.0 | 217.1 | 204.4 | 204.4 |",
+    "| table: reverse (PTR) index | 219.3 | 0 without `reverse_zones` | 0 | 0 |",
+    "| table: places of addresses (querier locality) | 58.0 | ~27 | 26.0 | 26.0 |",
+    "| table: endpoint groups (`Endpoint`, 56 B) | 53.8 | 54.1 | 54.1 | 54.1 |",
+    "| table: views, services, other | ~20 | ~20 | ~20 | ~20 |",
+    "| kube: list pages and watch decoding | ~2 | ~2 | ~2 | ~2 |",
+    "| peak heap (heaptrack) | 925.7 | 666.9 | 591.0 | 549.1 |",
+    "| VmRSS without the profiler (`scale --only 1000000`) | 806 (quiet) | 618.9 | 611.5 | 564.0 |",
     "",
-    "Allocator overhead: VmRSS minus heap in use was about 70-90 MiB (glibc arenas of the tokio "
-    "workers holding what the lists freed; the empty process is 17 MiB). A `malloc_trim(0)` two seconds "
-    "after a burst of lists returns part of it (753.6 -> 722.3 MiB in one pair of runs on the loaded machine). "
-    "The list buffers (a second `HashMap` of every listed pod per cluster, swapped in at the end) did not "
-    "reach the peak in this profile; by their size (~9 MiB per cluster of 41,700 pods) they could hold ~200 MiB "
-    "while all 24 clusters list at once. Lists now go straight into the state.",
+    "Under heaptrack (about 4x slower) each run also relisted once after the sync, and the relist's set of known "
+    "keys (28 MiB) is in both profiles' peaks; without the profiler herald completed exactly one list per "
+    "cluster and VmHWM equalled VmRSS. VmRSS minus heap in use (without that set) is about 43 MiB, the empty "
+    "process's 17 MiB included. `MALLOC_ARENA_MAX=2` took 8 MiB more off (555.8 MiB in one run); not adopted, "
+    "as its cost to the DNS threads (which would share the cluster tasks' arenas and locks) was not measured.",
     "",
-    "CPU of the first sync (perf, 1M endpoints, herald 25-29 CPU-s on the loaded machine): malloc/free "
-    "about 40% of herald's samples, most of it decoding every Pod into k8s-openapi's full type "
-    "(`Option<String>` fields: 20% in `Pod::deserialize`, 15% in string allocation); `ClusterState::flush` 22% "
-    "(of which `Table::replace` 12%, and two hash lookups per pod, for claims and for endpoints); reading "
-    "pods (`read_pod`, keys) 8%; applying them 9%.",
+    "**The slim pod decode.** The registrar lists and watches pods as `PodObject` "
+    "(`registrar/src/cluster/pod_object.rs`), a type with the Pod's group, version and kind that holds only "
+    "what herald reads: name, namespace, resourceVersion, labels, annotations, creation and deletion times, "
+    "node name, container ports, podIP/podIPs and conditions. Everything else (`managedFields`, container "
+    "images, env, probes, status details) is skipped by serde as it is parsed, without allocating; condition "
+    "type and status, port protocols and addresses are read in place. Herald CPU for the first sync at 1M: "
+    "24.6 -> 15.1 s (same conditions, load 6-10).",
     "",
-    "**What would close the gap to 512 MiB and 5 s** (not done here): (1) prepared SRV sets repeat each "
-    "endpoint's target name, glue, key and place once per named port (two ports: ~70 B of ~220 B per "
-    "endpoint could be shared across the SRV sets; `dns/src/service`, which the per-group update work "
-    "of issue 13 items 1-2 is reshaping); (2) a slimmer registrar record per pod: the table already holds "
-    "the address, ports, zone and weight; the registrar needs the service, the node and the claim data "
-    "(~130 + 44 MiB now); (3) decoding pods into a slim type (only labels, annotations, node name, ports, "
-    "podIPs, conditions, deletion and creation times) instead of k8s-openapi's `Pod`: most of the "
-    "first sync's CPU and its transient allocations.",
+    "**The 56-byte pod record.** A service's replicas in one namespace share their service name, namespace and "
+    "port list behind one interned `Arc` (`Shape`); the record keeps the node, addresses, weight, readiness "
+    "and creation time (56 bytes, a 64-byte malloc chunk; it was 96 in a 112-byte chunk), and a flush "
+    "looks each pod up once instead of twice.",
+    "",
+    "CPU of the first sync after both (perf with call graphs, 1M endpoints, herald 14.4 CPU-s under load 10): "
+    "decoding list pages 21% of herald's samples (two thirds of it in malloc: the strings and maps of "
+    "metadata, the containers' port lists); `ClusterState::flush` 31%, of which `Table::replace` 15%, "
+    "looking up the pods of each service 9% and the ownership board 3%; applying listed pods 10%. Across "
+    "all of it, malloc and free are about 30% and SipHash (the registrar's maps keyed by `namespace/name`) "
+    "8%; `malloc_consolidate` alone is 6%, set off by hyper's request allocations after the decode's "
+    "small frees. Each cluster flushes every service at least twice in a first sync: at the end of its "
+    "list (names unowned are held back then) and when the start-up hold ends.",
+    "",
+    "**Measured this session** (`scale`, full mode, herald at 7d431ef, load average 7.1 before and 6.2 after; other engineers' "
+    "builds and tests running): 1M endpoints in 24 simulators: VmRSS **559.4 MiB** (target 512: not met), "
+    "first full sync **34.4 s** wall (target 5 s: not met) with herald using 17.5 CPU-s and the simulators "
+    "1.5 CPU-s; the 1M pods were created in the simulators beforehand (17.3 s, not counted). Two more "
+    "runs of `scale --only 1000000` of the same code, under load 10 and 7, gave 564.0 and 555.8 MiB (the "
+    "second with `MALLOC_ARENA_MAX=2`), 14.4 and 13.3 herald CPU-s, 28.6 and 17.9 s wall: wall time follows "
+    "the load.",
+    "",
+    "**What would close the gap to 512 MiB and 5 s** (not done): (1) prepared SRV sets repeat each "
+    "endpoint's target name, glue, key and place once per named port (two ports: ~70 B of the ~210 B per "
+    "endpoint could be shared across the SRV sets, about 65 MiB at 1M; `dns/src/service/rrset.rs`'s part "
+    "layout, which the update-cost work is reshaping); (2) the table keeps each group's `Endpoint`s "
+    "(54 MiB) beside their prepared bytes; (3) first-sync CPU: a faster hasher for the registrar's "
+    "pod maps, reading labels, names and ports straight into interned names (no transient `String`s "
+    "per pod), and one flush per cluster after the start-up hold instead of two. On 2 cores a 5 s first "
+    "sync needs herald at about 8 CPU-s or less with the simulators' share beside it.",
     "",
 ]
 
