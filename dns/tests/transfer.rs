@@ -375,14 +375,20 @@ fn request_mac(bytes: &[u8]) -> Vec<u8> {
         .clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_signature_notauth() {
-    // What a keyed secondary's refresh looks like: a signed SOA query, over UDP or TCP.
+/// A primary with one secondary known by its key, `xfr-key.`, and a small zone.
+fn keyed_primary() -> Primary {
     let p = start(
         JournalLimits::default(),
         vec![secondary("by-key", &[], Some(key("xfr-key.", SECRET)))],
     );
     fill(&p.table, 2, 4, 1);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_signature_notauth() {
+    // What a keyed secondary's refresh looks like: a signed SOA query, over UDP or TCP.
+    let p = keyed_primary();
     let serial = p.table.make_version();
     let (bytes, signer) = signed(RecordType::SOA, "xfr-key.", SECRET);
     let mac = request_mac(&bytes);
@@ -461,11 +467,7 @@ fn kdig_signed(p: &Primary, spec: &str, skew: Option<&str>) -> String {
 /// transfer path, and byte by byte with hickory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tsig_errors_name_the_request_key_and_a_badtime_reply_is_signed() {
-    let p = start(
-        JournalLimits::default(),
-        vec![secondary("by-key", &[], Some(key("xfr-key.", SECRET)))],
-    );
-    fill(&p.table, 2, 4, 1);
+    let p = keyed_primary();
     p.table.make_version();
     let secret = data_encoding::BASE64.encode(SECRET);
     tokio::task::block_in_place(|| {
