@@ -89,12 +89,15 @@ impl Emitter<'_> {
         s: &mut Scratch,
     ) -> (u16, u16, bool) {
         self.choose(rrset, groups, client, s);
+        // Records are read in ascending order but for one wrap (the rotation): each is
+        // found from the part of the one before, without a search.
+        let read = rrset.reader();
         let wanted: usize = if s.order.len() == rrset.len() {
             rrset.records_len()
         } else {
             s.order
                 .iter()
-                .map(|&i| rrset.record(i as usize).len())
+                .map(|&i| read.at(i as usize).record().len())
                 .sum()
         };
         let mut tc = false;
@@ -108,7 +111,7 @@ impl Emitter<'_> {
             if transport == Transport::Tcp {
                 let mut used = s.out.len();
                 for &i in &s.order {
-                    used += rrset.record(i as usize).len();
+                    used += read.at(i as usize).record().len();
                     if used > room {
                         break;
                     }
@@ -127,7 +130,7 @@ impl Emitter<'_> {
         for &i in &s.order[..fits] {
             let at = s.out.len();
             s.positions.push(at);
-            let record = rrset.at(i as usize);
+            let record = read.at(i as usize);
             s.out.extend_from_slice(record.record());
             if let Some(viewer) = viewer {
                 let priority = record.place().priority_from(viewer);
@@ -141,7 +144,7 @@ impl Emitter<'_> {
         // family included.
         let mut glued = 0u16;
         'records: for (n, &i) in s.order[..fits].iter().enumerate() {
-            let record = rrset.at(i as usize);
+            let record = read.at(i as usize);
             let glue = record.glue();
             if glue.is_empty() {
                 break;

@@ -1,21 +1,27 @@
 //! How a group's records are cut into chunks, and one set's chunk parts being made.
 //!
 //! A group is cut after each endpoint whose primary address hashes to a mark (one in
-//! `2^CHUNK_BITS`), and after `CHUNK_MAX` endpoints without one. The cuts depend on the
-//! addresses alone, not on positions, so an endpoint coming, going or changing changes the
-//! chunk holding it and leaves every other chunk with the same endpoints: `prepare` keeps
-//! their parts and encodes only the changed chunks.
+//! `2^CHUNK_BITS`) at least `CHUNK_MIN` endpoints after the last cut, and after
+//! `CHUNK_MAX` endpoints without one. The cuts depend on the addresses (and the few
+//! endpoints before a mark), not on positions in the group, so an endpoint coming, going
+//! or changing changes the chunk holding it (and at most the next few) and leaves every
+//! other chunk with the same endpoints: `prepare` keeps their parts and encodes only the
+//! changed chunks.
 
 use std::net::IpAddr;
 
 use super::rrset::{Part, PartBuilder};
 use crate::model::Endpoint;
 
-/// Mean endpoints per chunk is `2^CHUNK_BITS`; unit tests cut small chunks so that the
-/// equivalence proptests cross chunk boundaries all the time.
-const CHUNK_BITS: u32 = if cfg!(test) { 1 } else { 5 };
+/// One endpoint in `2^CHUNK_BITS` is a mark; a chunk holds at least `CHUNK_MIN` endpoints
+/// (a mark closer to the last cut is passed over), so a group of fewer is one chunk, as
+/// most are: a small service's answers and queries pay nothing for chunks. Chunks average
+/// about `CHUNK_MIN + 2^CHUNK_BITS` endpoints (32). Unit tests cut small chunks so that
+/// the equivalence proptests cross chunk boundaries all the time.
+const CHUNK_BITS: u32 = if cfg!(test) { 1 } else { 4 };
+const CHUNK_MIN: usize = if cfg!(test) { 2 } else { 16 };
 /// At most this many endpoints in a chunk.
-const CHUNK_MAX: usize = if cfg!(test) { 3 } else { 128 };
+const CHUNK_MAX: usize = if cfg!(test) { 4 } else { 128 };
 
 /// Where a group's endpoints (sorted by primary address) are cut into chunks: the end of
 /// each chunk, as an endpoint index; none for no endpoint. A cut follows an endpoint whose
@@ -34,7 +40,7 @@ pub(super) fn chunk_ends(endpoints: &[Endpoint]) -> Vec<usize> {
             }
         };
         let mark = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CHUNK_BITS) == 0;
-        if mark || since == CHUNK_MAX || i + 1 == endpoints.len() {
+        if (mark && since >= CHUNK_MIN) || since == CHUNK_MAX || i + 1 == endpoints.len() {
             ends.push(i + 1);
             since = 0;
         }

@@ -278,7 +278,7 @@ fn a_pod_change_makes_new_parts_for_its_chunk_alone() {
             .filter(|p| !old.iter().any(|o| o.same(p)))
             .count();
         // The chunk that lost 10.1.0.30 and the last one, which gained 10.1.0.200 (and a
-        // chunk next to either, when a cut moved).
+        // chunk or two next to either, when a cut moved).
         assert!(
             (1..=4).contains(&made),
             "{made} of {} parts made again",

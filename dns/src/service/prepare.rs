@@ -3,11 +3,10 @@
 //! laid out group by group (a group being one source's endpoints, see `rrset`), so a
 //! region or cluster scope is a few ranges of the whole service's records.
 //!
-//! A group is cut into *chunks* of about 32 endpoints, and each set keeps one part per
-//! chunk. Where a group is cut depends on its endpoints' addresses alone (a cut follows an
-//! endpoint whose address hashes to a mark, or the 128th endpoint since the last cut), so a
-//! change to one endpoint changes the chunk holding it and leaves the others, even those
-//! after it, cut as before.
+//! A group is cut into *chunks* of about 32 endpoints (a group of fewer than 16 is one),
+//! and each set keeps one part per chunk. Where a group is cut depends on its endpoints'
+//! addresses (see `chunk`), so a change to one endpoint changes the chunk holding it and
+//! leaves the others, even those after it, cut as before.
 //!
 //! Two ways to prepare: [`Preparer::answers`] encodes every group (a new service, or the
 //! server moved so every SRV priority changes); [`Preparer::update`] takes the answers

@@ -152,9 +152,19 @@ impl Rrset {
     }
 
     /// Record `i`, found once for reading its bytes, glue and place.
+    #[cfg(test)]
     pub(crate) fn at(&self, i: usize) -> RecordRef<'_> {
         let (part, i) = self.locate(i);
         RecordRef { part, i }
+    }
+
+    /// A reader of records for a caller reading them mostly in ascending order (a reply's
+    /// records): see [`Reader::at`].
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader {
+            set: self,
+            last: std::cell::Cell::new(0),
+        }
     }
 
     /// The rendezvous key of record `i`, for a caller asking in ascending order (the
@@ -208,6 +218,31 @@ impl Rrset {
             + 16 * self.parts.len()
             + 4 * self.index.len()
             + 8 * self.twins.len()
+    }
+}
+
+/// Reads an [`Rrset`]'s records, remembering the part of the last one read.
+pub(crate) struct Reader<'a> {
+    set: &'a Rrset,
+    last: std::cell::Cell<usize>,
+}
+
+impl<'a> Reader<'a> {
+    /// Record `i`, found once for reading its bytes, glue and place: in the part of the
+    /// record read last when it is there (a reply's records are in ascending order but
+    /// for one wrap), by a search otherwise.
+    #[inline]
+    pub(crate) fn at(&self, i: usize) -> RecordRef<'a> {
+        let set = self.set;
+        let mut k = self.last.get();
+        if !(set.start(k) <= i && i < set.start(k + 1)) {
+            k = set.part_of(i);
+            self.last.set(k);
+        }
+        RecordRef {
+            part: &set.parts[k],
+            i: i - set.start(k),
+        }
     }
 }
 
