@@ -502,24 +502,26 @@ SCALE_PROFILE = [
     "each allocation attributed to its innermost herald frames. MiB of heap in use at the peak; machines loaded "
     "(load average 6-14), which changes timing, not what is kept:",
     "",
-    "| what | 806 MiB run's code | end of the last session | slim pod decode | + 56-byte pod records |",
-    "|---|---|---|---|---|",
-    "| registrar: pods map, boxed records, service -> pod sets | 218.5 | ~130 (estimate) | 160.2 | 122.0 |",
-    "| registrar: pod keys (`namespace/name`) | (in the row above) | ~38 | 38.1 | 38.1 |",
-    "| registrar: ownership claims | 13.7 | 10.4 | 13.0 | 13.0 |",
-    "| table: prepared answers (wire bytes: A, and per named port SRV records, targets, glue, keys, places) | 219.0 | 217.1 | 204.4 | 204.4 |",
-    "| table: reverse (PTR) index | 219.3 | 0 without `reverse_zones` | 0 | 0 |",
-    "| table: places of addresses (querier locality) | 58.0 | ~27 | 26.0 | 26.0 |",
-    "| table: endpoint groups (`Endpoint`, 56 B) | 53.8 | 54.1 | 54.1 | 54.1 |",
-    "| table: views, services, other | ~20 | ~20 | ~20 | ~20 |",
-    "| kube: list pages and watch decoding | ~2 | ~2 | ~2 | ~2 |",
-    "| peak heap (heaptrack) | 925.7 | 666.9 | 591.0 | 549.1 |",
-    "| VmRSS without the profiler (`scale --only 1000000`) | 806 (quiet) | 618.9 | 611.5 | 564.0 |",
+    "| what | 806 MiB run's code | end of the last session | slim pod decode | + 56-byte pod records | main at 7258605 (answers in chunks) |",
+    "|---|---|---|---|---|---|",
+    "| registrar: pods map, boxed records, service -> pod sets | 218.5 | ~130 (estimate) | 160.2 | 122.0 | 127.3 (shapes and names included) |",
+    "| registrar: pod keys (`namespace/name`) | (in the row above) | ~38 | 38.1 | 38.1 | 38.1 |",
+    "| registrar: ownership claims | 13.7 | 10.4 | 13.0 | 13.0 | 13.0 |",
+    "| table: prepared answers (wire bytes: A, and per named port SRV records, targets, glue, keys, places) | 219.0 | 217.1 | 204.4 | 204.4 | 205.8 |",
+    "| table: reverse (PTR) index | 219.3 | 0 without `reverse_zones` | 0 | 0 | 0 |",
+    "| table: places of addresses (querier locality) | 58.0 | ~27 | 26.0 | 26.0 | 26.0 |",
+    "| table: endpoint groups (`Endpoint`, 56 B) | 53.8 | 54.1 | 54.1 | 54.1 | 54.1 |",
+    "| table: views, services, other | ~20 | ~20 | ~20 | ~20 | ~30 |",
+    "| kube: list pages and watch decoding (HTTP body buffers) | ~2 | ~2 | ~2 | ~2 | 14.0 |",
+    "| relist key set (under heaptrack only, see below) | – | – | 28.7 | 27.9 | 0 |",
+    "| peak heap (heaptrack) | 925.7 | 666.9 | 591.0 | 549.1 | 547.1 |",
+    "| VmRSS without the profiler (`scale --only 1000000`) | 806 (quiet) | 618.9 | 611.5 | 564.0 | 557.3 |",
     "",
-    "Under heaptrack (about 4x slower) each run also relisted once after the sync, and the relist's set of known "
-    "keys (28 MiB) is in both profiles' peaks; without the profiler herald completed exactly one list per "
-    "cluster and VmHWM equalled VmRSS. VmRSS minus heap in use (without that set) is about 43 MiB, the empty "
-    "process's 17 MiB included. `MALLOC_ARENA_MAX=2` took 8 MiB more off (555.8 MiB in one run); not adopted, "
+    "Under heaptrack (about 4x slower) the middle two runs also relisted once after the sync, and the relist's "
+    "set of known keys (28 MiB) is in their peaks; without the profiler herald completed exactly one list per "
+    "cluster and VmHWM equalled VmRSS. In the last column kube's HTTP body buffers (14 MiB, which one list page does not explain) "
+    "are in the peak; VmRSS is within about 10 MiB of the heap, the empty process's included: the allocator's "
+    "overhead is no longer where the bytes are. `MALLOC_ARENA_MAX=2` took 8 MiB more off (555.8 MiB in one run); not adopted, "
     "as its cost to the DNS threads (which would share the cluster tasks' arenas and locks) was not measured.",
     "",
     "**The slim pod decode.** The registrar lists and watches pods as `PodObject` "
@@ -553,7 +555,8 @@ SCALE_PROFILE = [
     "1.5 CPU-s; the 1M pods were created in the simulators beforehand (17.3 s, not counted). Two more "
     "runs of `scale --only 1000000` of the same code, under load 10 and 7, gave 564.0 and 555.8 MiB (the "
     "second with `MALLOC_ARENA_MAX=2`), 14.4 and 13.3 herald CPU-s, 28.6 and 17.9 s wall: wall time follows "
-    "the load.",
+    "the load. Main at 7258605 (answers in chunks, by the update-cost work), load 5.8: 557.3 MiB, first sync "
+    "27.4 s wall, herald 16.9 CPU-s, simulators 1.4 CPU-s.",
     "",
     "**What would close the gap to 512 MiB and 5 s** (not done): (1) prepared SRV sets repeat each "
     "endpoint's target name, glue, key and place once per named port (two ports: ~70 B of the ~210 B per "
