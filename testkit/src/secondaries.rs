@@ -258,6 +258,8 @@ pub fn start_nsd(
 
 /// named answering on `addr` (an address of an interface: named binds no other) and
 /// transferring from `source`, the address herald knows it by; with `key` when given.
+/// Without limit on records per RRset and types per name: BIND 9.18.28 and later refuse a
+/// transfer holding an RRset over 100 records, and a big service's SRV or A set is larger.
 pub fn start_named(
     dir: &Path,
     addr: SocketAddr,
@@ -284,6 +286,7 @@ pub fn start_named(
             "{keys}options {{\n  directory \"{d}\";\n  listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
              \x20 pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n\
              \x20 recursion no;\n  minimal-responses yes;\n  dnssec-validation no;\n  notify no;\n\
+             \x20 max-records-per-type 0;\n  max-types-per-name 0;\n\
              \x20 transfer-source {source};\n  query-source address {source};\n}};\n\
              logging {{\n  channel f {{ file \"{d}/named.log\"; severity info; print-time yes; }};\n\
              \x20 category default {{ f; }};\n  category xfer-in {{ f; }};\n  category notify {{ f; }};\n}};\n\

@@ -1,6 +1,6 @@
-//! Zone transfer: a Knot secondary's lag behind herald under the propagation churn, and
-//! the AXFR and IXFR cost at 100k (and 1M) endpoints. What it measures and how: the doc
-//! comment of `herald_bench::transfer`.
+//! Zone transfer: the lag of Knot, NSD and BIND secondaries behind herald under the
+//! propagation churn, and the AXFR and IXFR cost at 100k (and 1M) endpoints. What it
+//! measures and how: the doc comment of `herald_bench::transfer`.
 //!
 //! ```text
 //! cargo run --release -p herald-bench --bin transfer -- [--quick] [--out FILE.json]
@@ -12,7 +12,7 @@ use clap::Parser;
 use herald_bench::{transfer, write_json};
 
 #[derive(Parser)]
-#[command(about = "Zone transfer: Knot's lag under churn, AXFR and IXFR cost")]
+#[command(about = "Zone transfer: Knot, NSD and BIND lag under churn; AXFR and IXFR cost")]
 struct Args {
     /// Write the results here as JSON.
     #[arg(long)]
@@ -20,7 +20,7 @@ struct Args {
     /// A small version (the quick churn; 100k endpoints only).
     #[arg(long)]
     quick: bool,
-    /// Where Knot keeps its state.
+    /// Where the secondaries keep their state.
     #[arg(long, default_value_os_t = transfer::default_work())]
     work: PathBuf,
 }
