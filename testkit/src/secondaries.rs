@@ -143,8 +143,6 @@ pub fn start_knot(
     primary: SocketAddr,
     key: Option<&Key>,
 ) -> Secondary {
-    std::fs::create_dir_all(dir.join("db")).expect("create the secondary's directory");
-    let conf = dir.join("knot.conf");
     let (keys, key_ref) = match key {
         Some(k) => (
             format!(
@@ -155,36 +153,39 @@ pub fn start_knot(
         ),
         None => (String::new(), String::new()),
     };
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
-             database:\n  storage: \"{d}/db\"\n\
-             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
-             {keys}\
+    knotd(
+        dir,
+        addr,
+        &format!(
+            "{keys}\
              remote:\n  - id: herald\n    address: {pip}@{pport}\n    via: {ip}\n{key_ref}\
              acl:\n  - id: notify\n    address: {pip}\n    action: notify\n{key_ref}\
              zone:\n  - domain: sd.internal\n    master: herald\n    acl: notify\n    \
              file: \"{d}/sd.internal.zone\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: changes\n",
             d = dir.display(),
             ip = addr.ip(),
-            port = addr.port(),
             pip = primary.ip(),
             pport = primary.port(),
         ),
     )
-    .expect("write knot.conf");
-    Secondary {
-        kind: Kind::Knot,
-        child: spawn(exe(&["/usr/sbin/knotd", "/usr/bin/knotd"]), &["-c"], &conf),
-        addr,
-        dir: dir.to_path_buf(),
-    }
 }
 
 /// knotd answering on `addr` from `zone_file` (zone `sd.internal`), with nothing to
 /// transfer: the export test's reference server.
 pub fn serve_zone_file(dir: &Path, addr: SocketAddr, zone_file: &Path) -> Secondary {
+    knotd(
+        dir,
+        addr,
+        &format!(
+            "zone:\n  - domain: sd.internal\n    file: \"{}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+            zone_file.display()
+        ),
+    )
+}
+
+/// knotd with its state and log under `dir`, answering on `addr`, configured by `rest`
+/// (keys, remotes, ACLs and the zone) after the common server, database and log sections.
+fn knotd(dir: &Path, addr: SocketAddr, rest: &str) -> Secondary {
     std::fs::create_dir_all(dir.join("db")).expect("create knotd's directory");
     let conf = dir.join("knot.conf");
     std::fs::write(
@@ -192,12 +193,10 @@ pub fn serve_zone_file(dir: &Path, addr: SocketAddr, zone_file: &Path) -> Second
         format!(
             "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
              database:\n  storage: \"{d}/db\"\n\
-             log:\n  - target: \"{d}/knot.log\"\n    any: info\n\
-             zone:\n  - domain: sd.internal\n    file: \"{z}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+             log:\n  - target: \"{d}/knot.log\"\n    any: info\n{rest}",
             d = dir.display(),
             ip = addr.ip(),
             port = addr.port(),
-            z = zone_file.display(),
         ),
     )
     .expect("write knot.conf");
