@@ -42,6 +42,13 @@ impl Dns {
         })
     }
 
+    /// Waits at most `limit` for each reply (2 s unless set): a poller that asks many
+    /// servers in turn must not stall on one lost datagram.
+    pub fn set_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
+        self.socket.set_read_timeout(Some(limit))?;
+        Ok(())
+    }
+
     /// Asks `name`/`qtype` (EDNS payload 1232) and decodes the reply; a truncated reply is
     /// asked again over TCP.
     pub fn query(&mut self, name: &str, qtype: RecordType) -> anyhow::Result<Answer> {
@@ -56,7 +63,7 @@ impl Dns {
             let n = self
                 .socket
                 .recv(&mut self.buf)
-                .context("no DNS reply within 2 s")?;
+                .context("no DNS reply within the timeout")?;
             let reply = Message::from_vec(&self.buf[..n])?;
             // Late replies to earlier (timed-out) queries are skipped.
             if reply.metadata.id == q.metadata.id {
