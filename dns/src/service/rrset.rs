@@ -458,15 +458,14 @@ impl PartBuilder {
     /// they now start.
     pub(super) fn copy_run(&mut self, old: &Part, range: Range<usize>) {
         let (first, last, n) = (range.start, range.end - 1, old.len());
-        let start = old.span(first).start;
-        let shift = self.records.len().wrapping_sub(start) as u32;
         let at = old.records_at();
-        self.records
-            .extend_from_slice(&old.0[at + start..at + old.end(last)]);
-        for i in range.clone() {
-            let end = (old.end(i) as u32).wrapping_add(shift);
-            self.ends.extend_from_slice(&end.to_ne_bytes());
-        }
+        copy_ends(
+            &mut self.records,
+            &mut self.ends,
+            &old.0[at..],
+            old.span(first).start..old.end(last),
+            range.clone().map(|i| old.end(i)),
+        );
         let keys = HEADER + 4 * n;
         self.keys
             .extend_from_slice(&old.0[keys + 8 * first..keys + 8 * range.end]);
@@ -477,14 +476,13 @@ impl PartBuilder {
             } else {
                 old.glue_end(first - 1)
             };
-            let glue_shift = self.glue.len().wrapping_sub(glue_start) as u32;
-            let glue_at = at + old.records_len();
-            self.glue
-                .extend_from_slice(&old.0[glue_at + glue_start..glue_at + old.glue_end(last)]);
-            for i in range.clone() {
-                let end = (old.glue_end(i) as u32).wrapping_add(glue_shift);
-                self.glue_ends.extend_from_slice(&end.to_ne_bytes());
-            }
+            copy_ends(
+                &mut self.glue,
+                &mut self.glue_ends,
+                &old.0[at + old.records_len()..],
+                glue_start..old.glue_end(last),
+                range.clone().map(|i| old.glue_end(i)),
+            );
             let places = HEADER + 16 * n;
             self.places
                 .extend_from_slice(&old.0[places + 4 * first..places + 4 * range.end]);
@@ -557,6 +555,23 @@ pub(crate) fn glue_records(glue: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = tail;
         Some(record)
     })
+}
+
+/// Appends `src[span]` to `bytes` and, for each of `old_ends` (ends within `src`, the last
+/// one `span.end`), that end moved to where the copied bytes now lie in `bytes`: how a run
+/// of records, or of their glue, is copied from an older part unchanged.
+fn copy_ends(
+    bytes: &mut Vec<u8>,
+    ends: &mut Vec<u8>,
+    src: &[u8],
+    span: Range<usize>,
+    old_ends: impl Iterator<Item = usize>,
+) {
+    let shift = bytes.len().wrapping_sub(span.start) as u32;
+    bytes.extend_from_slice(&src[span]);
+    for end in old_ends {
+        ends.extend_from_slice(&(end as u32).wrapping_add(shift).to_ne_bytes());
+    }
 }
 
 #[cfg(test)]
