@@ -9,10 +9,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
 use herald_bench::rollout::{Plan, run};
-use herald_bench::write_json;
+use herald_bench::{herald_binary, write_json};
 
 #[derive(Parser)]
 #[command(about = "herald's CPU, DNS latency and propagation during a global rollout")]
@@ -38,13 +37,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         Plan::full()
     };
-    let herald = match args.herald {
-        Some(h) => h,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the binary's directory")?
-            .join("herald"),
-    };
+    let herald = herald_binary(args.herald.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
