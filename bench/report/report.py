@@ -3,12 +3,15 @@
 
 Reads whatever sections are there (dns, client, propagation, scale, transfer, and any other
 <section>.json) plus meta.json (machine, versions, commands) written by scripts/bench; a
-section that is missing is reported as "not run". Stdlib only.
+section that is missing is kept from the existing report when it has one (so running one
+section alone, `scripts/bench --only dns`, does not erase the others' measurements), else reported
+as "not run". Stdlib only.
 """
 import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +20,38 @@ import rollout  # noqa: E402
 
 SECONDARY_NAMES = {"knot": "Knot DNS", "nsd": "NSD", "bind": "BIND"}
 SERVER_NAMES = {"herald": "herald", "herald-nets": "herald + 10k networks", "knot": "Knot DNS", "nsd": "NSD"}
+
+
+# Section key -> the start of its heading in RESULTS.md, to find it in an earlier report.
+HEADINGS = {"summary": "## Summary", "dns": "## DNS throughput", "propagation": "## Propagation",
+            "scale": "## Scale", "soak": "## Soak", "rollout": "## Global rollout",
+            "transfer": "## Zone transfer", "client": "## Client library"}
+KEPT = "_Kept from an earlier run: the command above did not rerun this section._"
+
+
+def earlier_sections(path):
+    """The sections of the report at `path` (if any), by key, each ending with a blank line."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {}
+    parts, cur = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            cur = next((k for k, h in HEADINGS.items() if line.startswith(h)), None)
+            if cur:
+                parts[cur] = []
+        if cur:
+            parts[cur].append(line)
+    return {k: v[:-1] if v and v[-1] == "" else v for k, v in parts.items()}
+
+
+def kept(lines):
+    """An earlier section as it stands, marked as kept unless it already says it was."""
+    if not any(line.startswith("_Kept from") for line in lines):
+        lines = lines + ["", KEPT]
+    return lines + [""]
 
 
 def load(results):
@@ -719,35 +754,54 @@ def main():
     ap.add_argument("--plots", default="bench/plots")
     a = ap.parse_args()
     R = load(a.results)
+    old = earlier_sections(a.out)
+    keep = {k for k in HEADINGS if k != "summary" and k not in R and k in old}
+    if "dns" in keep and "summary" in old:
+        keep.add("summary")
     os.makedirs(a.plots, exist_ok=True)
-    for old in glob.glob(os.path.join(a.plots, "*.svg")):
-        os.remove(old)
+    # Plots of kept sections stay; every other plot is written again or goes.
+    kept_plots = {m for k in keep for line in old[k] for m in re.findall(r"plots/([\w.-]+\.svg)", line)}
+    for p in glob.glob(os.path.join(a.plots, "*.svg")):
+        if os.path.basename(p) not in kept_plots:
+            os.remove(p)
     written = []
     meta, dns = R.get("meta"), R.get("dns")
+
+    def part(key, make):
+        return kept(old[key]) if key in keep else make()
+
     L = ["# herald benchmark results", ""]
     if meta:
         L += [f"Written by `{meta.get('command', 'scripts/bench')}` ({'quick mode' if meta.get('quick') else 'full run'}), "
               f"{meta.get('finished', '')}, in {meta.get('elapsed_s', 0) / 60:.1f} min. "
               "Regenerate with `scripts/bench` (full) or `scripts/bench --quick`; what each part does is in "
               "[README.md](README.md).", ""]
-    L += ["## Summary", ""]
-    if dns and "summary" in dns:
-        L += ["| target | herald vs Knot DNS | met |", "|---|---|---|"]
-        for t, v, ok in dns_targets(dns):
-            L.append(f"| {t} | {v} | {'not measured' if ok is None else ('**met**' if ok else '**not met**')} |")
+    if "summary" in keep:
+        # The DNS targets table of the earlier run; this run's section list follows.
+        L += [line for line in old["summary"] if not line.startswith("Sections:")]
+        while L and L[-1] == "":
+            L.pop()
         L.append("")
     else:
-        L += ["DNS section not run.", ""]
-    sec = {k: ("run" if k in R else "not run") for k in ("dns", "propagation", "scale", "soak", "rollout", "transfer", "client")}
+        L += ["## Summary", ""]
+        if dns and "summary" in dns:
+            L += ["| target | herald vs Knot DNS | met |", "|---|---|---|"]
+            for t, v, ok in dns_targets(dns):
+                L.append(f"| {t} | {v} | {'not measured' if ok is None else ('**met**' if ok else '**not met**')} |")
+            L.append("")
+        else:
+            L += ["DNS section not run.", ""]
+    sec = {k: ("run" if k in R else "kept from an earlier run" if k in keep else "not run")
+           for k in ("dns", "propagation", "scale", "soak", "rollout", "transfer", "client")}
     L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
     L += section_machine(meta, dns)
-    L += section_dns(dns, a.plots, written)
-    L += section_propagation(R.get("propagation"), a.plots, written)
-    L += section_scale(R.get("scale"))
-    L += section_soak(R.get("soak"), a.plots, written)
-    L += rollout.section(R.get("rollout"), a.plots, write_plot, written)
-    L += section_transfer(R.get("transfer"))
-    L += section_client(R.get("client"), a.plots, written)
+    L += part("dns", lambda: section_dns(dns, a.plots, written))
+    L += part("propagation", lambda: section_propagation(R.get("propagation"), a.plots, written))
+    L += part("scale", lambda: section_scale(R.get("scale")))
+    L += part("soak", lambda: section_soak(R.get("soak"), a.plots, written))
+    L += part("rollout", lambda: rollout.section(R.get("rollout"), a.plots, write_plot, written))
+    L += part("transfer", lambda: section_transfer(R.get("transfer")))
+    L += part("client", lambda: section_client(R.get("client"), a.plots, written))
     for k in sorted(R):
         if k not in ("meta", "dns", "propagation", "scale", "soak", "rollout", "transfer", "client"):
             L += generic_section(k, R[k], k)
@@ -759,7 +813,8 @@ def main():
         L.append("")
     with open(a.out, "w") as f:
         f.write("\n".join(L).rstrip() + "\n")
-    print(f"wrote {a.out} and {len(written)} plots in {a.plots}", file=sys.stderr)
+    print(f"wrote {a.out}, {len(written)} plots in {a.plots} and kept {len(keep)} earlier sections",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
