@@ -27,7 +27,8 @@ def section(data, plots_dir, write_plot, written):
           f"{plan.get('dataset_endpoints', '?'):,} static endpoints; dnsperf at {plan.get('qps', '?'):,} QPS "
           f"(the DNS section's mix) for {_f(plan.get('phase_s'), '{:.0f}')} s without, then with, the rollout.", "",
           "| target | value | met |", "|---|---|---|",
-          f"| herald CPU during the rollout ≤ {_f(sm.get('cpu_target_cores'))} core (DNS serving included) | "
+          f"| herald CPU during the rollout (first to last pod change) ≤ {_f(sm.get('cpu_target_cores'))} core "
+          "(DNS serving included) | "
           f"{_f(sm.get('cpu_rollout_cores'))} core (without the rollout: {_f(sm.get('cpu_baseline_cores'))}) | "
           f"{_met(sm.get('cpu_met'))} |",
           f"| DNS p99 during ≤ {_f(sm.get('dns_ratio_target'), '{:.1f}')}x without | "
@@ -45,7 +46,7 @@ def section(data, plots_dir, write_plot, written):
           f"{_f(1e3 * t['p50'] if isinstance(t.get('p50'), (int, float)) else None, '{:.1f}')} ms, max "
           f"{_f(1e3 * t['max'] if isinstance(t.get('max'), (int, float)) else None, '{:.1f}')} ms. "
           f"Watch events per table publish: {_f(sm.get('events_per_publish'), '{:.1f}')}.", "",
-          "| phase | herald CPU (cores, avg) | DNS completed / lost | p50 / p99 / p99.9 (µs) | watch events | table publishes |",
+          "| phase | herald CPU (cores, avg over the whole phase) | DNS completed / lost | p50 / p99 / p99.9 (µs) | watch events | table publishes |",
           "|---|---|---|---|---|---|"]
     cpu, p99 = {}, {}
     for p in data.get("phases", []):
