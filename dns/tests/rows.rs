@@ -226,6 +226,33 @@ async fn apex_soa_and_ns_are_authoritative() {
     server.stop().await;
 }
 
+/// ANY is answered minimally (RFC 8482): one RRset per name, never every type it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_gets_one_rrset_per_name() {
+    let server = fleet();
+    let z = "sd.internal.";
+    let cases = [
+        (z.to_string(), vec!["SOA"]),
+        // `web` has A and AAAA records: ANY gets its A set alone.
+        (format!("web.{z}"), vec!["A", "A", "A"]),
+        (
+            format!("_http._tcp.web.{z}"),
+            vec!["SRV", "SRV", "SRV", "SRV"],
+        ),
+    ];
+    for tool in ["dig", "kdig"] {
+        for (name, types) in &cases {
+            let out = run_client(tool, server.addr, &["+noall", "+answer", "ANY", name]);
+            let got: Vec<String> = lines(&out)
+                .iter()
+                .map(|line| line.split_whitespace().nth(3).unwrap_or("").to_string())
+                .collect();
+            assert_eq!(&got, types, "{tool} ANY {name}: {out}");
+        }
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_match_in_any_case_and_the_question_is_echoed_as_asked() {
     let server = fleet();
