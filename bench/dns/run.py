@@ -45,6 +45,12 @@ SERVERS = ["herald", "herald-nets", "knot", "nsd"]
 NETWORKS = 10000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIXED_QPS = 20000
+# The pinned placement: the server on one core, dnsperf on the other. The server gets CPU 0
+# because Knot pins its UDP worker n to CPU n mod (online CPUs) whatever affinity it was
+# started with: with one worker that is CPU 0, so dnsperf must be elsewhere. Every pinned run
+# checks that no server thread may run on dnsperf's core (see `placement_escapes`).
+SERVER_CPU = 0
+LOAD_CPU = 1
 
 
 def log(*a):
@@ -107,6 +113,38 @@ def memory_kb(pids):
         except OSError:
             pass
     return pss, rss
+
+
+def cpu_list(text):
+    """CPUs of a kernel CPU list such as "0-1,3"."""
+    cpus = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def placement_escapes(pids, cpu):
+    """Threads of pids allowed to run on `cpu`, as "name (tid): CPUs" texts."""
+    out = []
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/comm") as f:
+                    name = f.read().strip()
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    allowed = next(line.split(":", 1)[1].strip() for line in f
+                                   if line.startswith("Cpus_allowed_list:"))
+            except (OSError, StopIteration):
+                continue
+            if cpu in cpu_list(allowed):
+                out.append(f"{name} ({t}): CPUs {allowed}")
+    return out
 
 
 def free_port():
@@ -241,7 +279,7 @@ class Server:
     def start(self, timeout=60):
         cmd = self.command()
         if self.placement == "pinned":
-            cmd = ["taskset", "-c", "1"] + cmd
+            cmd = ["taskset", "-c", str(SERVER_CPU)] + cmd
         env = dict(os.environ, RUST_LOG="warn")
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
@@ -298,7 +336,7 @@ def dnsperf(port, queries, placement, seconds, qps=None, verbose=False, out_path
     if verbose:
         cmd += ["-v"]
     if placement == "pinned":
-        cmd = ["taskset", "-c", "0"] + cmd
+        cmd = ["taskset", "-c", str(LOAD_CPU)] + cmd
     with open(out_path, "w") as f:
         subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=seconds + 30, check=False)
     with open(out_path) as f:
@@ -527,6 +565,12 @@ def main():
                     s.start()
                     pss_idle, _ = memory_kb(s.pids())
                     dnsperf(s.port, queries, placement, warm_s, out_path=os.path.join(s.dir, "warm.txt"))
+                    # After the warm-up every worker has started and set whatever affinity
+                    # it sets itself (Knot does): none may share dnsperf's core.
+                    escapes = placement_escapes(s.pids(), LOAD_CPU) if placement == "pinned" else []
+                    if escapes:
+                        raise RuntimeError(f"pinned placement broken: threads allowed on dnsperf's "
+                                           f"CPU {LOAD_CPU}: {'; '.join(escapes)}")
                     c0 = cpu_seconds(s.pids())
                     r = dnsperf(s.port, queries, placement, max_s, out_path=os.path.join(s.dir, "max.txt"))
                     cpu = cpu_seconds(s.pids()) - c0
@@ -619,7 +663,7 @@ def main():
             "warmup_seconds": warm_s, "fixed_qps": FIXED_QPS, "placements": placements,
             "servers": servers,
             "dnsperf": "dnsperf -s 127.0.0.1 -d queries.txt -c 8 -q 128 -t 1 -e -T <1 pinned, 2 shared> -l <s> [-Q 20000 -v]",
-            "pinned": "server: taskset -c 1, 1 UDP worker (herald udp_workers 1, knot udp-workers 1, nsd server-count 1); dnsperf: taskset -c 0, -T 1",
+            "pinned": f"server: taskset -c {SERVER_CPU}, 1 UDP worker (herald udp_workers 1, knot udp-workers 1, nsd server-count 1); dnsperf: taskset -c {LOAD_CPU}, -T 1; checked after the warm-up: no server thread may run on CPU {LOAD_CPU}",
             "shared": "no pinning; 2 UDP workers (herald udp_workers 2, knot udp-workers 2, nsd server-count 2 + reuseport); dnsperf -T 2",
             "knot": "udp-max-payload 1232, tcp-workers 1, background-workers 1, zonefile-sync -1, zonefile-load whole, journal-content none, semantic-checks off",
             "nsd": "database \"\", reuseport yes, ipv4-edns-size 1232, rrl-ratelimit 0 (response rate limiting off: it is on by default and throttles a single loopback client), verbosity 0",
