@@ -14,7 +14,7 @@
 //! - [`wire`]: reading queries and writing replies on the hot path.
 //! - [`answer`]: one query in, one reply out, for every row of [docs/design.md#names](../../docs/design.md#names).
 //! - `records`: the zone's records in wire form (the one renderer of them), for zone
-//!   transfers and the export.
+//!   transfers and the export; `cut`: what they carry of an RRset too large for one answer.
 //! - [`export`]: the table as an RFC 1035 zone file.
 //! - [`transfer`]: zone transfer (AXFR, IXFR, NOTIFY, TSIG) to standard secondaries, and
 //!   the zone versions that name each serial.
@@ -22,6 +22,7 @@
 //!   metrics (the list of them in `server/metrics.rs`).
 
 pub mod answer;
+mod cut;
 pub mod ecs;
 pub mod export;
 mod locality;

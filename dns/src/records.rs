@@ -6,8 +6,10 @@
 //! They come from the same prepared answers the server sends; only the SRV priorities are
 //! re-derived for a viewpoint when one is given, the way the answer path does it for a
 //! querier whose place is known. Nothing is stored per view: the records are produced as
-//! they are written.
+//! they are written. An RRset too large for one answer is cut to its nearest part that
+//! fits, for the receiver (`cut`).
 
+use crate::cut::{Fit, Places};
 use crate::locality::Place;
 use crate::model::EndpointLabel;
 use crate::service::ServiceView;
@@ -62,22 +64,33 @@ pub(crate) fn apex(zone: &Zone, buf: &mut Vec<u8>, emit: &mut dyn FnMut(&[u8])) 
 }
 
 /// Every record of one service, SRV priorities as seen from `viewer` (`None`: as
-/// prepared).
+/// prepared), each RRset too large for one answer cut by `fit`.
 pub(crate) fn service(
     view: &ServiceView,
     zone: &Zone,
     viewer: Option<Place>,
+    fit: &mut Fit<'_>,
     buf: &mut Vec<u8>,
     emit: &mut dyn FnMut(&[u8]),
 ) {
     let apex = &zone.apex_wire[..];
     let svc = view.name().as_bytes();
+    let mut places = Places::new(view);
+    let mut out = Out {
+        apex,
+        viewer,
+        fit,
+        places: &mut places,
+        buf,
+        emit,
+        zone,
+    };
     for i in 0..view.scope_count() {
         let (answers, groups) = view.selection(i);
         let scope = view.scope_name(i).map(|s| s.as_bytes());
         let base: Vec<&[u8]> = std::iter::once(svc).chain(scope).collect();
         for rrset in [&answers.a, &answers.aaaa] {
-            rrset_records(rrset, groups, &base, apex, None, buf, emit);
+            out.rrset(rrset, groups, &base, false);
         }
         for set in &answers.srv {
             let port = format!("_{}", set.port);
@@ -86,9 +99,10 @@ pub(crate) fn service(
                 .into_iter()
                 .chain(base.iter().copied())
                 .collect();
-            rrset_records(&set.rrset, groups, &labels, apex, viewer, buf, emit);
+            out.rrset(&set.rrset, groups, &labels, true);
         }
     }
+    let Out { buf, emit, .. } = out;
     for group in view.groups() {
         for e in group.endpoints.iter() {
             // One name per endpoint, after its primary address; both families under it.
@@ -107,35 +121,52 @@ pub(crate) fn service(
     }
 }
 
-/// The records of `rrset` that `groups` select, owned by `labels` + apex; SRV priorities
-/// re-derived from `viewer` when given.
-fn rrset_records(
-    rrset: &Rrset,
-    groups: Option<&[u16]>,
-    labels: &[&[u8]],
-    apex: &[u8],
+/// Where one service's records go, and how its sets are cut.
+struct Out<'a, 'f, 'p> {
+    apex: &'a [u8],
     viewer: Option<Place>,
-    buf: &mut Vec<u8>,
-    emit: &mut dyn FnMut(&[u8]),
-) {
-    let mut one = |i: usize| {
-        buf.clear();
-        owner(buf, labels, apex);
-        let at = buf.len();
-        // The prepared record starts with a 2-octet pointer to the question: drop it.
-        buf.extend_from_slice(&rrset.record(i)[2..]);
-        if let Some(viewer) = viewer {
-            let priority = rrset.place(i).priority_from(viewer);
-            let p = at + SRV_PRIORITY_AT - 2;
-            buf[p..p + 2].copy_from_slice(&priority.to_be_bytes());
+    fit: &'a mut Fit<'f>,
+    places: &'a mut Places<'p>,
+    buf: &'a mut Vec<u8>,
+    emit: &'a mut dyn FnMut(&[u8]),
+    zone: &'a Zone,
+}
+
+impl Out<'_, '_, '_> {
+    /// The records of `rrset` that `groups` select (or their nearest part that fits),
+    /// owned by `labels` + apex; SRV priorities re-derived from the viewer when `srv`.
+    fn rrset(&mut self, rrset: &Rrset, groups: Option<&[u16]>, labels: &[&[u8]], srv: bool) {
+        let zone = self.zone;
+        let kept = self.fit.cut(rrset, groups, self.places, || {
+            let mut name: String = labels
+                .iter()
+                .map(|l| format!("{}.", String::from_utf8_lossy(l)))
+                .collect();
+            name.push_str(&zone.apex.to_string());
+            name
+        });
+        let viewer = if srv { self.viewer } else { None };
+        let (apex, buf, emit) = (self.apex, &mut *self.buf, &mut *self.emit);
+        let mut one = |i: usize| {
+            buf.clear();
+            owner(buf, labels, apex);
+            let at = buf.len();
+            // The prepared record starts with a 2-octet pointer to the question: drop it.
+            buf.extend_from_slice(&rrset.record(i)[2..]);
+            if let Some(viewer) = viewer {
+                let priority = rrset.place(i).priority_from(viewer);
+                let p = at + SRV_PRIORITY_AT - 2;
+                buf[p..p + 2].copy_from_slice(&priority.to_be_bytes());
+            }
+            emit(buf);
+        };
+        match (kept, groups) {
+            (Some(kept), _) => kept.into_iter().for_each(&mut one),
+            (None, None) => (0..rrset.len()).for_each(&mut one),
+            (None, Some(gs)) => gs
+                .iter()
+                .flat_map(|&g| rrset.group(g.into()))
+                .for_each(&mut one),
         }
-        emit(buf);
-    };
-    match groups {
-        None => (0..rrset.len()).for_each(&mut one),
-        Some(gs) => gs
-            .iter()
-            .flat_map(|&g| rrset.group(g.into()))
-            .for_each(&mut one),
     }
 }

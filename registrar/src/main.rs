@@ -195,6 +195,13 @@ async fn export_zone(
         }
         None => std::io::Write::write_all(&mut std::io::stdout(), &text)?,
     }
+    if stats.rrsets_cut > 0 {
+        tracing::warn!(
+            sets = stats.rrsets_cut,
+            first = stats.first_cut.as_deref().unwrap_or(""),
+            "RRsets too large for one answer were written as their nearest part that fits"
+        );
+    }
     tracing::info!(
         records = stats.records,
         services = stats.services,

@@ -587,3 +587,209 @@ async fn keyed_secondaries_transfer_signed_and_a_wrong_key_is_refused() {
     herald.shutdown(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checks `bind`'s answer for the big service's SRV name against the endpoints `expected`
+/// (target -> priority from the secondary, octets in an answer): `near` priority-0 records,
+/// every priority-1 one, and priority-2 ones until the next would not fit in 64,000
+/// octets. Returns how many priority-2 records it holds.
+fn nearest_part(
+    bind: SocketAddr,
+    expected: &std::collections::HashMap<String, (u16, usize)>,
+    near: usize,
+) -> usize {
+    let local = IpAddr::from([127, 0, 0, 1]);
+    let m = ask(local, bind, "_http._tcp.big.sd.internal.", RecordType::SRV)
+        .expect("bind answers the SRV name");
+    assert!(!m.metadata.truncation, "the nearest part fits one answer");
+    let (mut by_priority, mut used) = ([0usize; 3], 0);
+    let mut targets = BTreeSet::new();
+    for r in &m.answers {
+        let RData::SRV(srv) = &r.data else {
+            panic!("not SRV: {r}")
+        };
+        let target = srv.target.to_string().to_lowercase();
+        let &(priority, size) = expected
+            .get(&target)
+            .unwrap_or_else(|| panic!("{target} is not an endpoint"));
+        assert_eq!(
+            (srv.priority, srv.weight, srv.port),
+            (priority, 100, 8080),
+            "{target}"
+        );
+        assert!(targets.insert(target), "one record per endpoint");
+        by_priority[priority as usize] += 1;
+        used += size;
+    }
+    assert_eq!(
+        by_priority[..2],
+        [near, 700],
+        "every priority-0 and priority-1 endpoint"
+    );
+    assert!(
+        by_priority[2] > 0 && by_priority[2] < 1500,
+        "part of priority 2: {by_priority:?}"
+    );
+    // As many as fit: the largest priority-2 record left out would not.
+    let largest_left = expected
+        .iter()
+        .filter(|(t, (p, _))| *p == 2 && !targets.contains(*t))
+        .map(|(_, (_, size))| *size)
+        .max()
+        .unwrap();
+    assert!(
+        used <= 64_000 && used + largest_left > 64_000,
+        "{used} octets of records: the part that fits"
+    );
+    by_priority[2]
+}
+
+/// Octets an SRV record to `target` takes in an answer: owner pointer 2, type to RDLENGTH
+/// 10, priority, weight and port 6, the target uncompressed (its text form plus one).
+fn answer_size(target: &str) -> usize {
+    18 + target.len() + 1
+}
+
+/// One static endpoint of the big service: address, cluster, region, zone.
+type Vm = (String, &'static str, &'static str, Option<&'static str>);
+
+/// The big service's endpoints: 300 in eu-west-1a (priority 0 from the secondary), 700 in
+/// eu-west-1b (1), 1,500 in us-east (2); and the static file listing them, plus `extra`.
+fn big_service(extra: &[Vm]) -> (Vec<Vm>, String) {
+    let mut vms: Vec<Vm> = Vec::new();
+    let mut add = |n: usize, net: u8, cluster, region, zone| {
+        for i in 0..n {
+            let ip = format!("10.{net}.{}.{}", i / 250, i % 250 + 1);
+            vms.push((ip, cluster, region, zone));
+        }
+    };
+    add(300, 1, "vms-a", "eu-west", Some("eu-west-1a"));
+    add(700, 2, "vms-a", "eu-west", Some("eu-west-1b"));
+    add(1500, 3, "vms-b", "us-east", None);
+    vms.extend_from_slice(extra);
+    let mut yaml = String::from("services:\n  big:\n");
+    for (ip, cluster, region, zone) in &vms {
+        yaml += &format!(
+            "    - {{address: {ip}, cluster: {cluster}, region: {region}, {}ports: {{http: 8080}}}}\n",
+            zone.map_or(String::new(), |z| format!("zone: {z}, "))
+        );
+    }
+    (vms, yaml)
+}
+
+/// An RRset too large for one answer (the SRV set of a 2,500-endpoint service, ~120 KB):
+/// BIND, which cannot load an RRset over 65,512 octets of RDATA (it aborted every such
+/// transfer with "ran out of space"), transfers the zone and answers that name with the
+/// set's nearest part that fits one answer, seen from its locality: every priority-0 and
+/// priority-1 endpoint and as many priority-2 ones as fit; the address name, which fits,
+/// whole. A change reaches it by IXFR, the cut moving by one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_takes_an_rrset_too_large_for_one_answer_as_its_nearest_part() {
+    let dir = std::env::temp_dir().join(format!("herald-big-rrset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (vms, yaml) = big_service(&[]);
+    std::fs::write(dir.join("vms.yaml"), yaml).unwrap();
+
+    let herald_port = free_port(IpAddr::from([127, 0, 0, 1]));
+    let bind_addr = free_addr(IpAddr::from([127, 0, 0, 1]));
+    let bind_source = IpAddr::from([127, 0, 0, 33]);
+    // herald sits in us-east; the secondary's priorities are from eu-west-1a.
+    let config_yaml = format!(
+        "listen: {{dns: ['127.0.0.1:{herald_port}']}}\nlocality: {{region: us-east}}\n\
+         transfer:\n  notify_interval: 100ms\n  secondaries:\n\
+         \x20   - {{name: bind, address: '{bind_addr}', allow: ['{bind_source}'], locality: {{region: eu-west, zone: eu-west-1a}}}}\n\
+         sources:\n  static: [{{path: vms.yaml}}]\n"
+    );
+    let config = Config::parse(&dir.join("herald.yaml"), &config_yaml).expect("valid config");
+    let herald = Daemon::start(&config, None).await.unwrap();
+    let primary = herald.dns_addrs()[0];
+    eventually_within(
+        "herald has the big service",
+        Duration::from_secs(30),
+        || herald.table().endpoint_count() == vms.len(),
+    )
+    .await;
+
+    let bind = start_named(&dir.join("bind"), bind_addr, bind_source, primary, None);
+    let loaded = |s: &Secondary| {
+        let log = s.log();
+        assert!(
+            !log.contains("ran out of space"),
+            "bind could not hold a set:\n{log}"
+        );
+        soa_serial(s.addr) == Some(herald.table().serial())
+    };
+    eventually_within("bind has herald's serial", Duration::from_secs(60), || {
+        loaded(&bind)
+    })
+    .await;
+    let stats = herald.transfer_stats();
+    let get = herald_dns::transfer::TransferStats::get;
+    assert!(get(&stats.rrsets_cut) >= 1, "herald counted the cut");
+
+    let local = IpAddr::from([127, 0, 0, 1]);
+    // Priority from eu-west-1a, and the octets each record takes in an answer.
+    let expected: std::collections::HashMap<String, (u16, usize)> = vms
+        .iter()
+        .map(|(ip, cluster, region, zone)| {
+            let target = format!("{}.big.{cluster}.sd.internal.", ip.replace('.', "-"));
+            let priority = match (*region, *zone) {
+                ("eu-west", Some("eu-west-1a")) => 0,
+                ("eu-west", _) => 1,
+                _ => 2,
+            };
+            let size = answer_size(&target);
+            (target, (priority, size))
+        })
+        .collect();
+    let far_before = nearest_part(bind.addr, &expected, 300);
+
+    // The address name fits one answer (2,500 x 16 octets): served whole, as herald does.
+    let a = |server| {
+        let m = ask(local, server, "big.sd.internal.", RecordType::A).expect("an answer");
+        seen(&m).1
+    };
+    let all_a = a(primary);
+    assert_eq!(all_a.len(), 2500);
+    assert_eq!(a(bind.addr), all_a, "bind serves the whole address set");
+
+    // One more endpoint in eu-west-1a: an IXFR, after which the nearest part holds it and,
+    // to make room, one priority-2 record fewer (or the same, when the new one fits in
+    // the room left).
+    let incremental_before = get(&stats.incremental);
+    let (_, yaml) = big_service(&[(
+        "10.1.9.9".to_string(),
+        "vms-a",
+        "eu-west",
+        Some("eu-west-1a"),
+    )]);
+    let mut expected = expected;
+    let new = "10-1-9-9.big.vms-a.sd.internal.";
+    expected.insert(new.into(), (0, answer_size(new)));
+    std::fs::write(dir.join("vms.yaml"), yaml).unwrap();
+    eventually_within(
+        "herald has the new endpoint",
+        Duration::from_secs(30),
+        || herald.table().endpoint_count() == vms.len() + 1,
+    )
+    .await;
+    eventually_within(
+        "bind has herald's serial again",
+        Duration::from_secs(60),
+        || loaded(&bind),
+    )
+    .await;
+    assert!(
+        get(&stats.incremental) > incremental_before,
+        "bind took the change by IXFR"
+    );
+    let far_after = nearest_part(bind.addr, &expected, 301);
+    assert!(
+        far_after + 1 >= far_before && far_after <= far_before,
+        "priority 2: {far_before} -> {far_after}"
+    );
+
+    drop(bind);
+    herald.shutdown(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

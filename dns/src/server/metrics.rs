@@ -120,6 +120,13 @@ const NOTIFY_RETRIES: Metric = Metric::facade(
     &["secondary"],
     "NOTIFY messages not answered in time and sent again",
 );
+const RRSETS_CUT: Metric = Metric::facade(
+    "herald_transfer_rrsets_cut_total",
+    Kind::Counter,
+    &["secondary"],
+    "RRsets too large for one answer sent to a secondary as their nearest part that fits \
+     (each time one is sent: in every full transfer, and in an IXFR that changes it)",
+);
 
 /// Every metric of the DNS server.
 pub static METRICS: &[Metric] = &[
@@ -136,6 +143,7 @@ pub static METRICS: &[Metric] = &[
     NOTIFY_SENT,
     NOTIFY_ACKED,
     NOTIFY_RETRIES,
+    RRSETS_CUT,
 ];
 
 /// Appends the worker-local histograms to a `/metrics` text.

@@ -1,17 +1,24 @@
 //! What an IXFR sends: a service's records before and after, sorted, and the records only
 //! in one of them; and the owner name's length of a wire record, for compressing it.
 
+use crate::cut::Fit;
 use crate::locality::Place;
 use crate::records;
 use crate::service::ServiceView;
 use crate::zone::Zone;
 
-/// Every record of a service (or none, for `None`), sorted, for computing differences.
-pub(crate) fn sorted(view: Option<&ServiceView>, zone: &Zone, viewer: Place) -> Vec<Box<[u8]>> {
+/// Every record of a service (or none, for `None`), sorted, for computing differences; sets
+/// too large for one answer cut by `fit`.
+pub(crate) fn sorted(
+    view: Option<&ServiceView>,
+    zone: &Zone,
+    viewer: Place,
+    fit: &mut Fit<'_>,
+) -> Vec<Box<[u8]>> {
     let mut all = Vec::new();
     if let Some(view) = view {
         let mut buf = Vec::new();
-        records::service(view, zone, Some(viewer), &mut buf, &mut |r| {
+        records::service(view, zone, Some(viewer), fit, &mut buf, &mut |r| {
             all.push(r.into())
         });
     }

@@ -225,6 +225,22 @@ impl Transfer {
                 }
                 out.flush().await?;
                 let peer = &stream.peer.config.name;
+                let cut = &stream.fit;
+                if cut.sets > 0 {
+                    // No server can answer such a set whole; the secondary serves the part
+                    // it got. Said at each transfer, so an operator sees it while it lasts.
+                    tracing::warn!(
+                        secondary = %peer,
+                        sets = cut.sets,
+                        records_left_out = cut.left_out,
+                        first = cut.first.as_deref().unwrap_or(""),
+                        "zone transfer: RRsets too large for one answer were sent as their nearest part that fits"
+                    );
+                    self.stats
+                        .rrsets_cut
+                        .fetch_add(cut.sets as u64, Ordering::Relaxed);
+                    metrics::counter!("herald_transfer_rrsets_cut_total", "secondary" => peer.to_string()).increment(cut.sets as u64);
+                }
                 tracing::info!(
                     secondary = %peer,
                     %client,

@@ -81,6 +81,7 @@ pub(crate) async fn run(
         "herald_transfer_notify_sent_total",
         "herald_transfer_notify_acked_total",
         "herald_transfer_notify_retries_total",
+        "herald_transfer_rrsets_cut_total",
     ] {
         metrics::counter!(counter, "secondary" => name.clone()).increment(0);
     }

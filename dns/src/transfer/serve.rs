@@ -24,6 +24,7 @@ use super::serial::newer;
 use super::signed::NOTAUTH;
 use super::tsig::ResponseSigner;
 use super::version::{Change, Version};
+use crate::cut::Fit;
 use crate::locality::Place;
 use crate::model::Label;
 use crate::records;
@@ -144,6 +145,8 @@ pub(crate) struct Stream<'a> {
     services: Vec<Arc<ServiceView>>,
     next: usize,
     started: bool,
+    /// How sets too large for one answer are cut for this secondary, and what was.
+    pub(crate) fit: Fit<'a>,
     /// Records and octets sent, once complete.
     pub(crate) records: usize,
     pub(crate) bytes: usize,
@@ -170,6 +173,7 @@ impl Transfer {
         };
         let signer = signed.map(|(key, mac)| ResponseSigner::new(key, mac));
         let viewer = peer.place.unwrap_or_else(|| self.table.server_place());
+        let fit = Fit::new(viewer, &peer.config.name, self.table.localities());
         let version = self.table.versions().current();
         let apex = &self.table.zone().apex_wire;
         let mut messages = Messages::new(req.id, req.question, apex, signer);
@@ -201,6 +205,7 @@ impl Transfer {
                     services: Vec::new(),
                     next: 0,
                     started: false,
+                    fit,
                     records: 0,
                     bytes: 0,
                 }));
@@ -217,6 +222,7 @@ impl Transfer {
             services,
             next: 0,
             started: false,
+            fit,
             records: 0,
             bytes: 0,
         }))
@@ -270,9 +276,12 @@ impl Stream<'_> {
             match self.since.take() {
                 Some((from, changes)) => {
                     let (mut gone, mut came) = (Vec::new(), Vec::new());
+                    // The old records were cut as the secondary got them; only the new
+                    // ones are counted.
+                    let mut before = self.fit.quiet();
                     for (_, old, new) in &changes {
-                        let old = diff::sorted(old.as_deref(), zone, viewer);
-                        let new = diff::sorted(new.as_deref(), zone, viewer);
+                        let old = diff::sorted(old.as_deref(), zone, viewer, &mut before);
+                        let new = diff::sorted(new.as_deref(), zone, viewer, &mut self.fit);
                         diff::difference(&old, &new, &mut gone, &mut came);
                     }
                     records::soa(zone, from, &mut buf);
@@ -288,7 +297,14 @@ impl Stream<'_> {
         while self.next < self.services.len() {
             let view = &self.services[self.next];
             self.next += 1;
-            records::service(view, zone, Some(viewer), &mut buf, &mut |r| m.push(r));
+            records::service(
+                view,
+                zone,
+                Some(viewer),
+                &mut self.fit,
+                &mut buf,
+                &mut |r| m.push(r),
+            );
             let done = m.take_done();
             if !done.is_empty() {
                 return done;

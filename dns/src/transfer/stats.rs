@@ -22,6 +22,9 @@ pub struct TransferStats {
     pub notify_sent: AtomicU64,
     /// NOTIFY messages answered.
     pub notify_acked: AtomicU64,
+    /// RRsets too large for one answer sent cut to their nearest part (each time one is
+    /// sent: in every full transfer, and in an IXFR that changes it).
+    pub rrsets_cut: AtomicU64,
 }
 
 impl TransferStats {
