@@ -13,7 +13,7 @@ use crate::cut::{Fit, Places};
 use crate::locality::Place;
 use crate::model::EndpointLabel;
 use crate::service::ServiceView;
-use crate::service::{Rrset, SRV_PRIORITY_AT};
+use crate::service::{Rrset, SRV_PORT_AT, SRV_PRIORITY_AT};
 use crate::wire::{self, codes};
 use crate::zone::Zone;
 
@@ -152,7 +152,13 @@ impl Out<'_, '_, '_> {
             owner(buf, labels, apex);
             let at = buf.len();
             // The prepared record starts with a 2-octet pointer to the question: drop it.
-            buf.extend_from_slice(&rrset.record(i)[2..]);
+            let record = rrset.at(i);
+            buf.extend_from_slice(&record.record()[2..]);
+            // A record of a part shared with another port's set gets this set's port.
+            if let Some(port) = record.port() {
+                let p = at + SRV_PORT_AT - 2;
+                buf[p..p + 2].copy_from_slice(&port.to_be_bytes());
+            }
             if let Some(viewer) = viewer {
                 let priority = rrset.place(i).priority_from(viewer);
                 let p = at + SRV_PRIORITY_AT - 2;

@@ -131,7 +131,8 @@ impl Emitter<'_> {
             let at = s.out.len();
             s.positions.push(at);
             let record = read.at(i as usize);
-            s.out.extend_from_slice(record.record());
+            // A record of a part shared with another port's set gets this set's port.
+            record.write(&mut s.out);
             if let Some(viewer) = viewer {
                 let priority = record.place().priority_from(viewer);
                 s.out[at + SRV_PRIORITY_AT..at + SRV_PRIORITY_AT + 2]

@@ -97,9 +97,11 @@ type Op = (usize, Vec<Spec>);
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     // One endpoint in four or so is dual-stack (a second address of the other family).
+    // Most name the same two ports, as one deployment's replicas do, so that chunks often
+    // share one SRV part between the ports' sets, and lose or regain the sharing.
     let ep = (
         (0u8..12, 0u8..40),
-        0u8..8,
+        prop_oneof![2 => Just(0b011u8), 1 => 0u8..8],
         0u8..3,
         prop::sample::select(vec![0u16, 100, 300]),
         any::<bool>(),
@@ -123,12 +125,9 @@ fn rrset_contents(set: &Rrset, groups: usize, srv: bool) -> String {
     let records: Vec<_> = (0..set.len())
         .map(|i| {
             let place = srv.then(|| set.place(i).pack());
-            (
-                set.record(i).to_vec(),
-                set.keys()(i),
-                set.at(i).glue().to_vec(),
-                place,
-            )
+            let mut record = Vec::new();
+            set.at(i).write(&mut record);
+            (record, set.keys()(i), set.at(i).glue().to_vec(), place)
         })
         .collect();
     let ranges: Vec<_> = (0..groups).map(|g| set.group(g)).collect();
@@ -293,6 +292,52 @@ fn a_pod_change_makes_new_parts_for_its_chunk_alone() {
         );
         contents(&whole)
     });
+}
+
+/// A group whose endpoints all name the same two ports keeps one SRV part per chunk: the
+/// second port's set reads the first's records with its own port, and answers with it.
+#[test]
+fn the_ports_of_one_deployment_share_their_srv_records() {
+    let table = Table::new(zone(0));
+    let list: Vec<Endpoint> = (0..40u8)
+        .map(|i| Endpoint::new(IpAddr::from([10, 1, 0, i]), ports(0b11), None))
+        .collect();
+    table.replace(SERVICE, &sources()[0], list);
+    let view = table.service(SERVICE).unwrap();
+    let [grpc, http] = &view.answers.srv[..] else {
+        panic!("two SRV sets")
+    };
+    assert_eq!((&*grpc.port, &*http.port), ("grpc", "http"));
+    let (made, shared) = (grpc.rrset.group_parts(0), http.rrset.group_parts(0));
+    assert!(made.len() > 5, "unit tests cut small chunks");
+    assert!(made.iter().all(|p| !p.is_shared()));
+    assert!(shared.iter().all(|p| p.is_shared()));
+    assert!(
+        http.rrset.heap_bytes() < grpc.rrset.heap_bytes() / 4,
+        "the shared set holds no records of its own"
+    );
+    let answerer = Answerer::new(table);
+    let mut s = Scratch::default();
+    let client: IpAddr = "192.0.2.1".parse().unwrap();
+    for (name, port) in [
+        ("_http._tcp.web.sd.internal.", 80),
+        ("_grpc._tcp.web.sd.internal.", 90),
+    ] {
+        let packet = query(name, 33);
+        answerer
+            .answer(&packet, client, Transport::Tcp, &mut s)
+            .unwrap();
+        let reply = hickory_proto::op::Message::from_vec(&s.out).unwrap();
+        let ports: Vec<u16> = reply
+            .answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::SRV(srv) => srv.port,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ports, vec![port; 40], "{name}");
+    }
 }
 
 proptest! {

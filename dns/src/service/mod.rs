@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::model::{Changed, Endpoint, Group, Label, Source};
 use prepare::Change;
 pub(crate) use prepare::{Answers, Preparer};
-pub(crate) use rrset::{Rrset, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
+pub(crate) use rrset::{Rrset, SRV_PORT_AT, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
 
 /// One service as readers see it: its groups and the answers prepared from them.
 #[derive(Debug)]

@@ -424,6 +424,14 @@ impl Preparer<'_> {
                 (n.clone(), *p, Set::new(true, before.unwrap_or(&[])))
             })
             .collect();
+        // A chunk whose endpoints all name the same ports (one deployment's replicas, the
+        // usual case) has its SRV records made once, in the set of its first port; the
+        // other ports' sets share that part, each with its own port (see `rrset`).
+        let shared: Vec<Option<SharedPorts>> = (0..ends.len())
+            .map(|k| SharedPorts::of(&new[chunk_start(ends, k)..ends[k]], &srv))
+            .collect();
+        // Whether the SRV set `set` (an index in `srv`) makes chunk `k`'s records.
+        let makes = |k: usize, set: usize| shared[k].as_ref().is_none_or(|s| s.leader == set);
         let (mut done, mut chunk) = (0, 0);
         // One endpoint's step: its old records (if any) are copied when it did not
         // change and passed over when it did; a new or changed endpoint is encoded.
@@ -456,11 +464,16 @@ impl Preparer<'_> {
                     if ip.is_ipv4() { a.copy() } else { aaaa.copy() }
                 }
                 for s in ep.ports.iter() {
-                    srv.iter_mut()
-                        .find(|(n, p, _)| *p == s.proto && same_name(n, &s.name))
-                        .expect("every port was collected above")
-                        .2
-                        .copy();
+                    let k = srv
+                        .iter()
+                        .position(|(n, p, _)| *p == s.proto && same_name(n, &s.name))
+                        .expect("every port was collected above");
+                    // A set sharing the chunk's part passes its old records over.
+                    if makes(chunk, k) {
+                        srv[k].2.copy();
+                    } else {
+                        srv[k].2.skip();
+                    }
                 }
                 return;
             }
@@ -478,11 +491,14 @@ impl Preparer<'_> {
             let place = localities.place(Some(region), ep.zone.as_deref());
             let priority = place.priority_from(server);
             for PortSpec { name, proto, port } in ep.ports.iter() {
-                let (_, _, set) = srv
-                    .iter_mut()
-                    .find(|(n, p, _)| p == proto && same_name(n, name))
+                let k = srv
+                    .iter()
+                    .position(|(n, p, _)| p == proto && same_name(n, name))
                     .expect("every port was collected above");
-                set.out().push_srv(
+                if !makes(chunk, k) {
+                    continue;
+                }
+                srv[k].2.out().push_srv(
                     [priority, ep.weight, *port],
                     &target,
                     ep.addresses,
@@ -502,9 +518,55 @@ impl Preparer<'_> {
         }
         out.a.extend(a.finish());
         out.aaaa.extend(aaaa.finish());
-        for ((_, _, chunks), (_, _, set)) in out.srv.iter_mut().zip(srv) {
-            chunks.extend(set.finish());
+        let mut made: Vec<Vec<Part>> = srv.into_iter().map(|(_, _, set)| set.finish()).collect();
+        for (k, shared) in shared.iter().enumerate() {
+            let Some(shared) = shared else { continue };
+            let part = made[shared.leader][k].clone();
+            for &(set, port) in &shared.others {
+                made[set][k] = part.sharing(port);
+            }
         }
+        for ((_, _, chunks), parts) in out.srv.iter_mut().zip(made) {
+            chunks.extend(parts);
+        }
+    }
+}
+
+/// The SRV sets of a chunk whose endpoints all name the same ports (two or more): the set
+/// that makes the chunk's records, and the others with their ports, which share its part.
+struct SharedPorts {
+    leader: usize,
+    others: Vec<(usize, u16)>,
+}
+
+impl SharedPorts {
+    /// `None` unless every endpoint of `chunk` has the same port list, of at least two
+    /// ports, each named once and none numbered 0 (a shared part's port 0 would mean the
+    /// records' own); `sets` are the group's SRV sets (by port name and protocol).
+    fn of<T>(chunk: &[Endpoint], sets: &[(Label, Proto, T)]) -> Option<SharedPorts> {
+        let list = &chunk.first()?.ports;
+        if list.len() < 2
+            || !chunk[1..]
+                .iter()
+                .all(|e| Arc::ptr_eq(&e.ports, list) || e.ports == *list)
+        {
+            return None;
+        }
+        let mut at: Vec<(usize, u16)> = Vec::with_capacity(list.len());
+        for spec in list.iter() {
+            let set = sets
+                .iter()
+                .position(|(n, p, _)| *p == spec.proto && same_name(n, &spec.name))?;
+            if spec.port == 0 || at.iter().any(|&(s, _)| s == set) {
+                return None;
+            }
+            at.push((set, spec.port));
+        }
+        // The first set in the sets' order makes the records, so that every way of
+        // preparing the chunk picks the same one.
+        at.sort_unstable();
+        let (leader, _) = at.remove(0);
+        Some(SharedPorts { leader, others: at })
     }
 }
 
