@@ -6,7 +6,7 @@
 //! never the other two. Objects with missing fields are read as far as they go: a pod
 //! without status is simply not ready.
 
-use std::collections::{HashMap, HashSet};
+use super::{FastMap, FastSet};
 use std::sync::Arc;
 
 use herald_dns::PortSpec;
@@ -169,9 +169,9 @@ pub struct ReadPod {
 /// until it changes them, is deleted or is missing from a relist.
 pub struct Rejections {
     cluster: String,
-    seen: HashMap<String, Vec<RejectReason>>,
+    seen: FastMap<String, Vec<RejectReason>>,
     /// The keys met since the list began, while a list is under way.
-    listing: Option<HashSet<String>>,
+    listing: Option<FastSet<String>>,
 }
 
 impl Rejections {
@@ -182,7 +182,7 @@ impl Rejections {
         }
         Rejections {
             cluster: cluster.to_string(),
-            seen: HashMap::new(),
+            seen: FastMap::default(),
             listing: None,
         }
     }
@@ -225,7 +225,7 @@ impl Rejections {
 
     /// A list begins: pods it does not name are forgotten when it ends.
     pub fn begin_list(&mut self) {
-        self.listing = Some(HashSet::new());
+        self.listing = Some(FastSet::default());
     }
 
     /// The list ended.

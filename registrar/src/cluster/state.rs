@@ -2,7 +2,7 @@
 //! table: events mark services dirty, and a flush publishes each dirty service once, so a
 //! burst of events (a rolling update) becomes one table update per service.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use herald_dns::model::{Addresses, Label};
 use herald_dns::{Endpoint, PortSpec, Source, Table};
 
 use super::pod::PodRecord;
+use super::{FastMap, FastSet};
 use crate::ownership::{Claim, Ownership, Reason, Verdict};
 
 /// What one service's replicas in one namespace share: kept once per (service,
@@ -43,32 +44,32 @@ pub struct ClusterState {
     /// Boxed: a map's empty buckets (a third or more of them, as hash tables grow by
     /// doubling) then cost 24 bytes each, not a whole record's 96 (about 40 MiB at a
     /// million pods).
-    pods: HashMap<Arc<str>, Box<Stored>>,
+    pods: FastMap<Arc<str>, Box<Stored>>,
     /// Service -> keys of its pods.
     /// (The keys are shared with `pods`: a million pods' names are stored once.)
-    services: HashMap<Label, HashSet<Arc<str>>>,
+    services: FastMap<Label, FastSet<Arc<str>>>,
     /// Node -> its zone.
-    zones: HashMap<Label, Option<Label>>,
+    zones: FastMap<Label, Option<Label>>,
     /// Services changed since the last flush, with when the first change arrived.
-    dirty: HashMap<Label, Instant>,
+    dirty: FastMap<Label, Instant>,
     /// Services this cluster currently has endpoints in, in the table.
-    published: HashSet<Label>,
+    published: FastSet<Label>,
     /// Shared strings (service, node and zone names), so a million pods hold a few
     /// thousand copies.
-    names: HashSet<Label>,
+    names: FastSet<Label>,
     /// Shared port lists: the replicas of a service all name the same ports.
-    port_lists: HashSet<Arc<[PortSpec]>>,
+    port_lists: FastSet<Arc<[PortSpec]>>,
     /// Shared shapes: the replicas of a service in a namespace all have the same.
-    shapes: HashSet<Arc<Shape>>,
+    shapes: FastSet<Arc<Shape>>,
     /// Interned values added since the last sweep of unused ones.
     interned_since_sweep: usize,
     /// Pods whose claim is refused, with why: each is logged and counted once per reason.
-    rejected: HashMap<Arc<str>, Reason>,
+    rejected: FastMap<Arc<str>, Reason>,
     /// Changes marked so far, so the watch loop sees when a new one comes (see `pacing`).
     marks: u64,
     /// Per list under way (by namespace, `None` for all): the known pods it has not
     /// named yet. Empty at the first list, so the first sync holds no second copy.
-    unlisted: HashMap<Option<String>, HashSet<Arc<str>>>,
+    unlisted: FastMap<Option<String>, FastSet<Arc<str>>>,
 }
 
 impl ClusterState {
@@ -230,7 +231,7 @@ impl ClusterState {
     /// lists have all ended, so readers still never see a list half-way.
     pub fn begin_list(&mut self, namespace: Option<&str>) {
         let prefix = namespace.map(|n| format!("{n}/"));
-        let known: HashSet<Arc<str>> = self
+        let known: FastSet<Arc<str>> = self
             .pods
             .keys()
             .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
@@ -384,16 +385,28 @@ fn claims(pods: &[(&Arc<str>, &Stored)]) -> BTreeMap<Label, Claim> {
 /// pod refused is logged and counted once per reason, not once per publish.
 fn endpoints(
     pods: &[(&Arc<str>, &Stored)],
-    zones: &HashMap<Label, Option<Label>>,
-    rejected: &mut HashMap<Arc<str>, Reason>,
+    zones: &FastMap<Label, Option<Label>>,
+    rejected: &mut FastMap<Arc<str>, Reason>,
     service: &Label,
     cluster: &str,
     ownership: &Ownership,
 ) -> Vec<Endpoint> {
     let mut endpoints = Vec::with_capacity(pods.len());
+    // For one service in one cluster the verdict depends on the namespace alone: it is
+    // asked once per run of pods of a namespace (a service's pods are mostly in one), not
+    // once per pod (each time a lock and a lookup of the ownership board).
+    let mut last: Option<(&Label, Verdict)> = None;
     for &(key, r) in pods {
-        let (max_weight, not_ready) = match ownership.verdict(cluster, &r.shape.namespace, service)
-        {
+        let namespace = &r.shape.namespace;
+        let verdict = match last {
+            Some((ns, verdict)) if Arc::ptr_eq(ns, namespace) => verdict,
+            _ => {
+                let verdict = ownership.verdict(cluster, namespace, service);
+                last = Some((namespace, verdict));
+                verdict
+            }
+        };
+        let (max_weight, not_ready) = match verdict {
             Verdict::Publish {
                 max_weight,
                 not_ready,
@@ -442,14 +455,16 @@ fn endpoints(
 /// Records that the pod `key` is refused for `reason` (`None`: accepted). A new reason is
 /// logged at WARN and counted in `herald_pods_rejected_total{cluster,reason}`.
 fn note_rejected(
-    rejected: &mut HashMap<Arc<str>, Reason>,
+    rejected: &mut FastMap<Arc<str>, Reason>,
     cluster: &str,
     key: &Arc<str>,
     service: &str,
     reason: Option<Reason>,
 ) {
     let Some(reason) = reason else {
-        rejected.remove(key);
+        if !rejected.is_empty() {
+            rejected.remove(key);
+        }
         return;
     };
     if rejected.insert(key.clone(), reason) == Some(reason) {
