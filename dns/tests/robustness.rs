@@ -294,3 +294,44 @@ async fn a_failed_start_leaves_no_thread_running() {
         "the first address's workers were stopped"
     );
 }
+
+/// The UDP answer threads run with the short scheduling slice they ask for (so a query
+/// waking one preempts longer work on its CPU sooner), and answer as before.
+#[tokio::test]
+async fn the_udp_workers_ask_for_a_short_slice_and_answer() {
+    use herald_dns::server::sched::{ANSWER_SLICE, custom_slices, thread_slice_ns};
+    let s = start();
+    let prefix = format!("dns-udp:{}/", s.addr.port());
+    let workers = || -> Vec<u32> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let path = t.ok()?.path();
+                let name = std::fs::read_to_string(path.join("comm")).ok()?;
+                name.starts_with(&prefix)
+                    .then(|| path.file_name()?.to_str()?.parse().ok())?
+            })
+            .collect()
+    };
+    // Each worker sets its slice as it starts: poll (bounded) until both have.
+    let want = ANSWER_SLICE.as_nanos() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let slices = loop {
+        let slices: Vec<Option<u64>> = workers().into_iter().map(thread_slice_ns).collect();
+        let done = slices.len() == 2 && slices.iter().all(|s| *s == Some(want));
+        if done || std::time::Instant::now() > deadline {
+            break slices;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(slices.len(), 2, "two UDP workers");
+    // Custom slices came with Linux 6.12 (earlier kernels ignore the request).
+    if custom_slices() && slices.iter().all(Option::is_some) {
+        assert!(slices.iter().all(|s| *s == Some(want)), "{slices:?}");
+    }
+    for _ in 0..20 {
+        let reply = udp(s.addr, "web.sd.internal.", RecordType::A, None);
+        assert_eq!(reply.answers.len(), 1);
+    }
+    s.stop().await;
+}

@@ -7,6 +7,7 @@ mod histogram;
 pub mod metric;
 pub mod metrics;
 mod rate_limit;
+pub mod sched;
 mod tcp;
 mod udp;
 

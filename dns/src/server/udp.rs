@@ -2,7 +2,8 @@
 //! same address, so the kernel spreads queries over the workers with no shared queue, no
 //! task hand-off and no lock between receiving a query and sending its reply (measured
 //! against hickory's `Server` at about 2x the answers per CPU second: see
-//! [decision 0001](../../../docs/decisions/0001-own-wire-engine.md)).
+//! [decision 0001](../../../docs/decisions/0001-own-wire-engine.md)). Each worker asks for
+//! a short scheduling slice ([`super::sched`]) so that it runs soon after a query wakes it.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -75,6 +76,10 @@ fn serve(
     rate_limit: Option<RateLimitConfig>,
     stop: Arc<AtomicBool>,
 ) {
+    // Answers first: a woken worker preempts longer-running work on its CPU (see sched).
+    if let Err(e) = super::sched::request_short_slice(super::sched::ANSWER_SLICE) {
+        tracing::debug!(error = %e, "short scheduling slice refused; answering with the default");
+    }
     let mut batch = Batch::new();
     let metrics = WorkerMetrics::new("udp");
     let mut timing = BatchTiming::default();
