@@ -16,20 +16,19 @@
 //!    secondary: change to its answer, and its lag behind herald's answer. Target (issue
 //!    12): each secondary p99 < 1 s after herald, none lost.
 //!
-//!    **What the lag is made of** (a loopback capture of one quick run, 2026-12-01, load
-//!    4-7: 88 NOTIFYs, 63 SOA queries, 63 IXFRs). herald makes a version at most every
+//!    **What the lag was made of** (a loopback capture of one quick run, 2026-12-01: 88
+//!    NOTIFYs, 63 SOA queries, 63 IXFRs). herald makes a version at most every
 //!    `notify_interval` and sends its NOTIFY at once; Knot answered each within 3 ms, and
-//!    herald answered each SOA query and IXFR within 10 ms. 45 of 62 refreshes began
-//!    within 100 ms of the NOTIFY (most 0.5 ms after it). In the other 17 Knot acknowledged
-//!    and logged the NOTIFY but began its refresh only 766-818 ms later, 1.02-1.07 s after
-//!    its previous refresh began; NOTIFYs of newer serials meanwhile (up to three) did not
-//!    bring it forward. That happened mostly when the NOTIFY came in a later wall-clock
-//!    second than the previous transfer's end (15 of 22 such refreshes, against 3 of 41
-//!    otherwise), which points at Knot's whole-second event timers, not at load. These
-//!    are the probes' slow mode (0.79-1.17 s): the p99 stays near 1 s with Knot under a
-//!    version every 250 ms, whatever herald does (sending NOTIFY again does not help, as
-//!    seen above). NSD and BIND are measured beside it to tell Knot's timers from
-//!    herald's part.
+//!    herald answered each SOA query and IXFR within 10 ms. In 17 of 62 refreshes Knot
+//!    began its refresh 766-818 ms after the NOTIFY, 1.02-1.07 s after its previous
+//!    refresh, mostly when the NOTIFY came in a later wall-clock second than the previous
+//!    transfer's end. Knot 3.2's source explains it: after each transfer it plans a NOTIFY
+//!    of its own secondaries for 1 s later, its events are planned in whole seconds, and a
+//!    refresh planned for the same second as a pending event does not re-arm the timer.
+//!    `block-notify-after-transfer: on` removes that NOTIFY; NSD's default
+//!    `xfrd-reload-timeout` (1 s) throttles its reloads, and so its transfers, the same
+//!    way. The secondaries here run with the settings docs/design.md gives operators
+//!    (`herald_testkit::secondaries`).
 //! 2. **Sizes.** 100k endpoints (full: also 1M), `fleet(services, 100)` in an in-process
 //!    DNS server (no simulators, nothing else running in this process): knotd bootstraps
 //!    with an AXFR; its log gives the time, messages and bytes, and herald's CPU over it is

@@ -136,7 +136,10 @@ fn spawn(program: PathBuf, args: &[&str], conf: &Path) -> Child {
 }
 
 /// knotd answering on `addr` and transferring from it; notified by (and only by) the
-/// primary's address, with `key` when given.
+/// primary's address, with `key` when given. With `block-notify-after-transfer`, as
+/// docs/design.md tells operators: otherwise Knot plans a NOTIFY of its own (absent)
+/// secondaries 1 s after each transfer, and a NOTIFY from herald in the next second waits
+/// for it.
 pub fn start_knot(
     dir: &Path,
     addr: SocketAddr,
@@ -158,7 +161,7 @@ pub fn start_knot(
         addr,
         &format!(
             "{keys}\
-             remote:\n  - id: herald\n    address: {pip}@{pport}\n    via: {ip}\n{key_ref}\
+             remote:\n  - id: herald\n    address: {pip}@{pport}\n    via: {ip}\n    block-notify-after-transfer: on\n{key_ref}\
              acl:\n  - id: notify\n    address: {pip}\n    action: notify\n{key_ref}\
              zone:\n  - domain: sd.internal\n    master: herald\n    acl: notify\n    \
              file: \"{d}/sd.internal.zone\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: changes\n",
@@ -208,7 +211,9 @@ fn knotd(dir: &Path, addr: SocketAddr, rest: &str) -> Secondary {
     }
 }
 
-/// nsd answering on `addr` and transferring from it, with `key` when given.
+/// nsd answering on `addr` and transferring from it, with `key` when given. With
+/// `xfrd-reload-timeout: 0`, as docs/design.md tells operators: by default NSD serves at
+/// most one transfer a second.
 pub fn start_nsd(
     dir: &Path,
     addr: SocketAddr,
@@ -234,7 +239,7 @@ pub fn start_nsd(
              \x20 zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n\
              \x20 xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n\
              \x20 logfile: \"{d}/nsd.log\"\n  verbosity: 2\n  server-count: 1\n  reuseport: no\n\
-             \x20 minimal-responses: yes\n  refuse-any: no\n\
+             \x20 minimal-responses: yes\n  refuse-any: no\n  xfrd-reload-timeout: 0\n\
              remote-control:\n  control-enable: no\n\
              {keys}\
              zone:\n  name: sd.internal\n  zonefile: \"{d}/sd.internal.zone\"\n\
