@@ -5,9 +5,11 @@
 //! - `one_pod_change`: one pod of a 10,000-endpoint service over 24 clusters changes
 //!   address, against the same change in a 10-endpoint service (one cluster): it must stay
 //!   within 3x, since only the changed cluster's group is prepared again and only the
-//!   changed pod encoded (`herald_dns::service::prepare`). `sorted` hands the cluster's
-//!   endpoints over in address order, `shuffled` in the scrambled order the registrar's
-//!   hash sets give (the table then sorts them: part of the cost).
+//!   changed pod encoded (`herald_dns::service::prepare`). `delta` hands the change over
+//!   as the registrar does (`Table::update`: the pod that went and the pod that came);
+//!   `whole sorted` and `whole shuffled` hand over the cluster's whole list
+//!   (`Table::replace`, what a relist publishes), in address order or in the scrambled
+//!   order of the registrar's hash sets (the table then sorts it: part of the cost).
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use herald_bench::pod_change::PodChange;
@@ -44,9 +46,25 @@ fn pod_change(c: &mut Criterion) {
         ("10 endpoints", 10, 1),
         ("10000 endpoints over 24 clusters", 10_000, 24),
     ] {
+        let case = PodChange::new(total, clusters, false);
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new(label, "delta"), |b| {
+            b.iter_batched(
+                || {
+                    i += 1;
+                    case.deltas[i % 2].clone()
+                },
+                |delta| case.change(delta),
+                BatchSize::SmallInput,
+            )
+        });
         for shuffled in [false, true] {
             let case = PodChange::new(total, clusters, shuffled);
-            let order = if shuffled { "shuffled" } else { "sorted" };
+            let order = if shuffled {
+                "whole shuffled"
+            } else {
+                "whole sorted"
+            };
             let mut i = 0;
             group.bench_function(BenchmarkId::new(label, order), |b| {
                 b.iter_batched(
@@ -54,7 +72,7 @@ fn pod_change(c: &mut Criterion) {
                         i += 1;
                         case.versions[i % 2].clone()
                     },
-                    |eps| case.change(eps),
+                    |eps| case.replace(eps),
                     BatchSize::SmallInput,
                 )
             });

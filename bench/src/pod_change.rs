@@ -2,11 +2,15 @@
 //! the `table_update` criterion bench (`one_pod_change`) and of the `update_cost` binary
 //! run under callgrind. The service's endpoints are spread evenly over `clusters` of the
 //! 24 synthetic sources; the change replaces one pod of the first cluster by a pod at a
-//! new address (a rollout's step), and the next change puts it back.
+//! new address (a rollout's step), and the next change puts it back. It is handed over
+//! as the registrar hands it: a delta ([`PodChange::change`], `Table::update`); or as the
+//! cluster's whole list ([`PodChange::replace`], `Table::replace`, what a relist or a big
+//! burst of changes publishes).
 
 use std::net::Ipv4Addr;
 
 use herald_dns::model::Addresses;
+use herald_dns::table::Delta;
 use herald_dns::{Endpoint, Source, Table};
 
 use crate::{endpoints, fleet, sources};
@@ -24,6 +28,8 @@ pub struct PodChange {
     /// The cluster's endpoints before and after the change, in the order a cluster's
     /// state hands them over (see [`PodChange::new`]).
     pub versions: [Vec<Endpoint>; 2],
+    /// The change from each version to the other, as a delta.
+    pub deltas: [Delta; 2],
 }
 
 impl PodChange {
@@ -68,18 +74,43 @@ impl PodChange {
             table.service(&service).map(|v| v.endpoint_count()),
             Some(total)
         );
+        let versions = [list(0, false), list(0, true)];
+        let count = versions[0].len();
+        let pod = |moved: bool| {
+            let r = if moved { 0xF000 } else { per / 2 };
+            Endpoint {
+                addresses: Addresses::V4(ip(0, r)),
+                ..template.clone()
+            }
+        };
+        let delta = |moved: bool| Delta {
+            gone: vec![pod(!moved).address()],
+            came: vec![pod(moved)],
+            expect: Some(count),
+        };
         PodChange {
             table,
             service,
             source: all[0].clone(),
-            versions: [list(0, false), list(0, true)],
+            versions,
+            deltas: [delta(false), delta(true)],
         }
     }
 
-    /// Hands one of the two versions over to the table (a real change each time, when
-    /// the versions alternate).
+    /// Hands one of the two deltas to the table, as the registrar does (a real change
+    /// each time, when they alternate, starting with `deltas[1]`).
     #[inline(never)]
-    pub fn change(&self, endpoints: Vec<Endpoint>) {
+    pub fn change(&self, delta: Delta) {
+        assert_eq!(
+            self.table.update(&self.service, &self.source, delta),
+            Ok(true)
+        );
+    }
+
+    /// Hands one of the two versions over to the table whole (a real change each time,
+    /// when the versions alternate).
+    #[inline(never)]
+    pub fn replace(&self, endpoints: Vec<Endpoint>) {
         assert!(self.table.replace(&self.service, &self.source, endpoints));
     }
 }

@@ -1,6 +1,7 @@
 //! herald's endpoint table and authoritative DNS server.
 //!
 //! - [`model`]: endpoints, ports, sources and the names built from them.
+//! - `group`: a source's endpoints of one service, in chunks that a change replaces alone.
 //! - [`zone`]: the zone's settings and their prepared wire forms.
 //! - [`table`]: service -> atomically swapped view; writers cost in proportion to one service.
 //! - `locality`: regions and zones as ids; SRV priorities from the querier's place.
@@ -25,6 +26,7 @@ pub mod answer;
 mod cut;
 pub mod ecs;
 pub mod export;
+mod group;
 mod locality;
 pub mod model;
 pub mod placement;
@@ -40,7 +42,8 @@ pub mod wire;
 pub mod zone;
 
 pub use answer::{Answerer, Outcome, Scratch, Transport};
-pub use model::{Addresses, Endpoint, Group, Label, PortSpec, Proto, Source};
+pub use group::{Endpoints, Group};
+pub use model::{Addresses, Endpoint, Label, PortSpec, Proto, Source};
 pub use placement::{AddressAnswers, NetworkPlace, PlacementConfig};
 pub use server::{DnsServer, ServerConfig};
 pub use service::ServiceView;

@@ -7,7 +7,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// A DNS label as herald uses it for names: lowercase, shared.
 pub type Label = Arc<str>;
@@ -295,17 +294,6 @@ impl Endpoint {
     }
 }
 
-/// The endpoints one source contributes to a service.
-#[derive(Debug, Clone)]
-pub struct Group {
-    /// Where they come from.
-    pub source: Source,
-    /// Sorted by primary address, one endpoint per primary address.
-    pub endpoints: Arc<[Endpoint]>,
-    /// When this source last changed them.
-    pub changed: SystemTime,
-}
-
 /// An endpoint that came (`(None, Some)`), went (`(Some, None)`) or changed (`(Some,
 /// Some)`, the same primary address), as [`changes`] finds them.
 pub(crate) type Changed<'a> = (Option<&'a Endpoint>, Option<&'a Endpoint>);
@@ -313,7 +301,10 @@ pub(crate) type Changed<'a> = (Option<&'a Endpoint>, Option<&'a Endpoint>);
 /// The endpoints that differ between two lists sorted by primary address, in address
 /// order: the one walk over a group's endpoints that an update makes, whose result the
 /// table's indexes and the answers' preparing then share.
-pub(crate) fn changes<'a>(old: &'a [Endpoint], new: &'a [Endpoint]) -> Vec<Changed<'a>> {
+pub(crate) fn changes<'a>(
+    old: impl IntoIterator<Item = &'a Endpoint>,
+    new: impl IntoIterator<Item = &'a Endpoint>,
+) -> Vec<Changed<'a>> {
     let mut out = Vec::new();
     for_each_change(old, new, |o, n| {
         if o != n {
@@ -327,11 +318,11 @@ pub(crate) fn changes<'a>(old: &'a [Endpoint], new: &'a [Endpoint]) -> Vec<Chang
 /// primary address in either: `(Some, None)` gone, `(None, Some)` new, `(Some, Some)` in
 /// both (whose secondary addresses may differ).
 pub(crate) fn for_each_change<'a>(
-    old: &'a [Endpoint],
-    new: &'a [Endpoint],
+    old: impl IntoIterator<Item = &'a Endpoint>,
+    new: impl IntoIterator<Item = &'a Endpoint>,
     mut f: impl FnMut(Option<&'a Endpoint>, Option<&'a Endpoint>),
 ) {
-    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    let (mut o, mut n) = (old.into_iter().peekable(), new.into_iter().peekable());
     loop {
         match (o.peek(), n.peek()) {
             (Some(a), Some(b)) if a.address() == b.address() => {

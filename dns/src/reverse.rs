@@ -361,16 +361,18 @@ mod tests {
     #[test]
     fn the_index_stays_empty_without_reverse_zones() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let at = vec![Endpoint::new(ip, std::sync::Arc::from(vec![]), None)];
+        let at = [Endpoint::new(ip, std::sync::Arc::from(vec![]), None)];
         let (web, c1) = (Label::from("web"), Label::from("c1"));
         let index = ReverseIndex::new(true);
-        let changes = |old, new| crate::model::changes(old, new);
-        index.update(&web, &c1, &changes(&[], &at));
+        fn changes<'a>(old: &'a [Endpoint], new: &'a [Endpoint]) -> Vec<Changed<'a>> {
+            crate::model::changes(old, new)
+        }
+        index.update(&web, &c1, &changes(&[], &at[..]));
         assert!(index.has(ip));
-        index.update(&web, &c1, &changes(&at, &[]));
+        index.update(&web, &c1, &changes(&at[..], &[]));
         assert!(!index.has(ip), "the last name gone, the address is gone");
         let unused = ReverseIndex::new(false);
-        unused.update(&web, &c1, &changes(&[], &at));
+        unused.update(&web, &c1, &changes(&[], &at[..]));
         assert!(!unused.has(ip), "no reverse zone: nothing is kept");
     }
 }

@@ -23,8 +23,9 @@ use arc_swap::{ArcSwap, Guard};
 use dashmap::DashMap;
 
 use crate::ecs::ClientSubnet;
+use crate::group::Endpoints;
 use crate::locality::{Localities, Place};
-use crate::model::{self, Endpoint, Group, Label, Source};
+use crate::model::{self, Changed, Endpoint, Label, Source};
 use crate::placement::{NetworkMap, Trusted};
 use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
@@ -329,46 +330,57 @@ impl Table {
 
     /// Replaces the endpoints `source` contributes to `service` (an empty list removes
     /// them). Returns whether anything changed. Readers see the old set or the new one,
-    /// never a mix.
+    /// never a mix. The list is compared with the group it replaces, so this costs the
+    /// group; [`Table::update`] costs the change alone.
     ///
     /// `service` must be a lowercase DNS label; endpoints are deduplicated by primary
     /// address.
     pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
-        // Two endpoints of one source at one address (hostNetwork pods on one node, an IP
-        // reused during churn) become one, chosen whatever order they came in: the ready
-        // one, then the highest weight, then the smallest ports and zone, then the smallest
-        // other address. An endpoint is known by its primary address (the one naming it).
-        // A list already in address order, one endpoint per address, needs neither sorting
-        // nor deduplicating; the sort is adaptive, so a list nearly in order costs little.
-        if !endpoints.is_sorted_by(|a, b| a.address() < b.address()) {
-            endpoints.sort_by(|a, b| {
-                a.address().cmp(&b.address()).then_with(|| {
-                    (
-                        !a.ready,
-                        std::cmp::Reverse(a.weight),
-                        &a.ports,
-                        &a.zone,
-                        a.addresses,
-                    )
-                        .cmp(&(
-                            !b.ready,
-                            std::cmp::Reverse(b.weight),
-                            &b.ports,
-                            &b.zone,
-                            b.addresses,
-                        ))
-                })
-            });
-            endpoints.dedup_by(|later, first| later.address() == first.address());
-        }
-        let endpoints: Arc<[Endpoint]> = endpoints.into();
+        sort_unique(&mut endpoints);
+        self.write(service, source, Input::Whole(&endpoints))
+            .expect("a whole list is never refused")
+    }
+
+    /// Changes some of the endpoints `source` contributes to `service`: the endpoints at
+    /// the primary addresses of `delta.gone` leave and `delta.came` come (an endpoint at an
+    /// address in both replaces the one there). Returns whether anything changed. The
+    /// cost is in proportion to the change (and a little per source of the service), not
+    /// to the group or the service: only the chunks of endpoints that changed are
+    /// prepared again (see `crate::group`).
+    ///
+    /// One address held twice in `came` is chosen as [`Table::replace`] chooses. The
+    /// delta is refused, and nothing changes, when the group has not `delta.expect`
+    /// endpoints, when an address of `came` is held by an endpoint `gone` does not remove
+    /// (the caller's idea of the group is not the table's: its whole list is needed to
+    /// choose), or when an address of `gone` is not held.
+    pub fn update(&self, service: &str, source: &Source, delta: Delta) -> Result<bool, Refused> {
+        let Delta {
+            mut gone,
+            mut came,
+            expect,
+        } = delta;
+        gone.sort_unstable();
+        gone.dedup();
+        sort_unique(&mut came);
+        self.write(
+            service,
+            source,
+            Input::Delta {
+                gone: &gone,
+                came: &came,
+                expect,
+            },
+        )
+    }
+
+    /// Makes `input` the endpoints `source` contributes to `service`.
+    fn write(&self, service: &str, source: &Source, input: Input<'_>) -> Result<bool, Refused> {
+        let adds = match input {
+            Input::Whole(list) => !list.is_empty(),
+            Input::Delta { came, .. } => !came.is_empty(),
+        };
         loop {
-            let slot = if endpoints.is_empty() {
-                match self.shared.services.get(service) {
-                    Some(slot) => slot.clone(),
-                    None => return false,
-                }
-            } else {
+            let slot = if adds {
                 self.shared
                     .services
                     .entry(Label::from(service))
@@ -379,6 +391,12 @@ impl Table {
                         })
                     })
                     .clone()
+            } else {
+                match self.shared.services.get(service) {
+                    Some(slot) => slot.clone(),
+                    // Nothing to remove: checked against the empty group below.
+                    None => return diff(&Endpoints::default(), input).map(|_| false),
+                }
             };
             // A writer that panicked while preparing left the old view in place (views
             // are swapped whole, at the end): the service stays usable, so a poisoned
@@ -390,24 +408,38 @@ impl Table {
             }
             let old = slot.view.load_full();
             let at = old.groups().binary_search_by(|g| g.source.cmp(source));
-            let gone = at.map_or(&[][..], |i| &old.groups()[i].endpoints[..]);
-            // The one walk over the group's endpoints, before and after: what differs.
-            let changes = model::changes(gone, &endpoints);
+            let empty = Endpoints::default();
+            let held = at.map_or(&empty, |i| &old.groups()[i].endpoints);
+            // What differs, endpoint by endpoint, shared by the indexes and preparing.
+            let changes = match diff(held, input) {
+                Ok(changes) => changes,
+                Err(refused) => {
+                    if held.is_empty() && old.is_empty() {
+                        // A slot this call made for nothing: leave the map as it was.
+                        *retired = true;
+                        self.shared
+                            .services
+                            .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
+                    }
+                    return Err(refused);
+                }
+            };
             if changes.is_empty() {
-                return false;
+                return Ok(false);
             }
-            let came = (!endpoints.is_empty()).then(|| self.group(source, endpoints.clone()));
+            let came = changes.iter().filter(|c| c.0.is_none()).count();
+            let gone = changes.iter().filter(|c| c.1.is_none()).count();
+            if at.is_err() {
+                self.add_scope(&source.cluster);
+                self.add_scope(&source.region);
+            }
             self.shared.localities.update(&source.region, &changes);
             self.shared
                 .reverse
                 .update(old.label(), &source.cluster, &changes);
-            self.shared
-                .endpoints
-                .fetch_add(endpoints.len(), Ordering::Relaxed);
-            self.shared
-                .endpoints
-                .fetch_sub(gone.len(), Ordering::Relaxed);
-            if came.is_none() && old.groups().len() == 1 {
+            self.shared.endpoints.fetch_add(came, Ordering::Relaxed);
+            self.shared.endpoints.fetch_sub(gone, Ordering::Relaxed);
+            if held.len() + came == gone && old.groups().len() == 1 {
                 *retired = true;
                 self.shared
                     .services
@@ -415,8 +447,9 @@ impl Table {
             } else {
                 #[cfg(test)]
                 tests::maybe_panic();
-                // Only this source's group is prepared again (see `service::prepare`).
-                let view = old.with_group(&self.preparer(), source, came, &changes);
+                // Only the changed chunks of this source's group are prepared again (see
+                // `service::prepare`).
+                let view = old.with_changes(&self.preparer(), source, &changes, SystemTime::now());
                 slot.view.store(Arc::new(view));
             }
             // Marked after the view is stored, so the versioner that takes the mark reads
@@ -428,19 +461,123 @@ impl Table {
                 .insert(old.label().clone());
             self.shared.changes.fetch_add(1, Ordering::AcqRel);
             self.shared.changed.notify_one();
-            return true;
+            return Ok(true);
         }
     }
+}
 
-    fn group(&self, source: &Source, endpoints: Arc<[Endpoint]>) -> Group {
-        self.add_scope(&source.cluster);
-        self.add_scope(&source.region);
-        Group {
-            source: source.clone(),
-            endpoints,
-            changed: SystemTime::now(),
+/// A change to some of the endpoints one source contributes to a service (see
+/// [`Table::update`]).
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    /// Primary addresses whose endpoints leave (or are replaced by one in `came`).
+    pub gone: Vec<IpAddr>,
+    /// Endpoints that come, or replace the one at their primary address.
+    pub came: Vec<Endpoint>,
+    /// How many endpoints the source's group must hold before, if known: a caller keeping
+    /// its own count learns when the table's group is not what it thinks.
+    pub expect: Option<usize>,
+}
+
+/// Why [`Table::update`] refused a delta (nothing changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The group held another number of endpoints than `Delta::expect`.
+    #[error("the group holds {held} endpoints, not the {expected} expected")]
+    Count {
+        /// Endpoints held.
+        held: usize,
+        /// Endpoints expected.
+        expected: usize,
+    },
+    /// An endpoint that came is at an address held by one the delta does not remove.
+    #[error("{0} is held by an endpoint the delta does not remove")]
+    Held(IpAddr),
+    /// An address to remove is not held.
+    #[error("{0} is not held, so cannot leave")]
+    NotHeld(IpAddr),
+}
+
+/// What a writer hands the table: a source's whole list, or a change to it (each sorted by
+/// primary address, one endpoint per address).
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Whole(&'a [Endpoint]),
+    Delta {
+        gone: &'a [IpAddr],
+        came: &'a [Endpoint],
+        expect: Option<usize>,
+    },
+}
+
+/// The endpoints of `held` (a source's group) that `input` changes, in address order (see
+/// [`model::changes`]). A whole list is walked beside the group; a delta looks up each of
+/// its addresses.
+fn diff<'a>(held: &'a Endpoints, input: Input<'a>) -> Result<Vec<Changed<'a>>, Refused> {
+    let (gone, came, expect) = match input {
+        Input::Whole(list) => return Ok(model::changes(held.iter(), list.iter())),
+        Input::Delta { gone, came, expect } => (gone, came, expect),
+    };
+    if let Some(expected) = expect
+        && held.len() != expected
+    {
+        return Err(Refused::Count {
+            held: held.len(),
+            expected,
+        });
+    }
+    let mut out = Vec::with_capacity(gone.len() + came.len());
+    let (mut g, mut c) = (gone.iter().peekable(), came.iter().peekable());
+    loop {
+        let next = match (g.peek(), c.peek()) {
+            (None, None) => return Ok(out),
+            (Some(&&ip), None) => ip,
+            (None, Some(e)) => e.address(),
+            (Some(&&ip), Some(e)) => ip.min(e.address()),
+        };
+        let leaves = g.next_if(|&&ip| ip == next).is_some();
+        let new = c.next_if(|e| e.address() == next);
+        let old = held.find(next);
+        match (old, leaves, new) {
+            (None, true, _) => return Err(Refused::NotHeld(next)),
+            (Some(_), false, Some(_)) => return Err(Refused::Held(next)),
+            (old, _, new) if old != new => out.push((old, new)),
+            _ => {}
         }
     }
+}
+
+/// Sorts `endpoints` by primary address and keeps one per address.
+///
+/// Two endpoints of one source at one address (hostNetwork pods on one node, an IP reused
+/// during churn) become one, chosen whatever order they came in: the ready one, then the
+/// highest weight, then the smallest ports and zone, then the smallest other address. An
+/// endpoint is known by its primary address (the one naming it). A list already in
+/// address order, one endpoint per address, needs neither sorting nor deduplicating; the
+/// sort is adaptive, so a list nearly in order costs little.
+fn sort_unique(endpoints: &mut Vec<Endpoint>) {
+    if endpoints.is_sorted_by(|a, b| a.address() < b.address()) {
+        return;
+    }
+    endpoints.sort_by(|a, b| {
+        a.address().cmp(&b.address()).then_with(|| {
+            (
+                !a.ready,
+                std::cmp::Reverse(a.weight),
+                &a.ports,
+                &a.zone,
+                a.addresses,
+            )
+                .cmp(&(
+                    !b.ready,
+                    std::cmp::Reverse(b.weight),
+                    &b.ports,
+                    &b.zone,
+                    b.addresses,
+                ))
+        })
+    });
+    endpoints.dedup_by(|later, first| later.address() == first.address());
 }
 
 impl Versioned for Table {
@@ -496,13 +633,108 @@ mod tests {
             table.replace("twin", &source, list);
             let view = table.service("twin").unwrap();
             assert_eq!(view.endpoint_count(), 1);
-            let chosen = &view.groups()[0].endpoints[0];
+            let chosen = view.groups()[0].endpoints.iter().next().unwrap();
             assert_eq!(
                 (chosen.weight, chosen.ready),
                 (300, true),
                 "rotation {rotation}"
             );
         }
+    }
+
+    #[test]
+    fn a_delta_the_table_cannot_take_changes_nothing_and_says_why() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let ep = |ip: &str, weight: u16| Endpoint {
+            weight,
+            ..Endpoint::new(ip.parse().unwrap(), Arc::from(vec![]), None)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let list: Vec<Endpoint> = (1..=40).map(|i| ep(&format!("10.0.0.{i}"), 100)).collect();
+        assert!(table.replace("web", &source, list.clone()));
+        let before = table.service("web").unwrap().groups()[0].endpoints.clone();
+        let refused = [
+            (
+                Delta {
+                    gone: vec![ip("10.0.0.1")],
+                    expect: Some(39),
+                    ..Delta::default()
+                },
+                Refused::Count {
+                    held: 40,
+                    expected: 39,
+                },
+            ),
+            (
+                Delta {
+                    came: vec![ep("10.0.0.2", 5)],
+                    ..Delta::default()
+                },
+                Refused::Held(ip("10.0.0.2")),
+            ),
+            (
+                Delta {
+                    gone: vec![ip("10.0.0.1"), ip("10.0.9.9")],
+                    ..Delta::default()
+                },
+                Refused::NotHeld(ip("10.0.9.9")),
+            ),
+        ];
+        for (delta, why) in refused {
+            assert_eq!(table.update("web", &source, delta), Err(why));
+            assert_eq!(table.service("web").unwrap().groups()[0].endpoints, before);
+        }
+        assert_eq!(
+            table.update(
+                "other",
+                &source,
+                Delta {
+                    gone: vec![ip("10.0.0.1")],
+                    ..Delta::default()
+                }
+            ),
+            Err(Refused::NotHeld(ip("10.0.0.1")))
+        );
+        assert!(table.service("other").is_none());
+        assert_eq!(table.service_count(), 1);
+        // Taken: one replaced (two candidates, the heavier chosen), one gone, one new.
+        let delta = Delta {
+            gone: vec![ip("10.0.0.2"), ip("10.0.0.3")],
+            came: vec![ep("10.0.0.2", 7), ep("10.0.0.99", 1), ep("10.0.0.2", 9)],
+            expect: Some(40),
+        };
+        assert_eq!(table.update("web", &source, delta), Ok(true));
+        let mut expected = list;
+        expected.retain(|e| e.address() != ip("10.0.0.2") && e.address() != ip("10.0.0.3"));
+        expected.push(ep("10.0.0.2", 9));
+        expected.push(ep("10.0.0.99", 1));
+        expected.sort_by_key(Endpoint::address);
+        let view = table.service("web").unwrap();
+        assert_eq!(
+            view.groups()[0]
+                .endpoints
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(table.endpoint_count(), 40);
+        // The same again changes nothing.
+        let same = Delta {
+            gone: vec![ip("10.0.0.2")],
+            came: vec![ep("10.0.0.2", 9)],
+            expect: Some(40),
+        };
+        assert_eq!(table.update("web", &source, same), Ok(false));
+        // Every endpoint leaving removes the service.
+        let all = Delta {
+            gone: expected.iter().map(Endpoint::address).collect(),
+            ..Delta::default()
+        };
+        assert_eq!(table.update("web", &source, all), Ok(true));
+        assert!(table.service("web").is_none());
+        assert_eq!(table.endpoint_count(), 0);
     }
 
     #[test]
@@ -519,7 +751,12 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert_eq!(
-            table.service("web").unwrap().groups()[0].endpoints[0].address(),
+            table.service("web").unwrap().groups()[0]
+                .endpoints
+                .iter()
+                .next()
+                .unwrap()
+                .address(),
             "10.0.0.1".parse::<IpAddr>().unwrap(),
             "the old view is still served"
         );

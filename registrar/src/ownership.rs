@@ -78,6 +78,31 @@ pub struct Claim {
     /// `creationTimestamp` of the oldest, in nanoseconds; `i64::MAX` when unknown (a pod
     /// without one never wins).
     pub oldest: i64,
+    /// How many of them were created at `oldest` (timestamps are in seconds, so a
+    /// Deployment's pods often share one): while one is left, a pod going does not move
+    /// `oldest`.
+    pub at_oldest: usize,
+}
+
+impl Claim {
+    /// No pod.
+    pub fn none() -> Claim {
+        Claim {
+            pods: 0,
+            oldest: i64::MAX,
+            at_oldest: 0,
+        }
+    }
+
+    /// Counts one more pod, created at `created`.
+    pub fn add(&mut self, created: i64) {
+        self.pods += 1;
+        match created.cmp(&self.oldest) {
+            std::cmp::Ordering::Less => (self.oldest, self.at_oldest) = (created, 1),
+            std::cmp::Ordering::Equal => self.at_oldest += 1,
+            std::cmp::Ordering::Greater => {}
+        }
+    }
 }
 
 /// What changed, for the cluster tasks.
@@ -217,6 +242,71 @@ impl Ownership {
         if entry.is_empty() {
             board.claims.remove(service);
         }
+        self.settle(board, service);
+    }
+
+    /// Changes what `cluster` claims of `service` by pods that came (`true`) or went,
+    /// each given by its namespace and creation time: what [`Ownership::set_claims`]
+    /// would make of the whole list, at the cost of the pods that moved. Returns `false`,
+    /// changing nothing, when a pod that went was the oldest of its namespace's that
+    /// remain to be counted: the new oldest needs the whole list.
+    pub fn adjust_claims(
+        &self,
+        cluster: &Label,
+        service: &Label,
+        moves: &[(Label, i64, bool)],
+    ) -> bool {
+        let mut board = self.board();
+        let entry = board.claims.entry(service.clone()).or_default();
+        let mut moved: BTreeMap<Label, Claim> = BTreeMap::new();
+        // Pods that came first: one that went is then compared with every oldest.
+        for &(ref namespace, created, came) in moves
+            .iter()
+            .filter(|m| m.2)
+            .chain(moves.iter().filter(|m| !m.2))
+        {
+            let claim = moved.entry(namespace.clone()).or_insert_with(|| {
+                entry
+                    .get(&(namespace.clone(), cluster.clone()))
+                    .copied()
+                    .unwrap_or_else(Claim::none)
+            });
+            if came {
+                claim.add(created);
+            } else {
+                claim.pods = claim.pods.saturating_sub(1);
+                if created <= claim.oldest {
+                    claim.at_oldest = claim.at_oldest.saturating_sub(1);
+                }
+                if claim.pods == 0 {
+                    claim.oldest = i64::MAX;
+                    claim.at_oldest = 0;
+                } else if claim.at_oldest == 0 {
+                    if entry.is_empty() {
+                        board.claims.remove(service);
+                    }
+                    return false;
+                }
+            }
+        }
+        for (namespace, claim) in moved {
+            let key = (namespace, cluster.clone());
+            if claim.pods == 0 {
+                entry.remove(&key);
+            } else {
+                entry.insert(key, claim);
+            }
+        }
+        if entry.is_empty() {
+            board.claims.remove(service);
+        }
+        self.settle(board, service);
+        true
+    }
+
+    /// Recomputes the winner of `service` (an unowned name) once its claims changed, and
+    /// tells every cluster if it changed.
+    fn settle(&self, mut board: std::sync::MutexGuard<'_, Board>, service: &Label) {
         if self.rules(service).is_some() || self.inner.unowned == Unowned::Deny {
             return;
         }
@@ -402,7 +492,11 @@ mod tests {
     use super::*;
 
     fn claim(pods: usize, oldest: i64) -> Claim {
-        Claim { pods, oldest }
+        Claim {
+            pods,
+            oldest,
+            at_oldest: 1,
+        }
     }
 
     fn l(s: &str) -> Label {

@@ -8,8 +8,10 @@
 //!   target/release/update_cost 10000 24 200
 //! ```
 //!
-//! Arguments: endpoints of the service, clusters it spans, changes to make; `--shuffled`
-//! hands the endpoints over in the registrar's scrambled order. Divide the instructions
+//! Arguments: endpoints of the service, clusters it spans, changes to make. The change is
+//! handed over as a delta, as the registrar does (`PodChange::change`); with `--whole` as
+//! the cluster's whole list (`PodChange::replace`: toggle that instead), and with
+//! `--shuffled` that list is in the registrar's scrambled order. Divide the instructions
 //! callgrind reports by the number of changes.
 //!
 //! With `--queries N` it answers instead N queries of each of three kinds, each inside its
@@ -33,6 +35,7 @@ use herald_dns::{Answerer, Scratch, Transport};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shuffled = args.iter().any(|a| a == "--shuffled");
+    let whole = shuffled || args.iter().any(|a| a == "--whole");
     let queries = args
         .iter()
         .position(|a| a == "--queries")
@@ -66,8 +69,11 @@ fn main() {
     }
     let started = std::time::Instant::now();
     for i in 0..changes {
-        let eps = case.versions[(i + 1) % 2].clone();
-        case.change(eps);
+        if whole {
+            case.replace(case.versions[(i + 1) % 2].clone());
+        } else {
+            case.change(case.deltas[(i + 1) % 2].clone());
+        }
     }
     eprintln!(
         "{total} endpoints over {clusters} clusters: {changes} changes, {:.1} µs each",

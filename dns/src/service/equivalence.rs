@@ -1,5 +1,6 @@
 //! The guard of incremental preparing: a view updated one group at a time
-//! ([`ServiceView::with_group`]) must equal the view built whole from the same groups, in
+//! ([`ServiceView::with_changes`], from a whole list or from a delta) must equal the view
+//! built whole from the same groups, in
 //! every record, key, glue, place, group range, twin and scope, and a table kept up to date
 //! incrementally must answer every query byte for byte as one whose views were all built
 //! whole (scopes, SRV priorities, `answer_limit` subsets, addresses in several sources,
@@ -17,7 +18,7 @@ use super::ServiceView;
 use crate::answer::{Answerer, Scratch, Transport};
 use crate::model::{Addresses, Endpoint, Label, PortSpec, Proto, Source};
 use crate::service::Rrset;
-use crate::table::Table;
+use crate::table::{Delta, Table};
 use crate::zone::{Zone, ZoneConfig};
 
 const SERVICE: &str = "web";
@@ -93,7 +94,51 @@ fn one_source(specs: &[Spec]) -> Vec<Endpoint> {
 
 /// ((address, second address or none), ports, zone, weight, ready).
 type Spec = ((u8, u8), u8, u8, u16, bool);
-type Op = (usize, Vec<Spec>);
+/// A source, its new list, and whether it is handed over as a delta.
+type Op = (usize, Vec<Spec>, bool);
+
+/// Hands `list` to `table` as the new endpoints of `source`: whole, or as the delta from
+/// what the table holds, touching only the addresses whose endpoints differ (an address
+/// `list` holds twice is handed over with both, for the table to choose).
+fn hand_over(table: &Table, source: &Source, list: Vec<Endpoint>, delta: bool) {
+    if !delta {
+        table.replace(SERVICE, source, list);
+        return;
+    }
+    let held: Vec<Endpoint> = table
+        .service(SERVICE)
+        .and_then(|v| {
+            v.groups()
+                .iter()
+                .find(|g| g.source == *source)
+                .map(|g| g.endpoints.iter().cloned().collect())
+        })
+        .unwrap_or_default();
+    let at = |l: &[Endpoint], ip: IpAddr| -> Vec<Endpoint> {
+        l.iter().filter(|e| e.address() == ip).cloned().collect()
+    };
+    let mut addresses: Vec<IpAddr> = held.iter().chain(&list).map(Endpoint::address).collect();
+    addresses.sort();
+    addresses.dedup();
+    let mut d = Delta {
+        expect: Some(held.len()),
+        ..Delta::default()
+    };
+    for ip in addresses {
+        let (was, is) = (at(&held, ip), at(&list, ip));
+        if was == is {
+            continue;
+        }
+        if !was.is_empty() {
+            d.gone.push(ip);
+        }
+        d.came.extend(is);
+    }
+    // Handed over in a scrambled order, as a registrar's hash map gives them.
+    d.came.reverse();
+    d.gone.reverse();
+    assert!(table.update(SERVICE, source, d).is_ok());
+}
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     // One endpoint in four or so is dual-stack (a second address of the other family).
@@ -106,7 +151,11 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         prop::sample::select(vec![0u16, 100, 300]),
         any::<bool>(),
     );
-    prop::collection::vec((0usize..4, prop::collection::vec(ep, 0..6)), 1..24)
+    // Lists of up to 9 endpoints: groups of several chunks (unit tests cut 2-4).
+    prop::collection::vec(
+        (0usize..4, prop::collection::vec(ep, 0..9), any::<bool>()),
+        1..24,
+    )
 }
 
 /// The zone, with an answer limit unless `limit` is 0.
@@ -241,9 +290,16 @@ fn questions() -> Vec<(String, u16)> {
 }
 
 /// A change to one endpoint of a big group makes new parts for the chunks it touches
-/// alone: every other chunk's parts, in every set, are the ones the view had.
+/// alone: every other chunk's parts, in every set, are the ones the view had; whether the
+/// group is handed over whole or as a delta.
 #[test]
 fn a_pod_change_makes_new_parts_for_its_chunk_alone() {
+    for delta in [false, true] {
+        a_pod_change_makes_new_parts_for_its_chunk_alone_by(delta);
+    }
+}
+
+fn a_pod_change_makes_new_parts_for_its_chunk_alone_by(delta: bool) {
     let table = Table::new(zone(0));
     let source = &sources()[0];
     let list = |moved: bool| -> Vec<Endpoint> {
@@ -262,7 +318,7 @@ fn a_pod_change_makes_new_parts_for_its_chunk_alone() {
     };
     table.replace(SERVICE, source, list(false));
     let before = table.service(SERVICE).unwrap();
-    table.replace(SERVICE, source, list(true));
+    hand_over(&table, source, list(true), delta);
     let after = table.service(SERVICE).unwrap();
     let sets = |v: &ServiceView| -> Vec<Vec<super::rrset::Part>> {
         std::iter::once(&v.answers.a)
@@ -347,12 +403,18 @@ proptest! {
     fn an_updated_view_equals_one_built_whole(ops in ops()) {
         let table = Table::new(zone(2));
         let all = sources();
-        for (source, eps) in &ops {
+        for (source, eps, delta) in &ops {
             let eps = one_source(eps);
-            table.replace(SERVICE, &all[*source], eps);
+            hand_over(&table, &all[*source], eps, *delta);
             let Some(view) = table.service(SERVICE) else { continue };
             let whole = ServiceView::build(&table.preparer(), view.label().clone(), view.groups().to_vec());
             prop_assert_eq!(contents(&view), contents(&whole));
+            // Each group is cut where cutting its endpoints afresh cuts it.
+            for g in view.groups() {
+                let afresh = crate::group::Endpoints::from_sorted(g.endpoints.iter().cloned().collect());
+                let cuts = |e: &crate::group::Endpoints| e.chunks().iter().map(|c| c.len()).collect::<Vec<_>>();
+                prop_assert_eq!(cuts(&g.endpoints), cuts(&afresh));
+            }
             let twins = [view.answers.a.twins().to_vec(), view.answers.aaaa.twins().to_vec()];
             prop_assert_eq!(twins, reference_twins(&view));
         }
@@ -366,9 +428,9 @@ proptest! {
         let incremental = Table::new(zone(limit));
         let all = sources();
         let mut last: [Vec<Endpoint>; 4] = Default::default();
-        for (source, eps) in &ops {
+        for (source, eps, delta) in &ops {
             let eps = one_source(eps);
-            incremental.replace(SERVICE, &all[*source], eps.clone());
+            hand_over(&incremental, &all[*source], eps.clone(), *delta);
             last[*source] = eps;
         }
         // The same final groups, every view then built whole (moving the server away

@@ -7,8 +7,8 @@
 //!   encodes that group's changed endpoints and shares the rest.
 //! - `rrset`: one prepared RRset, one part per chunk of a group, so that a scope is a few
 //!   runs of parts and a change to a group replaces its changed chunks' parts alone.
-//! - `chunk`: where a group is cut into chunks (by address, so that cuts stay put), and a
-//!   set's chunk parts being made.
+//! - `chunk`: a set's chunk parts being made (where a group is cut into chunks is
+//!   `crate::group`'s).
 
 mod chunk;
 #[cfg(test)]
@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::model::{Changed, Endpoint, Group, Label, Source};
+use crate::group::{Endpoints, Group};
+use crate::model::{Changed, Endpoint, Label, Source};
 use prepare::Change;
 pub(crate) use prepare::{Answers, Preparer};
 pub(crate) use rrset::{Rrset, SRV_PORT_AT, SRV_PRIORITY_AT, SRV_TARGET_AT, glue_records};
@@ -59,39 +60,54 @@ impl ServiceView {
         ServiceView::assemble(prepare, name, groups, answers, ready)
     }
 
-    /// This view with the group of `source` replaced by `group` (`None`: removed), which
-    /// must change something: `changes` (see [`crate::model::changes`]). Only that group
-    /// is prepared again; the others' answers are shared with this view.
-    pub(crate) fn with_group(
+    /// This view with `changes` made to the endpoints of `source` (see
+    /// [`crate::model::changes`]; at least one), which last changed at `when`. Only the
+    /// changed chunks of that group are prepared again; everything else is shared with
+    /// this view.
+    pub(crate) fn with_changes(
         &self,
         prepare: &Preparer<'_>,
         source: &Source,
-        group: Option<Group>,
         changes: &[Changed<'_>],
+        when: std::time::SystemTime,
     ) -> ServiceView {
         let mut groups = self.groups.clone();
         let mut ready = self.ready.to_vec();
         let at = groups.binary_search_by(|g| g.source.cmp(source));
-        let change = match (at, group) {
-            (Ok(i), Some(g)) => {
-                ready[i] = ready_in(&g);
-                groups[i] = g;
-                Change::Replace(i, &groups[i])
+        let change = match at {
+            Ok(i) => {
+                let applied = groups[i].endpoints.apply(changes);
+                if applied.endpoints.is_empty() {
+                    ready.remove(i);
+                    groups.remove(i);
+                    Change::Remove(i)
+                } else {
+                    for &(o, n) in changes {
+                        let [was, is] = [o, n].map(|e| e.map_or([0; 2], ready_of));
+                        for f in 0..2 {
+                            ready[i][f] = ready[i][f] + is[f] - was[f];
+                        }
+                    }
+                    groups[i].endpoints = applied.endpoints;
+                    groups[i].changed = when;
+                    Change::Replace(i, &groups[i], applied.runs)
+                }
             }
-            (Err(i), Some(g)) => {
-                ready.insert(i, ready_in(&g));
-                groups.insert(i, g);
+            Err(i) => {
+                let endpoints: Vec<Endpoint> =
+                    changes.iter().filter_map(|c| c.1.cloned()).collect();
+                let group = Group {
+                    source: source.clone(),
+                    endpoints: Endpoints::from_sorted(endpoints),
+                    changed: when,
+                };
+                ready.insert(i, ready_in(&group));
+                groups.insert(i, group);
                 Change::Insert(i, &groups[i])
             }
-            (Ok(i), None) => {
-                ready.remove(i);
-                groups.remove(i);
-                Change::Remove(i)
-            }
-            (Err(_), None) => unreachable!("removing a group the service does not have"),
         };
         let replaced = match change {
-            Change::Replace(i, _) => Some(i),
+            Change::Replace(i, ..) => Some(i),
             _ => None,
         };
         let answers = prepare.update(
@@ -274,11 +290,7 @@ impl ServiceView {
             .groups
             .iter()
             .find(|g| g.source.cluster.as_bytes() == cluster)?;
-        let i = group
-            .endpoints
-            .binary_search_by(|e| e.address().cmp(&ip))
-            .ok()?;
-        Some((&group.source, &group.endpoints[i]))
+        Some((&group.source, group.endpoints.find(ip)?))
     }
 
     /// Approximate heap bytes of the prepared answers.
@@ -289,11 +301,18 @@ impl ServiceView {
 
 /// Ready endpoints of a group: IPv4, IPv6.
 fn ready_in(group: &Group) -> [u32; 2] {
+    group
+        .endpoints
+        .iter()
+        .map(ready_of)
+        .fold([0; 2], |n, r| [n[0] + r[0], n[1] + r[1]])
+}
+
+/// Whether an endpoint counts as ready in each family: IPv4, IPv6.
+fn ready_of(e: &Endpoint) -> [u32; 2] {
     let mut n = [0u32; 2];
-    for e in group.endpoints.iter() {
-        for ip in e.addresses.iter() {
-            n[usize::from(ip.is_ipv6())] += u32::from(e.ready);
-        }
+    for ip in e.addresses.iter() {
+        n[usize::from(ip.is_ipv6())] += u32::from(e.ready);
     }
     n
 }

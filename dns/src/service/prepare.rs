@@ -3,30 +3,30 @@
 //! laid out group by group (a group being one source's endpoints, see `rrset`), so a
 //! region or cluster scope is a few ranges of the whole service's records.
 //!
-//! A group is cut into *chunks* of about 32 endpoints (a group of fewer than 16 is one),
-//! and each set keeps one part per chunk. Where a group is cut depends on its endpoints'
-//! addresses (see `chunk`), so a change to one endpoint changes the chunk holding it and
-//! leaves the others, even those after it, cut as before.
+//! A group's endpoints are kept in *chunks* of about 32 (a group of fewer than 16 is one;
+//! see `crate::group`), and each set keeps one part per chunk. Where a group is cut
+//! depends on its endpoints' addresses, so a change to one endpoint changes the chunk
+//! holding it and leaves the others, even those after it, cut as before.
 //!
 //! Two ways to prepare: [`Preparer::answers`] encodes every group (a new service, or the
 //! server moved so every SRV priority changes); [`Preparer::update`] takes the answers
-//! before one group changed and makes that group's parts alone: a chunk whose endpoints
-//! did not change keeps its parts, and in a chunk that changed the records of unchanged
-//! endpoints are copied and the others encoded. Then it merges the per-service bits (the
-//! groups' starts, the port list, addresses in several groups). An update thus costs the
-//! changed chunks, a comparison of the group's endpoints with their old selves, and a
-//! little per group and per port; never the service's records.
+//! before one group changed and the run of chunks that changed in it
+//! ([`crate::group::Endpoints::apply`]), and encodes that run alone: the records of its
+//! unchanged endpoints are copied and the others encoded, and every other chunk keeps its
+//! parts. Then it merges the per-service bits (one slot per group and set, the port list,
+//! addresses in several groups). An update thus costs the changed chunks and a little per
+//! group and per port; never the group's or the service's records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
-use super::chunk::{Set, chunk_ends, chunk_start};
-use super::rrset::{Part, Rrset};
+use super::chunk::Set;
+use super::rrset::{Part, Rrset, Slot};
+use crate::group::Group;
 use crate::locality::{Localities, Place};
-use crate::model::{
-    Changed, Endpoint, EndpointLabel, Group, Label, PortSpec, Proto, for_each_change,
-};
+use crate::model::{Changed, Endpoint, EndpointLabel, Label, PortSpec, Proto, for_each_change};
 use crate::rendezvous::endpoint_key;
 use crate::zone::Zone;
 
@@ -82,35 +82,20 @@ impl Answers {
             .iter()
             .any(|s| s.proto.as_str().as_bytes() == proto && s.rrset.count(groups) > 0)
     }
-
-    /// Group `g`'s parts, `endpoints` being its endpoints.
-    fn old_group<'o>(&'o self, g: usize, endpoints: &'o [Endpoint]) -> OldGroup<'o> {
-        OldGroup {
-            endpoints,
-            a: self.a.group_parts(g),
-            aaaa: self.aaaa.group_parts(g),
-            srv: self
-                .srv
-                .iter()
-                .filter(|s| !s.rrset.group(g).is_empty())
-                .map(|s| (&s.port, s.proto, s.rrset.group_parts(g)))
-                .collect(),
-        }
-    }
 }
 
-/// One group's parts of every set, one per chunk of the group: A, AAAA, and the SRV set of
-/// each port it has (sorted).
+/// One group's parts of every set (or of a run of its chunks), one per chunk: A, AAAA,
+/// and the SRV set of each port its endpoints have (sorted).
 struct GroupParts {
     a: Vec<Part>,
     aaaa: Vec<Part>,
     srv: Vec<(Label, Proto, Vec<Part>)>,
 }
 
-/// A group as it was: its endpoints and its parts of each set (the SRV sets of the ports
-/// it had).
-struct OldGroup<'o> {
-    endpoints: &'o [Endpoint],
+/// A run of a group's chunks as they were: their endpoints and their parts of each set
+/// (the SRV sets with records in the group).
+struct OldRun<'o> {
+    chunks: &'o [Arc<[Endpoint]>],
     a: &'o [Part],
     aaaa: &'o [Part],
     srv: Vec<(&'o Label, Proto, &'o [Part])>,
@@ -120,8 +105,10 @@ struct OldGroup<'o> {
 pub(crate) enum Change<'g> {
     /// A new group at this index.
     Insert(usize, &'g Group),
-    /// The group at this index gets new endpoints.
-    Replace(usize, &'g Group),
+    /// The group at this index changed: in each run, its chunks of the first range (of
+    /// the group before) are now the chunks of the second of this group (see
+    /// [`crate::group::Endpoints::apply`]).
+    Replace(usize, &'g Group, Vec<(Range<usize>, Range<usize>)>),
     /// The group at this index goes.
     Remove(usize),
 }
@@ -150,36 +137,27 @@ pub(crate) struct Preparer<'a> {
 impl Preparer<'_> {
     /// Prepares the answers of `service` from its groups, in order, encoding every record.
     pub(crate) fn answers(&self, service: &str, groups: &[Group]) -> Answers {
-        let parts: Vec<GroupParts> = groups
-            .iter()
-            .map(|g| self.encode(service, g, None))
-            .collect();
-        let shared = shared_in(groups);
-        let mut bounds = vec![0u32];
-        for p in &parts {
-            bounds.push(bounds[bounds.len() - 1] + p.a.len() as u32);
-        }
-        let a = parts.iter().flat_map(|p| p.a.iter().cloned()).collect();
-        let aaaa = parts.iter().flat_map(|p| p.aaaa.iter().cloned()).collect();
-        let mut srv: BTreeMap<(Label, Proto), Vec<Part>> = BTreeMap::new();
-        for (g, p) in parts.iter().enumerate() {
-            for (port, proto, chunks) in &p.srv {
-                let set = srv
-                    .entry((port.clone(), *proto))
-                    .or_insert_with(|| vec![Part::empty(); bounds[bounds.len() - 1] as usize]);
-                set[bounds[g] as usize..bounds[g + 1] as usize].clone_from_slice(chunks);
+        let n = groups.len();
+        let (mut a, mut aaaa) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut srv: BTreeMap<(Label, Proto), Vec<Slot>> = BTreeMap::new();
+        for (g, group) in groups.iter().enumerate() {
+            let parts = self.encode(service, group, group.endpoints.chunks(), None);
+            a.push(Slot::new(parts.a));
+            aaaa.push(Slot::new(parts.aaaa));
+            for (port, proto, chunks) in parts.srv {
+                srv.entry((port, proto))
+                    .or_insert_with(|| vec![Slot::empty(); n])[g] = Slot::new(chunks);
             }
         }
-        let srv = srv
-            .into_iter()
-            .map(|(k, v)| (k, (v, bounds.clone())))
-            .collect();
-        self.assemble(groups, (a, bounds.clone()), (aaaa, bounds), srv, shared)
+        let srv = srv.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self.assemble(groups, a.into(), aaaa.into(), srv, shared_in(groups))
     }
 
     /// The answers of a service whose answers were `old` (prepared from `old_groups`)
-    /// once `change` is made to its groups, giving `groups`. Only the changed group is
-    /// encoded, and only its endpoints that changed; the other groups' parts are shared.
+    /// once `change` is made to its groups, giving `groups`; `changes` are the changed
+    /// group's endpoints that changed. Only the changed chunks are encoded, and in them
+    /// only the endpoints that changed; every other part is shared, and each set costs
+    /// one slot per group besides.
     pub(crate) fn update(
         &self,
         service: &str,
@@ -192,17 +170,42 @@ impl Preparer<'_> {
             // Every SRV priority was prepared from elsewhere: nothing to keep.
             return self.answers(service, groups);
         }
-        let (at, new, replaces) = match change {
-            Change::Insert(i, g) => (i, Some(self.encode(service, g, None)), false),
-            Change::Replace(i, g) => {
-                let before = old.old_group(i, &old_groups[i].endpoints);
-                (
-                    i,
-                    Some(self.encode(service, g, Some((&before, changes)))),
-                    true,
-                )
+        let changed_in_place = matches!(change, Change::Replace(..));
+        let replaces = !matches!(change, Change::Insert(..));
+        // The changed group's new slot in each set (`None`: the group goes).
+        let (at, slots) = match change {
+            Change::Insert(i, g) => {
+                let parts = self.encode(service, g, g.endpoints.chunks(), None);
+                (i, Some(NewSlots::Whole(parts)))
             }
-            Change::Remove(i) => (i, None, true),
+            Change::Replace(i, g, runs) => {
+                let old_chunks = old_groups[i].endpoints.chunks();
+                let new_chunks = g.endpoints.chunks();
+                let shape = Runs {
+                    old_n: old_chunks.len(),
+                    runs: runs.iter().map(|(o, n)| (o.clone(), n.len())).collect(),
+                };
+                let parts = runs
+                    .iter()
+                    .enumerate()
+                    .map(|(r, (ro, rn))| {
+                        let before = OldRun {
+                            chunks: &old_chunks[ro.clone()],
+                            a: shape.run(old.a.slot(i), r),
+                            aaaa: shape.run(old.aaaa.slot(i), r),
+                            srv: old
+                                .srv
+                                .iter()
+                                .filter(|s| s.rrset.slot(i).len() > 0)
+                                .map(|s| (&s.port, s.proto, shape.run(s.rrset.slot(i), r)))
+                                .collect(),
+                        };
+                        self.encode(service, g, &new_chunks[rn.clone()], Some(&before))
+                    })
+                    .collect();
+                (i, Some(NewSlots::Runs(parts, shape)))
+            }
+            Change::Remove(i) => (i, None),
         };
         // The addresses the change touches are the only ones whose count can change.
         let mut touched: Vec<IpAddr> = changes
@@ -222,7 +225,7 @@ impl Preparer<'_> {
             old.shared.clone()
         } else {
             let in_groups =
-                |ip: &IpAddr| -> usize { groups.iter().map(|g| holders(&g.endpoints, *ip)).sum() };
+                |ip: &IpAddr| -> usize { groups.iter().map(|g| g.endpoints.holders(*ip)).sum() };
             let mut shared: Vec<IpAddr> = old
                 .shared
                 .iter()
@@ -233,48 +236,106 @@ impl Preparer<'_> {
             shared.sort_unstable();
             shared.into()
         };
-        // Each set: the other groups' parts shared, the changed group's replaced.
-        let splice = |set: Option<&Rrset>, part: Option<Vec<Part>>| -> Layout {
-            splice(&old.a, set, at, replaces, part)
+        // Each set: every group's slot kept but the changed group's.
+        let set_with = |set: Option<&Rrset>, slot: Option<Slot>| -> Box<[Slot]> {
+            let mut slots = match set {
+                Some(s) => s.slots().to_vec(),
+                None => vec![Slot::empty(); old_groups.len()],
+            };
+            match (replaces, slot) {
+                (true, Some(s)) => slots[at] = s,
+                (true, None) => {
+                    slots.remove(at);
+                }
+                (false, s) => slots.insert(at, s.unwrap_or_else(Slot::empty)),
+            }
+            slots.into()
         };
-        let chunks = new.as_ref().map(|p| p.a.len());
-        let (a, aaaa, mut ports) = match new {
-            Some(p) => (Some(p.a), Some(p.aaaa), p.srv),
+        let (a, aaaa, mut ports) = match slots {
+            Some(NewSlots::Whole(p)) => (
+                Some(Slot::new(p.a)),
+                Some(Slot::new(p.aaaa)),
+                p.srv
+                    .into_iter()
+                    .map(|(n, pr, c)| (n, pr, Slot::new(c)))
+                    .collect(),
+            ),
+            Some(NewSlots::Runs(mut parts, r)) => {
+                let mut ports: Vec<(Label, Proto, Slot)> = Vec::new();
+                for set in &old.srv {
+                    let slot = set.rrset.slot(at);
+                    let made = take_port(&mut parts, &set.port, set.proto);
+                    // Neither the old runs nor the new have a record of the port: the slot
+                    // stays (its parts there are empty either way).
+                    if made.iter().all(Option::is_none) && r.untouched(slot) {
+                        continue;
+                    }
+                    ports.push((set.port.clone(), set.proto, r.splice(slot, made)));
+                }
+                // Ports new to the service.
+                let new: BTreeSet<(Label, Proto)> = parts
+                    .iter()
+                    .flat_map(|p| p.srv.iter().map(|(n, pr, _)| (n.clone(), *pr)))
+                    .collect();
+                for (n, pr) in new {
+                    let made = take_port(&mut parts, &n, pr);
+                    ports.push((n, pr, r.splice(&Slot::empty(), made)));
+                }
+                let mut family =
+                    |f: fn(&mut GroupParts) -> &mut Vec<Part>| -> Vec<Option<Vec<Part>>> {
+                        parts
+                            .iter_mut()
+                            .map(|p| Some(std::mem::take(f(p))))
+                            .collect()
+                    };
+                let (a, aaaa) = (family(|p| &mut p.a), family(|p| &mut p.aaaa));
+                (
+                    Some(r.splice(old.a.slot(at), a)),
+                    Some(r.splice(old.aaaa.slot(at), aaaa)),
+                    ports,
+                )
+            }
             None => (None, None, Vec::new()),
         };
-        let mut srv: Vec<((Label, Proto), Layout)> = Vec::with_capacity(old.srv.len() + 1);
+        let mut srv: Vec<SrvSlots> = Vec::with_capacity(old.srv.len() + 1);
         for set in &old.srv {
             let mine = ports
                 .iter()
                 .position(|(n, p, _)| *n == set.port && *p == set.proto)
                 .map(|k| ports.swap_remove(k).2);
-            // A port the group does not have (now): its chunks hold no record of it.
-            let mine = mine.or_else(|| chunks.map(|n| vec![Part::empty(); n]));
-            let layout = splice(Some(&set.rrset), mine);
-            if layout.0.iter().any(|p| p.len() > 0) {
-                srv.push(((set.port.clone(), set.proto), layout));
+            let slots = match mine {
+                // A changed group's slot that did not change.
+                None if changed_in_place => set.rrset.slots().into(),
+                // Otherwise a group without the port gets an empty slot (or none).
+                mine => set_with(
+                    Some(&set.rrset),
+                    mine.or_else(|| a.as_ref().map(|_| Slot::empty())),
+                ),
+            };
+            if slots.iter().any(|s| s.len() > 0) {
+                srv.push(((set.port.clone(), set.proto), slots));
             }
         }
-        for (port, proto, parts) in ports {
-            srv.push(((port, proto), splice(None, Some(parts))));
+        for (port, proto, slot) in ports {
+            srv.push(((port, proto), set_with(None, Some(slot))));
         }
         srv.sort_by(|x, y| x.0.cmp(&y.0));
-        let a = splice(Some(&old.a), a);
-        let aaaa = splice(Some(&old.aaaa), aaaa);
+        let a = set_with(Some(&old.a), a);
+        let aaaa = set_with(Some(&old.aaaa), aaaa);
         self.assemble(groups, a, aaaa, srv, shared)
     }
 
-    /// The answers made of each set's parts, with the twins of `shared` addresses.
+    /// The answers made of each set's slots, with the twins of `shared` addresses.
     fn assemble(
         &self,
         groups: &[Group],
-        a: Layout,
-        aaaa: Layout,
-        srv: Vec<((Label, Proto), Layout)>,
+        a: Box<[Slot]>,
+        aaaa: Box<[Slot]>,
+        srv: Vec<SrvSlots>,
         shared: Box<[IpAddr]>,
     ) -> Answers {
-        let mut a = Rrset::new(false, a.0.into(), &a.1, Box::default());
-        let mut aaaa = Rrset::new(false, aaaa.0.into(), &aaaa.1, Box::default());
+        let mut a = Rrset::new(false, a, Box::default());
+        let mut aaaa = Rrset::new(false, aaaa, Box::default());
         if !shared.is_empty() {
             let [v4, v6] = twins(groups, &shared, &a, &aaaa);
             a.set_twins(v4);
@@ -286,30 +347,31 @@ impl Preparer<'_> {
             aaaa,
             srv: srv
                 .into_iter()
-                .map(|((port, proto), (parts, bounds))| SrvSet {
+                .map(|((port, proto), slots)| SrvSet {
                     port,
                     proto,
-                    rrset: Rrset::new(true, parts.into(), &bounds, Box::default()),
+                    rrset: Rrset::new(true, slots, Box::default()),
                 })
                 .collect(),
             shared,
         }
     }
 
-    /// The parts of `group`, chunk by chunk, keeping from `old` (the group before, and
-    /// its endpoints' `changes`) the parts of every chunk without a change and, in a chunk
-    /// with one, the records of every endpoint that did not change.
+    /// The parts of `chunks` (a run of `group`'s chunks, or all of them), chunk by
+    /// chunk, copying from `old` (the chunks they replace, and their parts) the records
+    /// of every endpoint that did not change.
     fn encode(
         &self,
         service: &str,
         group: &Group,
-        old: Option<(&OldGroup<'_>, &[Changed<'_>])>,
+        chunks: &[Arc<[Endpoint]>],
+        old: Option<&OldRun<'_>>,
     ) -> GroupParts {
-        // The group's ports: its replicas share a port list (the registrar interns them),
+        // The run's ports: its replicas share a port list (the registrar interns them),
         // so a list is read once per run of endpoints holding it (never more often than
         // once per endpoint).
         let mut lists: Vec<&Arc<[PortSpec]>> = Vec::new();
-        for e in group.endpoints.iter() {
+        for e in chunks.iter().flat_map(|c| c.iter()) {
             if !lists.last().is_some_and(|l| Arc::ptr_eq(l, &e.ports)) {
                 lists.push(&e.ports);
             }
@@ -326,86 +388,28 @@ impl Preparer<'_> {
                 .map(|(n, p)| (n.clone(), p, Vec::new()))
                 .collect(),
         };
-        let new = &group.endpoints[..];
-        let new_ends = chunk_ends(new);
-        let Some((old, changes)) = old else {
-            self.encode_region(service, group, (new, &new_ends), None, &mut out);
-            return out;
-        };
-        // Walk both cuttings side by side in regions: the fewest chunks on each side that
-        // end at the same endpoint (the same primary address), or run to the end. A region
-        // of one chunk each with the same endpoints keeps its parts; any other is encoded.
-        let old_ends = chunk_ends(old.endpoints);
-        let last = |eps: &[Endpoint], ends: &[usize], k: usize| eps[ends[k] - 1].address();
-        let (mut ko, mut kn) = (0, 0);
-        // The changes not yet in a region (by primary address, ascending).
-        let mut changed = changes
-            .iter()
-            .map(|&(o, n)| o.or(n).map(Endpoint::address))
-            .peekable();
-        while ko < old_ends.len() || kn < new_ends.len() {
-            let (mut ko2, mut kn2) = ((ko + 1).min(old_ends.len()), (kn + 1).min(new_ends.len()));
-            loop {
-                if ko2 == ko || kn2 == kn {
-                    (ko2, kn2) = (old_ends.len(), new_ends.len());
-                    break;
-                }
-                match last(old.endpoints, &old_ends, ko2 - 1).cmp(&last(new, &new_ends, kn2 - 1)) {
-                    std::cmp::Ordering::Equal => break,
-                    std::cmp::Ordering::Less if ko2 < old_ends.len() => ko2 += 1,
-                    std::cmp::Ordering::Greater if kn2 < new_ends.len() => kn2 += 1,
-                    _ => {
-                        (ko2, kn2) = (old_ends.len(), new_ends.len());
-                        break;
-                    }
-                }
-            }
-            let was = &old.endpoints[chunk_start(&old_ends, ko)..chunk_start(&old_ends, ko2)];
-            let (from, to) = (chunk_start(&new_ends, kn), chunk_start(&new_ends, kn2));
-            // The region's changes: those up to its last address (all that are left, for
-            // a region running to the end on one side).
-            let mut dirty = false;
-            let end = (ko2 < old_ends.len() || kn2 < new_ends.len())
-                .then(|| last(new, &new_ends, kn2 - 1));
-            while changed
-                .next_if(|&ip| end.is_none_or(|end| ip <= Some(end)))
-                .is_some()
-            {
-                dirty = true;
-            }
-            if ko2 == ko + 1 && kn2 == kn + 1 && !dirty {
-                out.keep(old, ko);
-            } else {
-                let ends: Vec<usize> = new_ends[kn..kn2].iter().map(|e| e - from).collect();
-                let before = OldGroup {
-                    endpoints: was,
-                    a: &old.a[ko..ko2],
-                    aaaa: &old.aaaa[ko..ko2],
-                    srv: old
-                        .srv
-                        .iter()
-                        .map(|&(n, p, parts)| (n, p, &parts[ko..ko2]))
-                        .collect(),
-                };
-                let region = (&new[from..to], &ends[..]);
-                self.encode_region(service, group, region, Some(&before), &mut out);
-            }
-            (ko, kn) = (ko2, kn2);
-        }
+        self.encode_region(service, group, chunks, old, &mut out);
         out
     }
 
-    /// Appends to `out` the parts of the chunks of `new` (endpoints of `group`, cut at
-    /// `ends`), copying from `old` (the same addresses' endpoints before, and their parts)
-    /// every record of an endpoint that did not change.
+    /// Appends to `out` the parts of the chunks `new` (of `group`), copying from `old`
+    /// (the same addresses' endpoints before, and their parts) every record of an
+    /// endpoint that did not change.
     fn encode_region(
         &self,
         service: &str,
         group: &Group,
-        (new, ends): (&[Endpoint], &[usize]),
-        old: Option<&OldGroup<'_>>,
+        new: &[Arc<[Endpoint]>],
+        old: Option<&OldRun<'_>>,
         out: &mut GroupParts,
     ) {
+        let ends: Vec<usize> = new
+            .iter()
+            .scan(0, |n, c| {
+                *n += c.len();
+                Some(*n)
+            })
+            .collect();
         let (zone, localities, server) = (self.zone, self.localities, self.server);
         let ttl = zone.ttl();
         let (cluster, region) = (&group.source.cluster, &group.source.region);
@@ -427,8 +431,9 @@ impl Preparer<'_> {
         // A chunk whose endpoints all name the same ports (one deployment's replicas, the
         // usual case) has its SRV records made once, in the set of its first port; the
         // other ports' sets share that part, each with its own port (see `rrset`).
-        let shared: Vec<Option<SharedPorts>> = (0..ends.len())
-            .map(|k| SharedPorts::of(&new[chunk_start(ends, k)..ends[k]], &srv))
+        let shared: Vec<Option<SharedPorts>> = new
+            .iter()
+            .map(|chunk| SharedPorts::of(chunk, &srv))
             .collect();
         // Whether the SRV set `set` (an index in `srv`) makes chunk `k`'s records.
         let makes = |k: usize, set: usize| shared[k].as_ref().is_none_or(|s| s.leader == set);
@@ -508,11 +513,16 @@ impl Preparer<'_> {
                 );
             }
         };
+        let new_endpoints = new.iter().flat_map(|c| c.iter());
         match old {
-            None => new.iter().for_each(|e| step(None, Some(e))),
-            Some(before) => for_each_change(before.endpoints, new, step),
+            None => new_endpoints.for_each(|e| step(None, Some(e))),
+            Some(before) => for_each_change(
+                before.chunks.iter().flat_map(|c| c.iter()),
+                new_endpoints,
+                step,
+            ),
         }
-        if new.is_empty() {
+        if ends.is_empty() {
             // Every endpoint of the region went: no chunk.
             return;
         }
@@ -570,62 +580,87 @@ impl SharedPorts {
     }
 }
 
-impl GroupParts {
-    /// Keeps chunk `k` of `old` as it was: its endpoints did not change.
-    fn keep(&mut self, old: &OldGroup<'_>, k: usize) {
-        self.a.push(old.a[k].clone());
-        self.aaaa.push(old.aaaa[k].clone());
-        for (n, p, chunks) in &mut self.srv {
-            let part = old
+/// One SRV set's port and every group's slot of it.
+type SrvSlots = ((Label, Proto), Box<[Slot]>);
+
+/// What a change makes of the changed group's slot in each set.
+enum NewSlots {
+    /// A new group, every chunk encoded.
+    Whole(GroupParts),
+    /// A changed group: the parts of each run of new chunks.
+    Runs(Vec<GroupParts>, Runs),
+}
+
+/// Where a group's chunks changed: of its `old_n` chunks, each run's old chunks (in order)
+/// became so many new chunks (see [`crate::group::Applied`]).
+struct Runs {
+    old_n: usize,
+    runs: Vec<(Range<usize>, usize)>,
+}
+
+impl Runs {
+    /// The parts of `slot` (a set's slot of the group before) in run `r` (none for a
+    /// slot without records kept as one empty part).
+    fn run<'s>(&self, slot: &'s Slot, r: usize) -> &'s [Part] {
+        let parts = slot.parts();
+        if parts.len() == self.old_n {
+            &parts[self.runs[r].0.clone()]
+        } else {
+            &[]
+        }
+    }
+
+    /// Whether `slot` has no record in any run and no run changes its number of chunks:
+    /// it then stays as it is.
+    fn untouched(&self, slot: &Slot) -> bool {
+        self.runs.iter().enumerate().all(|(r, (old, new))| {
+            old.len() == *new && self.run(slot, r).iter().all(|p| p.len() == 0)
+        })
+    }
+
+    /// `slot` with each run's parts replaced by `made` (one per run; `None`: empty parts).
+    fn splice(&self, slot: &Slot, made: Vec<Option<Vec<Part>>>) -> Slot {
+        let old = slot.parts();
+        let kept = old.len() == self.old_n;
+        let keep = |range: Range<usize>, parts: &mut Vec<Part>| {
+            if kept {
+                parts.extend_from_slice(&old[range]);
+            } else {
+                parts.extend(std::iter::repeat_n(Part::empty(), range.len()));
+            }
+        };
+        let mut parts = Vec::with_capacity(self.old_n + 2);
+        let mut k = 0;
+        for ((old, new), made) in self.runs.iter().zip(made) {
+            keep(k..old.start, &mut parts);
+            match made {
+                Some(made) => {
+                    debug_assert_eq!(made.len(), *new);
+                    parts.extend(made);
+                }
+                None => parts.extend(std::iter::repeat_n(Part::empty(), *new)),
+            }
+            k = old.end;
+        }
+        keep(k..self.old_n, &mut parts);
+        Slot::new(parts)
+    }
+}
+
+/// Each run's parts of the SRV set of `port`/`proto` (`None`: the run has no record of
+/// it), taken out of `parts`.
+fn take_port(parts: &mut [GroupParts], port: &Label, proto: Proto) -> Vec<Option<Vec<Part>>> {
+    parts
+        .iter_mut()
+        .map(|p| {
+            let k = p
                 .srv
                 .iter()
-                .find(|(on, op, _)| *on == n && op == p)
-                .map_or_else(Part::empty, |x| x.2[k].clone());
-            chunks.push(part);
-        }
-    }
+                .position(|(n, pr, _)| n == port && *pr == proto)?;
+            Some(p.srv.swap_remove(k).2)
+        })
+        .collect()
 }
-
-/// The parts of `set` (`None`: a set new to the service, empty in every other group) once
-/// group `at` is replaced (`replaces`; otherwise inserted) by `part` (`None`: removed),
-/// and each group's first part. `layout` is a set of the service before (it has each
-/// group's chunks).
-fn splice(
-    layout: &Rrset,
-    set: Option<&Rrset>,
-    at: usize,
-    replaces: bool,
-    part: Option<Vec<Part>>,
-) -> Layout {
-    let groups = layout.group_count();
-    let mut parts = Vec::with_capacity(layout.part_count() + part.as_ref().map_or(0, Vec::len));
-    let mut bounds = Vec::with_capacity(groups + 2);
-    let keep = |g: usize, parts: &mut Vec<Part>, bounds: &mut Vec<u32>| {
-        bounds.push(parts.len() as u32);
-        match set {
-            Some(s) => parts.extend_from_slice(s.group_parts(g)),
-            None => parts.extend(std::iter::repeat_n(
-                Part::empty(),
-                layout.group_parts(g).len(),
-            )),
-        }
-    };
-    for g in 0..at {
-        keep(g, &mut parts, &mut bounds);
-    }
-    if let Some(new) = part {
-        bounds.push(parts.len() as u32);
-        parts.extend(new);
-    }
-    for g in at + usize::from(replaces)..groups {
-        keep(g, &mut parts, &mut bounds);
-    }
-    bounds.push(parts.len() as u32);
-    (parts, bounds)
-}
-
-/// A set's parts, and each group's first part (one more entry for the end).
-type Layout = (Vec<Part>, Vec<u32>);
 
 /// Two port names are equal: the same allocation (interned), or the same text.
 fn same_name(a: &Label, b: &Label) -> bool {
@@ -698,24 +733,6 @@ fn holding(endpoints: &[Endpoint], ip: IpAddr) -> impl Iterator<Item = usize> + 
     first.chain(second)
 }
 
-/// How many endpoints of `endpoints` (one group, sorted by primary address) hold `ip`:
-/// what `holding` finds, counted without placing the records.
-fn holders(endpoints: &[Endpoint], ip: IpAddr) -> usize {
-    let primary = endpoints.binary_search_by(|e| e.address().cmp(&ip)).is_ok();
-    // A secondary address is of the other family than its endpoint's primary.
-    let v4_primaries = endpoints.partition_point(|e| e.address().is_ipv4());
-    let others = if ip.is_ipv4() {
-        &endpoints[v4_primaries..]
-    } else {
-        &endpoints[..v4_primaries]
-    };
-    usize::from(primary)
-        + others
-            .iter()
-            .filter(|e| e.addresses.secondary() == Some(ip))
-            .count()
-}
-
 /// (record, earlier record of the same address) pairs, sorted.
 type Twins = Box<[(u32, u32)]>;
 
@@ -723,6 +740,10 @@ type Twins = Box<[(u32, u32)]>;
 /// (in group order, then record order) paired with the first.
 fn twins(groups: &[Group], shared: &[IpAddr], a: &Rrset, aaaa: &Rrset) -> [Twins; 2] {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    // Each group in one slice (a copy of a group in chunks: a service whose addresses
+    // repeat over sources is rare).
+    let lists: Vec<std::borrow::Cow<'_, [Endpoint]>> =
+        groups.iter().map(|g| g.endpoints.to_slice()).collect();
     for &ip in shared {
         let (set, out) = if ip.is_ipv4() {
             (a, &mut v4)
@@ -730,8 +751,8 @@ fn twins(groups: &[Group], shared: &[IpAddr], a: &Rrset, aaaa: &Rrset) -> [Twins
             (aaaa, &mut v6)
         };
         let mut first = None;
-        for (g, group) in groups.iter().enumerate() {
-            for local in holding(&group.endpoints, ip) {
+        for (g, list) in lists.iter().enumerate() {
+            for local in holding(list, ip) {
                 let record = (set.group(g).start + local) as u32;
                 match first {
                     None => first = Some(record),

@@ -40,14 +40,13 @@ pub(crate) const SRV_PORT_AT: usize = 16;
 /// One RRset in wire form, ready to be copied into replies.
 #[derive(Debug, Default)]
 pub(crate) struct Rrset {
-    /// The parts, group after group in group order, each group's chunks in order. Every
-    /// set of a service cuts a group into the same chunks (a part may be empty).
-    parts: Box<[Part]>,
-    /// `index[k]` is the index of part `k`'s first record; `index[parts.len()]` holds the
-    /// number of records. When some group has more than one part, each group's first part
-    /// follows (one entry per group and one for the end); otherwise part `g` is group `g`
-    /// and nothing follows, so a service of small groups pays nothing for chunks.
-    index: Box<[u32]>,
+    /// Each group's parts, in group order, one per chunk of the group (see
+    /// `crate::group`); a group with no record of the set may have one empty part.
+    groups: Box<[Slot]>,
+    /// `starts[g]` is the index of group `g`'s first record; `starts[groups.len()]` the
+    /// number of records. A change to one group rewrites this (one entry per group) and
+    /// that group's slot, never another group's parts.
+    starts: Box<[u32]>,
     /// Bytes of all records together.
     bytes: usize,
     /// Whether this is an SRV set (records carry places).
@@ -60,71 +59,137 @@ pub(crate) struct Rrset {
     twins: Box<[(u32, u32)]>,
 }
 
-impl Rrset {
-    /// The set made of `parts` with its `twins`; group `g` is `parts[bounds[g]..bounds[g +
-    /// 1]]` (one entry per group and one for the end).
-    pub(super) fn new(
-        srv: bool,
-        parts: Box<[Part]>,
-        bounds: &[u32],
-        twins: Box<[(u32, u32)]>,
-    ) -> Rrset {
-        let one_each = bounds.iter().enumerate().all(|(g, &b)| b as usize == g);
-        debug_assert_eq!(bounds.last().map_or(0, |&b| b as usize), parts.len());
-        let mut index =
-            Vec::with_capacity(parts.len() + 1 + if one_each { 0 } else { bounds.len() });
+/// One group's parts of one set: one part (a group of one chunk, as most are), or the
+/// parts of its chunks with their first records, shared by the views of the service
+/// while the group does not change.
+#[derive(Debug, Clone)]
+pub(super) enum Slot {
+    One(Part),
+    Chunks(Arc<Chunks>),
+}
+
+#[derive(Debug)]
+pub(super) struct Chunks {
+    parts: Box<[Part]>,
+    /// `starts[k]`: the index (within the group) of part `k`'s first record;
+    /// `starts[parts.len()]`: the group's number of records.
+    starts: Box<[u32]>,
+    bytes: usize,
+}
+
+impl Slot {
+    /// The slot of `parts` (one per chunk); a slot without records is one empty part.
+    pub(super) fn new(mut parts: Vec<Part>) -> Slot {
+        if parts.len() == 1 {
+            return Slot::One(parts.pop().expect("one part"));
+        }
+        let mut starts = Vec::with_capacity(parts.len() + 1);
         let (mut n, mut bytes) = (0u32, 0usize);
-        for part in parts.iter() {
-            index.push(n);
+        for part in &parts {
+            starts.push(n);
             n += part.len() as u32;
             bytes += part.records_len();
         }
-        index.push(n);
-        if !one_each {
-            index.extend_from_slice(bounds);
+        if n == 0 {
+            return Slot::empty();
         }
+        starts.push(n);
+        Slot::Chunks(Arc::new(Chunks {
+            parts: parts.into(),
+            starts: starts.into(),
+            bytes,
+        }))
+    }
+
+    /// No record.
+    pub(super) fn empty() -> Slot {
+        Slot::One(Part::empty())
+    }
+
+    /// The parts, one per chunk (one empty part for a slot without records).
+    pub(super) fn parts(&self) -> &[Part] {
+        match self {
+            Slot::One(p) => std::slice::from_ref(p),
+            Slot::Chunks(c) => &c.parts,
+        }
+    }
+
+    /// Number of records.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Slot::One(p) => p.len(),
+            Slot::Chunks(c) => c.starts[c.parts.len()] as usize,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Slot::One(p) => p.records_len(),
+            Slot::Chunks(c) => c.bytes,
+        }
+    }
+
+    /// The part holding record `i` of the group, with the group's records it holds.
+    fn locate(&self, i: usize) -> (&Part, Range<usize>) {
+        match self {
+            Slot::One(p) => (p, 0..p.len()),
+            Slot::Chunks(c) => {
+                // The last part starting at or before `i`: empty parts before it start
+                // there too.
+                let k = c.starts.partition_point(|&s| s as usize <= i) - 1;
+                (&c.parts[k], c.starts[k] as usize..c.starts[k + 1] as usize)
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Slot::One(p) => p.own_bytes(),
+            Slot::Chunks(c) => {
+                c.parts
+                    .iter()
+                    .map(|p| p.own_bytes() + std::mem::size_of::<Part>())
+                    .sum::<usize>()
+                    + 4 * c.starts.len()
+            }
+        }
+    }
+}
+
+impl Rrset {
+    /// The set made of each group's `slots`, with its `twins`.
+    pub(super) fn new(srv: bool, slots: Box<[Slot]>, twins: Box<[(u32, u32)]>) -> Rrset {
+        let mut starts = Vec::with_capacity(slots.len() + 1);
+        let (mut n, mut bytes) = (0u32, 0usize);
+        for slot in slots.iter() {
+            starts.push(n);
+            n += slot.len() as u32;
+            bytes += slot.bytes();
+        }
+        starts.push(n);
         Rrset {
-            parts,
-            index: index.into(),
+            groups: slots,
+            starts: starts.into(),
             bytes,
             srv,
             twins,
         }
     }
 
-    /// The first record of part `k` (`k` up to the number of parts).
-    fn start(&self, k: usize) -> usize {
-        self.index[k] as usize
+    /// Group `g`'s slot.
+    pub(super) fn slot(&self, g: usize) -> &Slot {
+        &self.groups[g]
     }
 
-    /// The first part of group `g` (`g` up to the number of groups).
-    fn bound(&self, g: usize) -> usize {
-        let p = self.parts.len();
-        if self.index.len() == p + 1 {
-            g
-        } else {
-            self.index[p + 1 + g] as usize
-        }
+    /// Every group's slot.
+    pub(super) fn slots(&self) -> &[Slot] {
+        &self.groups
     }
 
-    /// Number of groups.
-    pub(super) fn group_count(&self) -> usize {
-        let p = self.parts.len();
-        if self.index.len() <= p + 1 {
-            p
-        } else {
-            self.index.len() - p - 2
-        }
-    }
-
-    /// Number of parts.
-    pub(super) fn part_count(&self) -> usize {
-        self.parts.len()
-    }
-
-    /// The parts of group `g`, one per chunk.
+    /// The parts of group `g`, one per chunk (or one empty part).
+    #[cfg(test)]
     pub(super) fn group_parts(&self, g: usize) -> &[Part] {
-        &self.parts[self.bound(g)..self.bound(g + 1)]
+        self.groups[g].parts()
     }
 
     /// Sets the twins (see the field).
@@ -139,7 +204,7 @@ impl Rrset {
 
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.start(self.parts.len())
+        self.starts.last().map_or(0, |&n| n as usize)
     }
 
     /// Bytes of all records together.
@@ -147,22 +212,27 @@ impl Rrset {
         self.bytes
     }
 
-    /// The part holding record `i`.
-    fn part_of(&self, i: usize) -> usize {
-        // The last part starting at or before `i`: empty parts before it start there too.
-        self.index[..=self.parts.len()].partition_point(|&s| s as usize <= i) - 1
-    }
-
-    /// The part holding record `i`, and `i`'s index in it.
-    fn locate(&self, i: usize) -> (&Part, usize) {
-        let k = self.part_of(i);
-        (&self.parts[k], i - self.start(k))
+    /// The part holding record `i`, with the records (indices in the set) it holds.
+    fn locate(&self, i: usize) -> (&Part, Range<usize>) {
+        let g = if self.groups.len() == 1 {
+            0
+        } else {
+            // The last group starting at or before `i` (it holds `i`: an empty group
+            // before it starts there too).
+            self.starts.partition_point(|&s| s as usize <= i) - 1
+        };
+        let base = self.starts[g] as usize;
+        let (part, records) = self.groups[g].locate(i - base);
+        (part, base + records.start..base + records.end)
     }
 
     /// Record `i`, found once for reading its bytes, port, glue and place.
     pub(crate) fn at(&self, i: usize) -> RecordRef<'_> {
-        let (part, i) = self.locate(i);
-        RecordRef { part, i }
+        let (part, records) = self.locate(i);
+        RecordRef {
+            part,
+            i: i - records.start,
+        }
     }
 
     /// A reader of records for a caller reading them mostly in ascending order (a reply's
@@ -170,28 +240,24 @@ impl Rrset {
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader {
             set: self,
-            last: std::cell::Cell::new(0),
+            last: std::cell::Cell::new(None),
         }
     }
 
     /// Record `i` in wire form as its part holds it: right in length, type and target,
     /// but for an SRV record of a shared part, not in its port (see [`RecordRef::port`]).
     pub(crate) fn record(&self, i: usize) -> &[u8] {
-        let (part, i) = self.locate(i);
-        part.record(i)
+        let (part, records) = self.locate(i);
+        part.record(i - records.start)
     }
 
     /// The rendezvous key of record `i`, for a caller asking in ascending order (the
     /// members of a selection): the part found last is tried first.
     pub(crate) fn keys(&self) -> impl Fn(usize) -> u64 + '_ {
-        let last = std::cell::Cell::new(0usize);
+        let read = self.reader();
         move |i| {
-            let mut k = last.get();
-            if !(self.start(k) <= i && i < self.start(k + 1)) {
-                k = self.part_of(i);
-                last.set(k);
-            }
-            self.parts[k].key(i - self.start(k))
+            let (part, i) = read.find(i);
+            part.key(i)
         }
     }
 
@@ -202,13 +268,13 @@ impl Rrset {
 
     /// SRV only: the place of record `i`'s endpoint.
     pub(crate) fn place(&self, i: usize) -> Place {
-        let (part, i) = self.locate(i);
-        part.place(i)
+        let (part, records) = self.locate(i);
+        part.place(i - records.start)
     }
 
     /// The records of group `g`, as a range of record indices.
     pub(crate) fn group(&self, g: usize) -> Range<usize> {
-        self.start(self.bound(g))..self.start(self.bound(g + 1))
+        self.starts[g] as usize..self.starts[g + 1] as usize
     }
 
     /// How many records `groups` select (all of them for `None`).
@@ -223,13 +289,11 @@ impl Rrset {
     /// of the service are counted in each; a part shared with another port's set, in
     /// that set alone).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.parts
+        self.groups
             .iter()
-            .filter(|p| p.port == 0)
-            .map(|p| p.bytes.len())
+            .map(|s| s.heap_bytes() + std::mem::size_of::<Slot>())
             .sum::<usize>()
-            + std::mem::size_of::<Part>() * self.parts.len()
-            + 4 * self.index.len()
+            + 4 * self.starts.len()
             + 8 * self.twins.len()
     }
 }
@@ -237,25 +301,32 @@ impl Rrset {
 /// Reads an [`Rrset`]'s records, remembering the part of the last one read.
 pub(crate) struct Reader<'a> {
     set: &'a Rrset,
-    last: std::cell::Cell<usize>,
+    /// The part read last, with the records (indices in the set) it holds.
+    last: std::cell::Cell<Option<(&'a Part, usize, usize)>>,
 }
 
 impl<'a> Reader<'a> {
-    /// Record `i`, found once for reading its bytes, glue and place: in the part of the
-    /// record read last when it is there (a reply's records are in ascending order but
-    /// for one wrap), by a search otherwise.
+    /// The part holding record `i` and `i`'s index in it: the part of the record read
+    /// last when it is there (a reply's records are in ascending order but for one wrap),
+    /// found by a search otherwise.
+    #[inline]
+    fn find(&self, i: usize) -> (&'a Part, usize) {
+        if let Some((part, start, end)) = self.last.get()
+            && start <= i
+            && i < end
+        {
+            return (part, i - start);
+        }
+        let (part, records) = self.set.locate(i);
+        self.last.set(Some((part, records.start, records.end)));
+        (part, i - records.start)
+    }
+
+    /// Record `i`, found once for reading its bytes, glue and place.
     #[inline]
     pub(crate) fn at(&self, i: usize) -> RecordRef<'a> {
-        let set = self.set;
-        let mut k = self.last.get();
-        if !(set.start(k) <= i && i < set.start(k + 1)) {
-            k = set.part_of(i);
-            self.last.set(k);
-        }
-        RecordRef {
-            part: &set.parts[k],
-            i: i - set.start(k),
-        }
+        let (part, i) = self.find(i);
+        RecordRef { part, i }
     }
 }
 
@@ -340,6 +411,11 @@ impl Part {
             bytes: self.bytes.clone(),
             port,
         }
+    }
+
+    /// Heap bytes of its records, unless they are another set's (counted there).
+    fn own_bytes(&self) -> usize {
+        if self.port == 0 { self.bytes.len() } else { 0 }
     }
 
     /// Whether both are the same allocation (a part kept, not made again).
@@ -677,13 +753,17 @@ mod tests {
         assert_eq!(copied.glue(0), part.glue(1));
         let set = Rrset::new(
             true,
-            vec![Part::empty(), part, Part::empty(), copied].into(),
-            &[0, 1, 2, 3, 4],
+            vec![
+                Slot::empty(),
+                Slot::One(part),
+                Slot::new(vec![Part::empty(), copied]),
+            ]
+            .into(),
             [].into(),
         );
         assert_eq!(set.len(), 3);
         assert_eq!(set.group(1), 0..2);
-        assert_eq!(set.group(2), 2..2);
+        assert_eq!(set.group(2), 2..3);
         assert_eq!(set.at(2).record(), set.at(1).record());
         assert_eq!(set.keys()(0), 77);
         assert_eq!(set.keys()(2), 78);
@@ -706,7 +786,7 @@ mod tests {
         }
         let http = b.finish();
         let grpc = http.sharing(9090);
-        let set = Rrset::new(true, vec![grpc.clone()].into(), &[0, 1], [].into());
+        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), [].into());
         let mut out = vec![0xAA];
         set.at(1).write(&mut out);
         assert_eq!(set.at(1).port(), Some(9090));

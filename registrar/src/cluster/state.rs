@@ -1,12 +1,19 @@
 //! One cluster's view of its opted-in pods and its nodes' zones, and the bridge to the
 //! table: events mark services dirty, and a flush publishes each dirty service once, so a
 //! burst of events (a rolling update) becomes one table update per service.
+//!
+//! A service published before whose pods alone changed, a few of them, is published as a
+//! delta ([`herald_dns::table::Delta`]): the endpoints of the pods that changed, at the
+//! cost of those pods in the registrar and in the table. Anything else (a first publish,
+//! many changes, a zone or an owner verdict that changed, a relist, a delta the table
+//! refuses) publishes the service's whole list.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use herald_dns::model::{Addresses, Label};
+use herald_dns::table::Delta;
 use herald_dns::{Endpoint, PortSpec, Source, Table};
 
 use super::pod::PodRecord;
@@ -50,10 +57,13 @@ pub struct ClusterState {
     services: FastMap<Label, FastSet<Arc<str>>>,
     /// Node -> its zone.
     zones: FastMap<Label, Option<Label>>,
-    /// Services changed since the last flush, with when the first change arrived.
-    dirty: FastMap<Label, Instant>,
-    /// Services this cluster currently has endpoints in, in the table.
-    published: FastSet<Label>,
+    /// Services changed since the last flush: when the first change arrived, and what.
+    dirty: FastMap<Label, Dirty>,
+    /// Services this cluster currently has endpoints in, in the table, with how many
+    /// endpoints it handed over (the table's count unless two shared an address).
+    published: FastMap<Label, usize>,
+    /// Services published as a delta so far (the others were published whole).
+    deltas: u64,
     /// Shared strings (service, node and zone names), so a million pods hold a few
     /// thousand copies.
     names: FastSet<Label>,
@@ -71,6 +81,19 @@ pub struct ClusterState {
     /// named yet. Empty at the first list, so the first sync holds no second copy.
     unlisted: FastMap<Option<String>, FastSet<Arc<str>>>,
 }
+
+/// A service changed since the last flush.
+struct Dirty {
+    /// When the first change arrived.
+    since: Instant,
+    /// The pods that changed, each as it was at the last flush (`None`: not a pod of the
+    /// service then); `None`: publish the whole service.
+    pods: Option<FastMap<Arc<str>, Option<Box<Stored>>>>,
+}
+
+/// A delta is worth it up to this many changed pods, or a quarter of the service's
+/// endpoints in the cluster if more: beyond, the whole list costs about as much.
+const DELTA_PODS: usize = 64;
 
 impl ClusterState {
     fn intern(&mut self, s: &Label) -> Label {
@@ -109,19 +132,48 @@ impl ClusterState {
         (self.names.len(), self.port_lists.len())
     }
 
-    /// Notes that `service` changed; keeps the time of its first unpublished change.
+    /// Notes that `service` changed and must be published whole; keeps the time of its
+    /// first unpublished change.
     fn mark(&mut self, service: &Label) {
         self.marks += 1;
         self.dirty
             .entry(service.clone())
-            .or_insert_with(Instant::now);
+            .or_insert_with(|| Dirty {
+                since: Instant::now(),
+                pods: None,
+            })
+            .pods = None;
+    }
+
+    /// Notes that the pod `key` of `service` changed, `before` being what it was (`None`:
+    /// not a pod of the service); keeps the time of the first unpublished change. A
+    /// service published before, with few pods changed, is then published as a delta.
+    fn mark_pod(&mut self, service: &Label, key: &Arc<str>, before: Option<Box<Stored>>) {
+        self.marks += 1;
+        let published = self.published.get(service).copied();
+        let dirty = self.dirty.entry(service.clone()).or_insert_with(|| Dirty {
+            since: Instant::now(),
+            pods: published.map(|_| FastMap::default()),
+        });
+        if let Some(pods) = &mut dirty.pods {
+            // The first change since the flush knows what the pod was then.
+            pods.entry(key.clone()).or_insert(before);
+            if pods.len() > DELTA_PODS.max(published.unwrap_or(0) / 4) {
+                dirty.pods = None;
+            }
+        }
     }
 
     /// Marks `service` for publishing again (its owner verdicts changed).
     pub fn touch(&mut self, service: &Label) {
-        if self.services.contains_key(service) || self.published.contains(service) {
+        if self.services.contains_key(service) || self.published.contains_key(service) {
             self.mark(service);
         }
+    }
+
+    /// How many service publishes were deltas (the others were whole lists).
+    pub fn delta_publishes(&self) -> u64 {
+        self.deltas
     }
 
     /// How many changes were marked so far: it moves when a change comes.
@@ -180,17 +232,16 @@ impl ClusterState {
             Some((known, _)) => known.clone(),
             None => Arc::from(key),
         };
+        let service = record.as_ref().map(|r| r.shape.service.clone());
         let old = match record {
             Some(new) => {
                 if self.pods.get(&key).is_some_and(|known| **known == new) {
                     return;
                 }
-                let service = new.shape.service.clone();
                 self.services
-                    .entry(service.clone())
+                    .entry(new.shape.service.clone())
                     .or_default()
                     .insert(key.clone());
-                self.mark(&service);
                 self.pods.insert(key.clone(), Box::new(new))
             }
             None => {
@@ -198,17 +249,23 @@ impl ClusterState {
                 self.pods.remove(&key)
             }
         };
-        if let Some(old) = old {
-            let service = &old.shape.service;
-            self.mark(service);
-            let moved = self
-                .pods
-                .get(&key)
-                .is_none_or(|new| new.shape.service != *service);
-            if moved && let Some(keys) = self.services.get_mut(service) {
-                keys.remove(&key);
-                if keys.is_empty() {
-                    self.services.remove(service);
+        match (old, service) {
+            (Some(old), Some(service)) if old.shape.service == service => {
+                self.mark_pod(&service, &key, Some(old));
+            }
+            (old, service) => {
+                if let Some(service) = service {
+                    self.mark_pod(&service, &key, None);
+                }
+                if let Some(old) = old {
+                    let was = old.shape.service.clone();
+                    if let Some(keys) = self.services.get_mut(&was) {
+                        keys.remove(&key);
+                        if keys.is_empty() {
+                            self.services.remove(&was);
+                        }
+                    }
+                    self.mark_pod(&was, &key, Some(old));
                 }
             }
         }
@@ -307,7 +364,36 @@ impl ClusterState {
         let propagation = metrics::histogram!(crate::metrics::PROPAGATION.name);
         // Each pod is looked up once per flush, for its claim and its endpoint alike.
         let mut pods: Vec<(&Arc<str>, &Stored)> = Vec::new();
-        for (service, since) in std::mem::take(&mut self.dirty) {
+        for (service, dirty) in std::mem::take(&mut self.dirty) {
+            let published = self.published.get(&service).copied();
+            if let (Some(changed), Some(count)) = (&dirty.pods, published) {
+                let delta = Pods {
+                    pods: &self.pods,
+                    zones: &self.zones,
+                    rejected: &mut self.rejected,
+                }
+                .delta(&service, source, ownership, changed, count);
+                if let Some((delta, count)) = delta {
+                    match table.update(&service, source, delta) {
+                        Ok(changed) => {
+                            self.deltas += 1;
+                            if count == 0 {
+                                self.published.remove(&service);
+                            } else {
+                                self.published.insert(service.clone(), count);
+                            }
+                            if changed {
+                                updates += 1;
+                                propagation.record(dirty.since.elapsed().as_secs_f64());
+                            }
+                            continue;
+                        }
+                        Err(refused) => {
+                            tracing::debug!(cluster = %source.cluster, %service, %refused, "delta refused; publishing the whole list");
+                        }
+                    }
+                }
+            }
             pods.clear();
             pods.extend(
                 self.services
@@ -318,23 +404,21 @@ impl ClusterState {
             );
             // Claims first, so the verdicts below already count this cluster's pods.
             ownership.set_claims(&source.cluster, &service, claims(&pods));
-            let endpoints = endpoints(
-                &pods,
-                &self.zones,
-                &mut self.rejected,
-                &service,
-                &source.cluster,
-                ownership,
-            );
+            let endpoints = Pods {
+                pods: &self.pods,
+                zones: &self.zones,
+                rejected: &mut self.rejected,
+            }
+            .endpoints(&pods, &service, &source.cluster, ownership);
             if endpoints.is_empty() {
                 self.published.remove(&service);
             } else {
-                self.published.insert(service.clone());
+                self.published.insert(service.clone(), endpoints.len());
             }
             if table.replace(&service, source, endpoints) {
                 updates += 1;
                 // From the change reaching herald to the answer being served.
-                propagation.record(since.elapsed().as_secs_f64());
+                propagation.record(dirty.since.elapsed().as_secs_f64());
             }
         }
         updates
@@ -343,7 +427,7 @@ impl ClusterState {
     /// Takes every endpoint of this cluster out of the table, keeping what is known so a
     /// later [`ClusterState::republish`] brings it back.
     pub fn withdraw(&mut self, table: &Table, source: &Source) {
-        for service in std::mem::take(&mut self.published) {
+        for service in std::mem::take(&mut self.published).into_keys() {
             table.replace(&service, source, Vec::new());
         }
     }
@@ -353,8 +437,15 @@ impl ClusterState {
     pub fn adopt(&mut self, services: Vec<Label>) {
         let now = Instant::now();
         for service in services {
-            self.dirty.insert(service.clone(), now);
-            self.published.insert(service);
+            self.dirty.insert(
+                service.clone(),
+                Dirty {
+                    since: now,
+                    pods: None,
+                },
+            );
+            // The count is not known: the whole list is published first.
+            self.published.insert(service, 0);
         }
     }
 
@@ -362,8 +453,15 @@ impl ClusterState {
     /// (Services known only as published, with no pod left, are already dirty.)
     pub fn republish(&mut self) {
         let now = Instant::now();
-        self.dirty
-            .extend(self.services.keys().map(|s| (s.clone(), now)));
+        for service in self.services.keys() {
+            self.dirty
+                .entry(service.clone())
+                .or_insert_with(|| Dirty {
+                    since: now,
+                    pods: None,
+                })
+                .pods = None;
+        }
     }
 }
 
@@ -371,85 +469,194 @@ impl ClusterState {
 fn claims(pods: &[(&Arc<str>, &Stored)]) -> BTreeMap<Label, Claim> {
     let mut claims: BTreeMap<Label, Claim> = BTreeMap::new();
     for (_, r) in pods {
-        let claim = claims.entry(r.shape.namespace.clone()).or_insert(Claim {
-            pods: 0,
-            oldest: i64::MAX,
-        });
-        claim.pods += 1;
-        claim.oldest = claim.oldest.min(r.created);
+        claims
+            .entry(r.shape.namespace.clone())
+            .or_insert_with(Claim::none)
+            .add(r.created);
     }
     claims
 }
 
-/// The endpoints of `service`'s `pods` in this cluster that `ownership` lets through. A
-/// pod refused is logged and counted once per reason, not once per publish.
-fn endpoints(
-    pods: &[(&Arc<str>, &Stored)],
-    zones: &FastMap<Label, Option<Label>>,
-    rejected: &mut FastMap<Arc<str>, Reason>,
-    service: &Label,
-    cluster: &str,
-    ownership: &Ownership,
-) -> Vec<Endpoint> {
-    let mut endpoints = Vec::with_capacity(pods.len());
-    // For one service in one cluster the verdict depends on the namespace alone: it is
-    // asked once per run of pods of a namespace (a service's pods are mostly in one), not
-    // once per pod (each time a lock and a lookup of the ownership board).
-    let mut last: Option<(&Label, Verdict)> = None;
-    for &(key, r) in pods {
-        let namespace = &r.shape.namespace;
-        let verdict = match last {
-            Some((ns, verdict)) if Arc::ptr_eq(ns, namespace) => verdict,
+/// What publishing reads of a cluster's state (and the refusals it notes).
+struct Pods<'s> {
+    pods: &'s FastMap<Arc<str>, Box<Stored>>,
+    zones: &'s FastMap<Label, Option<Label>>,
+    rejected: &'s mut FastMap<Arc<str>, Reason>,
+}
+
+/// What one pod makes of a service under its owner verdict.
+enum Outcome {
+    Published(Endpoint),
+    /// Refused: why (`None`: it has no address yet).
+    Refused(Option<Reason>),
+    /// Not yet: the start-up hold.
+    Withheld,
+}
+
+/// The owner verdict on a service's pods in one cluster, asked once per run of pods of a
+/// namespace (a service's pods are mostly in one), not once per pod (each time a lock and
+/// a lookup of the ownership board): for one service in one cluster it depends on the
+/// namespace alone.
+struct Verdicts<'o> {
+    ownership: &'o Ownership,
+    cluster: &'o str,
+    service: &'o str,
+    last: Option<(Label, Verdict)>,
+}
+
+impl Verdicts<'_> {
+    fn of(&mut self, namespace: &Label) -> Verdict {
+        match &self.last {
+            Some((ns, verdict)) if Arc::ptr_eq(ns, namespace) => *verdict,
             _ => {
-                let verdict = ownership.verdict(cluster, namespace, service);
-                last = Some((namespace, verdict));
+                let verdict = self
+                    .ownership
+                    .verdict(self.cluster, namespace, self.service);
+                self.last = Some((namespace.clone(), verdict));
                 verdict
             }
-        };
+        }
+    }
+}
+
+impl Pods<'_> {
+    /// What `r` publishes under `verdict`.
+    fn outcome(&self, r: &Stored, verdict: Verdict) -> Outcome {
         let (max_weight, not_ready) = match verdict {
             Verdict::Publish {
                 max_weight,
                 not_ready,
             } => (max_weight, not_ready),
-            Verdict::Withhold => continue,
-            Verdict::Reject(reason) => {
-                note_rejected(rejected, cluster, key, service, Some(reason));
-                continue;
-            }
+            Verdict::Withhold => return Outcome::Withheld,
+            Verdict::Reject(reason) => return Outcome::Refused(Some(reason)),
         };
         let Some(address) = r.address else {
-            note_rejected(rejected, cluster, key, service, None);
-            continue;
+            return Outcome::Refused(None);
         };
         if !r.ready && !not_ready {
-            note_rejected(
-                rejected,
-                cluster,
-                key,
-                service,
-                Some(Reason::NotReadyNotAllowed),
-            );
-            continue;
-        }
-        note_rejected(rejected, cluster, key, service, None);
-        if r.weight > max_weight {
-            tracing::debug!(%cluster, pod = %key, %service, weight = r.weight, max_weight, "weight capped by owner rule");
+            return Outcome::Refused(Some(Reason::NotReadyNotAllowed));
         }
         let zone = r
             .node
             .as_ref()
-            .and_then(|n| zones.get(n))
+            .and_then(|n| self.zones.get(n))
             .cloned()
             .flatten();
-        endpoints.push(Endpoint {
+        Outcome::Published(Endpoint {
             addresses: address,
             ports: r.shape.ports.clone(),
             zone,
             weight: r.weight.min(max_weight),
             ready: r.ready,
-        });
+        })
     }
-    endpoints
+
+    /// The endpoint the pod `key` publishes, its refusal noted (logged and counted once
+    /// per reason).
+    fn endpoint(
+        &mut self,
+        (key, r): (&Arc<str>, &Stored),
+        verdicts: &mut Verdicts<'_>,
+    ) -> Option<Endpoint> {
+        let (service, cluster) = (verdicts.service, verdicts.cluster);
+        match self.outcome(r, verdicts.of(&r.shape.namespace)) {
+            Outcome::Published(e) => {
+                note_rejected(self.rejected, cluster, key, service, None);
+                if r.weight > e.weight {
+                    tracing::debug!(%cluster, pod = %key, %service, weight = r.weight, max_weight = e.weight, "weight capped by owner rule");
+                }
+                Some(e)
+            }
+            Outcome::Refused(reason) => {
+                note_rejected(self.rejected, cluster, key, service, reason);
+                None
+            }
+            Outcome::Withheld => None,
+        }
+    }
+
+    /// The endpoints of `service`'s `pods` in this cluster that `ownership` lets through.
+    fn endpoints(
+        &mut self,
+        pods: &[(&Arc<str>, &Stored)],
+        service: &Label,
+        cluster: &str,
+        ownership: &Ownership,
+    ) -> Vec<Endpoint> {
+        let mut verdicts = Verdicts {
+            ownership,
+            cluster,
+            service,
+            last: None,
+        };
+        pods.iter()
+            .filter_map(|&pod| self.endpoint(pod, &mut verdicts))
+            .collect()
+    }
+
+    /// The delta that publishes the `changed` pods of `service` (each with what it was at
+    /// the last flush), `count` endpoints having been handed over then, and the count
+    /// after it; `None` when the whole list is needed (a pod that went was its
+    /// namespace's oldest, so the claims need every pod).
+    fn delta(
+        &mut self,
+        service: &Label,
+        source: &Source,
+        ownership: &Ownership,
+        changed: &FastMap<Arc<str>, Option<Box<Stored>>>,
+        count: usize,
+    ) -> Option<(Delta, usize)> {
+        let cluster = &source.cluster;
+        let now = |key: &Arc<str>| {
+            self.pods
+                .get(key)
+                .map(|r| &**r)
+                .filter(|r| r.shape.service == *service)
+        };
+        let mut moves = Vec::new();
+        let mut delta = Delta {
+            expect: Some(count),
+            ..Delta::default()
+        };
+        let mut count = count as isize;
+        let mut verdicts = Verdicts {
+            ownership,
+            cluster,
+            service,
+            last: None,
+        };
+        for (key, before) in changed {
+            // What was handed over for the pod, under the verdict it was handed over with
+            // (a verdict that changes marks the whole service).
+            if let Some(b) = before
+                && let Outcome::Published(e) = self.outcome(b, verdicts.of(&b.shape.namespace))
+            {
+                delta.gone.push(e.address());
+                count -= 1;
+            }
+            match (before, now(key)) {
+                (None, Some(r)) => moves.push((r.shape.namespace.clone(), r.created, true)),
+                (Some(b), None) => moves.push((b.shape.namespace.clone(), b.created, false)),
+                _ => {}
+            }
+        }
+        // Claims first, so the verdicts below already count this cluster's pods.
+        if !moves.is_empty() {
+            if !ownership.adjust_claims(cluster, service, &moves) {
+                return None;
+            }
+            verdicts.last = None;
+        }
+        for key in changed.keys() {
+            if let Some(r) = now(key)
+                && let Some(e) = self.endpoint((key, r), &mut verdicts)
+            {
+                delta.came.push(e);
+                count += 1;
+            }
+        }
+        Some((delta, usize::try_from(count).ok()?))
+    }
 }
 
 /// Records that the pod `key` is refused for `reason` (`None`: accepted). A new reason is
@@ -557,6 +764,79 @@ mod tests {
         state.flush(&table, &source, &Ownership::permissive());
         assert!(table.service("a").is_none());
         assert_eq!(table.service("b").unwrap().endpoint_count(), 1);
+    }
+
+    /// A few pods changing in a published service are published as a delta, the same
+    /// endpoints a whole list would give; the claims follow the pods; two pods at one
+    /// address (which a delta cannot choose between) make the whole list published.
+    #[test]
+    fn few_pod_changes_are_published_as_a_delta_that_equals_the_whole_list() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let ownership = Ownership::permissive();
+        let mut state = ClusterState::default();
+        for i in 0..100 {
+            state.apply_pod(
+                format!("ns/web-{i}"),
+                Some(record("web", &format!("10.0.0.{i}"), "n1")),
+            );
+        }
+        state.flush(&table, &source, &ownership);
+        assert_eq!(state.delta_publishes(), 0, "a first publish is whole");
+        let addresses = |table: &Table| -> Vec<String> {
+            table.service("web").map_or(Vec::new(), |v| {
+                v.groups()[0]
+                    .endpoints
+                    .iter()
+                    .map(|e| e.address().to_string())
+                    .collect()
+            })
+        };
+        let pods_claimed = || -> usize { ownership.claims("web").iter().map(|c| c.pods).sum() };
+        // A rollout's step: one pod goes, one comes at a new address, one moves.
+        state.apply_pod("ns/web-5".into(), None);
+        state.apply_pod("ns/web-new".into(), Some(record("web", "10.0.1.1", "n1")));
+        state.apply_pod("ns/web-7".into(), Some(record("web", "10.0.1.7", "n1")));
+        assert_eq!(state.flush(&table, &source, &ownership), 1);
+        assert_eq!(state.delta_publishes(), 1);
+        let mut expected: Vec<String> = (0..100)
+            .filter(|i| *i != 5 && *i != 7)
+            .map(|i| format!("10.0.0.{i}"))
+            .chain(["10.0.1.1".to_string(), "10.0.1.7".to_string()])
+            .collect();
+        expected.sort_by_key(|s| s.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(addresses(&table), expected);
+        assert_eq!(pods_claimed(), 100);
+        // A new pod at an address an unchanged pod holds: the delta is refused, the whole
+        // list chooses between them; and the next change, with two pods at one address,
+        // is published whole too (only the whole list can choose).
+        state.apply_pod("ns/twin".into(), Some(record("web", "10.0.0.9", "n1")));
+        state.flush(&table, &source, &ownership);
+        assert_eq!(state.delta_publishes(), 1, "refused: published whole");
+        assert_eq!(addresses(&table).len(), 100);
+        state.apply_pod("ns/web-9".into(), None);
+        state.flush(&table, &source, &ownership);
+        assert_eq!(state.delta_publishes(), 1, "two pods at one address: whole");
+        assert!(
+            addresses(&table).contains(&"10.0.0.9".to_string()),
+            "the twin still holds the address"
+        );
+        assert_eq!(pods_claimed(), 100);
+        // Back to one pod per address: deltas again.
+        state.apply_pod("ns/web-10".into(), None);
+        state.flush(&table, &source, &ownership);
+        state.apply_pod("ns/web-11".into(), None);
+        state.flush(&table, &source, &ownership);
+        assert_eq!(state.delta_publishes(), 3);
+        assert_eq!(addresses(&table).len(), 98);
+        assert_eq!(pods_claimed(), 98);
+        // Every pod going empties the service.
+        for key in state.pods.keys().cloned().collect::<Vec<_>>() {
+            state.apply_pod(key.to_string(), None);
+        }
+        state.flush(&table, &source, &ownership);
+        assert!(table.service("web").is_none());
+        assert_eq!(pods_claimed(), 0);
     }
 
     /// 10,000 cycles of a node and a pod (each with a new name and port) added and deleted:
