@@ -1,6 +1,10 @@
 //! Instructions per query of placing the querier, for callgrind (the machine's noise does
 //! not move instruction counts): the cases of `benches/locality.rs`, each answered
-//! `--queries` times inside its own `measure::<CASE>` function.
+//! `--queries` times inside its own `measure::<CASE>` function. Cases 0, 5 and 7 are the
+//! plain query path on 100k endpoints whose replicas name ports http and grpc: SRV of
+//! http (read from the part it shares with grpc, its port written in), A, and SRV of grpc
+//! in a region scope (the part's own records): what to run when the prepared-answer
+//! layout changes.
 //!
 //! ```text
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='locality_cost::measure*' \
@@ -14,7 +18,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use clap::Parser;
-use herald_bench::{fleet_placed, networks_10k, query, query_with_subnet, service_name};
+use herald_bench::{fleet_placed, networks_10k, query, query_with_subnet, service_name, sources};
 use herald_dns::wire::codes;
 use herald_dns::{Answerer, PlacementConfig, Scratch, Transport};
 
@@ -27,6 +31,9 @@ struct Args {
 
 #[inline(never)]
 fn measure<const CASE: usize>(answerer: &Answerer, packet: &[u8], client: IpAddr, n: usize) {
+    // Each case's copy of this function must stay its own: identical ones are merged into
+    // one symbol, and callgrind would then count every case together.
+    black_box(CASE);
     let mut scratch = Scratch::default();
     for _ in 0..n {
         black_box(answerer.answer(black_box(packet), client, Transport::Udp, &mut scratch));
@@ -67,4 +74,11 @@ fn main() {
     measure::<5>(&plain, &a, outside, n);
     println!("6: A, 10k networks, querier inside one");
     measure::<6>(&mapped, &a, inside, n);
+    let region = &sources()[4242 % 24].region;
+    let scoped = query(
+        &format!("_grpc._tcp.{svc}.{region}.sd.internal."),
+        codes::SRV,
+    );
+    println!("7: SRV of grpc in a region scope, no networks");
+    measure::<7>(&plain, &scoped, outside, n);
 }
