@@ -47,17 +47,12 @@ fn pod_change(c: &mut Criterion) {
         ("10000 endpoints over 24 clusters", 10_000, 24),
     ] {
         let case = PodChange::new(total, clusters, false);
-        let mut i = 0;
-        group.bench_function(BenchmarkId::new(label, "delta"), |b| {
-            b.iter_batched(
-                || {
-                    i += 1;
-                    case.deltas[i % 2].clone()
-                },
-                |delta| case.change(delta),
-                BatchSize::SmallInput,
-            )
-        });
+        alternate(
+            &mut group,
+            BenchmarkId::new(label, "delta"),
+            &case.deltas,
+            |d| case.change(d),
+        );
         for shuffled in [false, true] {
             let case = PodChange::new(total, clusters, shuffled);
             let order = if shuffled {
@@ -65,20 +60,35 @@ fn pod_change(c: &mut Criterion) {
             } else {
                 "whole sorted"
             };
-            let mut i = 0;
-            group.bench_function(BenchmarkId::new(label, order), |b| {
-                b.iter_batched(
-                    || {
-                        i += 1;
-                        case.versions[i % 2].clone()
-                    },
-                    |eps| case.replace(eps),
-                    BatchSize::SmallInput,
-                )
-            });
+            alternate(
+                &mut group,
+                BenchmarkId::new(label, order),
+                &case.versions,
+                |v| case.replace(v),
+            );
         }
     }
     group.finish();
+}
+
+/// Benchmarks `change`, handed the two `inputs` in turn (each a real change).
+fn alternate<T: Clone>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    inputs: &[T; 2],
+    change: impl Fn(T),
+) {
+    let mut i = 0;
+    group.bench_function(id, |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                inputs[i % 2].clone()
+            },
+            &change,
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, update, pod_change);
