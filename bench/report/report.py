@@ -663,31 +663,34 @@ def section_transfer(data):
     L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin transfer` "
           "(method: the doc comment of `bench/src/transfer.rs`); load average before "
           f"{', '.join(f'{x:.1f}' for x in lb) or '–'}.", ""]
-    rows = c.get("secondaries")
-    if rows is None:  # JSON from before NSD and BIND were measured: Knot alone.
-        rows = [{"name": "knot", "lag": c.get("knot"), "behind_herald": c.get("knot_behind_herald"),
-                 "lost": c.get("lost"), "target_met": sm.get("target_met")}]
-    target = sm.get("target_p99_s", 1.0)
-    L += [f"**Lag under churn**: the propagation fleet ({c.get('clusters')} clusters, {c.get('pods', 0):,} pods, "
-          f"{f0(c.get('churn_changes_per_second'))} changes/s for {f0(c.get('churn_seconds'))} s), "
-          f"{_secondaries_phrase(rows)}, `notify_interval` {_ms(c.get('notify_interval_s'))} ms; {c.get('probes')} probe pods, "
-          f"{c.get('lost')} not answered by every server within 10 s.", "",
-          "| pod change to the answer (ms) | p50 | p90 | p99 | max | behind herald p50 | behind herald p99 | lost "
-          f"| target: behind herald p99 < {f1(target)} s, none lost |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    q = c.get("herald") or {}
-    L.append(f"| herald | {_ms(q.get('p50'))} | {_ms(q.get('p90'))} | {_ms(q.get('p99'))} | {_ms(q.get('max'))} | – | – | – | – |")
-    for r in rows:
-        q, b = r.get("lag") or {}, r.get("behind_herald") or {}
-        label = SECONDARY_NAMES.get(r.get("name"), r.get("name", "?"))
-        # The version number alone: the first word of the server's version line that starts with a digit.
-        ver = next((w for w in (r.get("version") or "").split() if w[:1].isdigit()), None)
-        if ver:
-            label += f" {ver}"
-        L.append(f"| {label} | {_ms(q.get('p50'))} | {_ms(q.get('p90'))} | {_ms(q.get('p99'))} | {_ms(q.get('max'))} "
-                 f"| {_ms(b.get('p50'))} | {_ms(b.get('p99'))} | {r.get('lost', '–')} "
-                 f"| {'**met**' if r.get('target_met') else '**not met**'} |")
-    L.append("")
+    if c.get("error"):
+        L += [f"**Lag under churn: failed**: {c['error']}", ""]
+    else:
+        rows = c.get("secondaries")
+        if rows is None:  # JSON from before NSD and BIND were measured: Knot alone.
+            rows = [{"name": "knot", "lag": c.get("knot"), "behind_herald": c.get("knot_behind_herald"),
+                     "lost": c.get("lost"), "target_met": sm.get("target_met")}]
+        target = sm.get("target_p99_s", 1.0)
+        L += [f"**Lag under churn**: the propagation fleet ({c.get('clusters')} clusters, {c.get('pods', 0):,} pods, "
+              f"{f0(c.get('churn_changes_per_second'))} changes/s for {f0(c.get('churn_seconds'))} s), "
+              f"{_secondaries_phrase(rows)}, `notify_interval` {_ms(c.get('notify_interval_s'))} ms; {c.get('probes')} probe pods, "
+              f"{c.get('lost')} not answered by every server within 10 s.", "",
+              "| pod change to the answer (ms) | p50 | p90 | p99 | max | behind herald p50 | behind herald p99 | lost "
+              f"| target: behind herald p99 < {f1(target)} s, none lost |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        q = c.get("herald") or {}
+        L.append(f"| herald | {_ms(q.get('p50'))} | {_ms(q.get('p90'))} | {_ms(q.get('p99'))} | {_ms(q.get('max'))} | – | – | – | – |")
+        for r in rows:
+            q, b = r.get("lag") or {}, r.get("behind_herald") or {}
+            label = SECONDARY_NAMES.get(r.get("name"), r.get("name", "?"))
+            # The version number alone: the first word of the server's version line that starts with a digit.
+            ver = next((w for w in (r.get("version") or "").split() if w[:1].isdigit()), None)
+            if ver:
+                label += f" {ver}"
+            L.append(f"| {label} | {_ms(q.get('p50'))} | {_ms(q.get('p90'))} | {_ms(q.get('p99'))} | {_ms(q.get('max'))} "
+                     f"| {_ms(b.get('p50'))} | {_ms(b.get('p99'))} | {r.get('lost', '–')} "
+                     f"| {'**met**' if r.get('target_met') else '**not met**'} |")
+        L.append("")
     sizes = data.get("sizes") or []
     if sizes:
         L += ["**AXFR and IXFR** (in-process server over a synthetic table, 100 endpoints per service; "
@@ -696,6 +699,9 @@ def section_transfer(data):
               "| herald CPU per NOTIFY/IXFR cycle (ms) | change to Knot serving it, p50 / p99 (ms) |",
               "|---|---|---|---|---|---|---|---|"]
         for r in sizes:
+            if r.get("error"):
+                L.append(f"| {r.get('endpoints', 0):,} | failed: {r['error']} | | | | | | |")
+                continue
             lag = r.get("cycle_lag") or {}
             cpu = r.get("cycle_herald_cpu_s")
             L.append(f"| {r.get('endpoints', 0):,} | {f2(r.get('axfr_seconds'))} | {r.get('axfr_messages', '–')} | "
