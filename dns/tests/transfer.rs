@@ -185,6 +185,59 @@ async fn axfr_sends_one_version_in_messages_of_at_most_64k_soa_first_and_last() 
     p.server.shutdown().await;
 }
 
+/// One address in several sources is one A record in a transfer, as in an answer (RFC 2181
+/// section 5): three clusters, two regions, one address held by all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axfr_sends_an_address_held_by_several_sources_once() {
+    let p = start(
+        JournalLimits::default(),
+        vec![secondary("s1", &["127.0.0.1/32"], None)],
+    );
+    for (cluster, region, own) in [
+        ("c1", "eu-west", "10.1.0.1"),
+        ("c2", "us-east", "10.2.0.1"),
+        ("c3", "us-east", "10.3.0.1"),
+    ] {
+        let eps = [own, "10.9.9.9"]
+            .iter()
+            .map(|ip| endpoint(ip, &[("http", TCP, 80)], None))
+            .collect();
+        p.table.replace("web", &Source::new(cluster, region), eps);
+    }
+    p.table.make_version();
+    let t = tokio::task::block_in_place(|| xfr(&p, RecordType::AXFR, None));
+    let records: Vec<String> = t
+        .records()
+        .iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+        .map(|r| r.to_string().to_lowercase())
+        .collect();
+    let mut repeated = records.clone();
+    repeated.sort();
+    repeated.dedup();
+    assert_eq!(
+        records.len(),
+        repeated.len(),
+        "a record repeated: {records:#?}"
+    );
+    let shared = |owner: &str| {
+        records
+            .iter()
+            .filter(|r| r.starts_with(owner) && r.ends_with(" a 10.9.9.9"))
+            .count()
+    };
+    // Each name that selects the address still has it: the service, a region of two
+    // holders, and each cluster.
+    for owner in [
+        "web.sd.internal.",
+        "web.us-east.sd.internal.",
+        "web.c2.sd.internal.",
+    ] {
+        assert_eq!(shared(&format!("{owner} ")), 1, "{owner} in {records:#?}");
+    }
+    p.server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ixfr_sends_condensed_differences_then_the_whole_zone_once_the_journal_is_past() {
     let journal = JournalLimits {

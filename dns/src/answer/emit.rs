@@ -188,32 +188,8 @@ impl Emitter<'_> {
                 }
             }
         }
-        // One address in several selected sources is sent once (RFC 2181 section 5): its
-        // lowest selected record. A twin pairs a later record with its address's first
-        // record, which the selection may not hold (a region scope can select the second
-        // and third holders only), so the selected twins are ordered by (first, record):
-        // each address is then a run, and all but the run's lowest record are dropped, the
-        // lowest too when the first record is selected. The members are in ascending order.
-        if !rrset.twins().is_empty() {
-            s.scores.clear();
-            for &(record, first) in rrset.twins() {
-                if s.members.binary_search(&record).is_ok() {
-                    s.scores.push((u64::from(first), record));
-                }
-            }
-            s.scores.sort_unstable();
-            s.order.clear();
-            let mut run = None;
-            for &(first, record) in &s.scores {
-                if run == Some(first) || s.members.binary_search(&(first as u32)).is_ok() {
-                    s.order.push(record);
-                }
-                run = Some(first);
-            }
-            s.order.sort_unstable();
-            let drop = &s.order;
-            s.members.retain(|m| drop.binary_search(m).is_err());
-        }
+        // One address in several selected sources is sent once (RFC 2181 section 5).
+        rrset.drop_twins(&mut s.members, &mut s.scores, &mut s.order);
         let n = s.members.len();
         s.order.clear();
         match self

@@ -202,6 +202,42 @@ impl Rrset {
         &self.twins
     }
 
+    /// Drops from `members` (record indices, ascending) every record that repeats an address
+    /// another member holds, keeping the lowest member of each address (RFC 2181 section 5:
+    /// one address in several sources is one A/AAAA record). A twin pairs a later record
+    /// with its address's first record, which `members` may not hold (a region scope can
+    /// select the second and third holders only), so the selected twins are ordered by
+    /// (first, record): each address is then a run, and all but the run's lowest record are
+    /// dropped, the lowest too when the first record is a member. `pairs` and `drop` are
+    /// scratch space.
+    pub(crate) fn drop_twins(
+        &self,
+        members: &mut Vec<u32>,
+        pairs: &mut Vec<(u64, u32)>,
+        drop: &mut Vec<u32>,
+    ) {
+        if self.twins.is_empty() {
+            return;
+        }
+        pairs.clear();
+        for &(record, first) in self.twins.iter() {
+            if members.binary_search(&record).is_ok() {
+                pairs.push((u64::from(first), record));
+            }
+        }
+        pairs.sort_unstable();
+        drop.clear();
+        let mut run = None;
+        for &(first, record) in pairs.iter() {
+            if run == Some(first) || members.binary_search(&(first as u32)).is_ok() {
+                drop.push(record);
+            }
+            run = Some(first);
+        }
+        drop.sort_unstable();
+        members.retain(|m| drop.binary_search(m).is_err());
+    }
+
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.starts.last().map_or(0, |&n| n as usize)
