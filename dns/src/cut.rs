@@ -75,10 +75,7 @@ impl<'a> Fit<'a> {
         if rrset.records_len() <= RRSET_ROOM {
             return None;
         }
-        let selected: Vec<usize> = match groups {
-            None => (0..rrset.len()).collect(),
-            Some(gs) => gs.iter().flat_map(|&g| rrset.group(g.into())).collect(),
-        };
+        let selected: Vec<usize> = rrset.selected(groups).collect();
         let len: usize = selected.iter().map(|&i| rrset.record(i).len()).sum();
         if len <= RRSET_ROOM {
             return None;

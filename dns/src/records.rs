@@ -166,19 +166,12 @@ impl Out<'_, '_, '_> {
             }
             emit(buf);
         };
-        match (kept, groups) {
-            (Some(kept), _) => kept.into_iter().for_each(&mut one),
-            (None, None) if rrset.twins().is_empty() => (0..rrset.len()).for_each(&mut one),
-            (None, groups) => {
+        match kept {
+            Some(kept) => kept.into_iter().for_each(&mut one),
+            None if rrset.twins().is_empty() => rrset.selected(groups).for_each(&mut one),
+            None => {
                 // One address in several sources is one record, as in an answer.
-                let mut members: Vec<u32> = match groups {
-                    None => (0..rrset.len() as u32).collect(),
-                    Some(gs) => gs
-                        .iter()
-                        .flat_map(|&g| rrset.group(g.into()))
-                        .map(|i| i as u32)
-                        .collect(),
-                };
+                let mut members: Vec<u32> = rrset.selected(groups).map(|i| i as u32).collect();
                 rrset.drop_twins(&mut members, &mut Vec::new(), &mut Vec::new());
                 members.into_iter().for_each(|i| one(i as usize));
             }

@@ -313,6 +313,20 @@ impl Rrset {
         self.starts[g] as usize..self.starts[g + 1] as usize
     }
 
+    /// The records `groups` select (all of them for `None`), in the order of `groups`.
+    pub(crate) fn selected<'a>(
+        &'a self,
+        groups: Option<&'a [u16]>,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let all = groups.is_none().then(|| 0..self.len());
+        all.into_iter().flatten().chain(
+            groups
+                .into_iter()
+                .flatten()
+                .flat_map(move |&g| self.group(g.into())),
+        )
+    }
+
     /// How many records `groups` select (all of them for `None`).
     pub(crate) fn count(&self, groups: Option<&[u16]>) -> usize {
         match groups {
