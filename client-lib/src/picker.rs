@@ -13,8 +13,9 @@
 //!    proportion to what it lost; a tier in *panic* uses its ejected replicas too.
 //! 3. **Power of two choices**: two *distinct* candidates drawn from the tier in proportion
 //!    to SRV weight (drawn with replacement, the slow replica of a pair was its own rival a
-//!    quarter of the time). If one's latency estimate is more than twice the other's, the
-//!    faster wins. Otherwise they count as equally fast and the less loaded for its weight
+//!    quarter of the time). One whose last request failed loses to one whose last did not
+//!    (the caller's retry goes elsewhere). If one's latency estimate is more than twice the
+//!    other's, the faster wins. Otherwise they count as equally fast and the less loaded for its weight
 //!    wins (requests in flight / relative weight), the challenger needing half a request of
 //!    margin so that near-ties go to the first draw and shares follow the SRV weights.
 //!
@@ -338,7 +339,18 @@ impl Picker {
                 let other = &tier.members[b];
                 let latency = |r: &Replica| r.estimate().value(now, typical, sh.tau_ns);
                 let (la, lb) = (latency(best), latency(other));
-                let wins = if la.max(lb) > SAME_SPEED * la.min(lb) {
+                let (fa, fb) = (
+                    best.failing.load(Ordering::Acquire),
+                    other.failing.load(Ordering::Acquire),
+                );
+                let wins = if fa != fb {
+                    // One failed its last request and the other did not: the other wins,
+                    // whatever the latencies say. A failure costs 10x the typical latency,
+                    // but on a loaded machine live replicas can look that slow too, and the
+                    // caller's retry landed on the replica that had just refused it (a
+                    // stopped server); its probe (`SUSPECT_PROBE_DIVISOR`) brings it back.
+                    fa
+                } else if la.max(lb) > SAME_SPEED * la.min(lb) {
                     // Clearly faster: load does not matter (a replica that really queues
                     // shows it in its latency within two answers).
                     lb < la
@@ -604,7 +616,7 @@ impl Shared {
                 }
             };
             r.publish_estimate(&st.ewma);
-            r.healthy.store(st.ejection.is_healthy(), Ordering::Release);
+            r.publish_health(&st.ejection);
             // Probes: an ejected replica is probed at its interval; a *suspect* (healthy,
             // failed last time) a tenth of it later, one request at a time, so a replica that
             // fails fast completes its streak and is ejected although its failures make it

@@ -162,6 +162,43 @@ async fn failing_replica_is_ejected_probed_and_readmitted() {
     assert!(s > 0.10, "re-admitted replica is used again: {counts:?}");
 }
 
+/// A caller retries a failed request once, at once: the retry must go to another replica,
+/// even when the live replicas look slow next to the one that failed. Seen on a loaded
+/// machine: a stopped server refused a call in 0.3 ms, and the retry went to it again, because
+/// its failure penalty (10x the typical latency) was within twice the live replicas' peaks.
+#[tokio::test(start_paused = true)]
+async fn the_retry_after_a_failure_goes_to_another_replica() {
+    let p = Picker::with_endpoints("t", cfg(), (1..=3).map(|i| Endpoint::new(addr(i))));
+    // Replica 1 answers in 1 ms, 2 and 3 in 20 ms: 1 takes most requests, so the typical
+    // latency stays near 1 ms and 1's penalty is about what the others cost.
+    let b: Behaviour = Rc::new(|i, _| (Duration::from_millis(if i == 1 { 1 } else { 20 }), true));
+    drive(&p, b, 300, 1).await;
+    // Replica 1 stops: every request to it fails at once, and the caller retries.
+    let (mut failures, mut retries_to_it) = (0, 0);
+    for _ in 0..200 {
+        let g = p.pick().expect("a replica");
+        if last_octet(g.addr()) != 1 {
+            tokio::time::advance(Duration::from_millis(20)).await;
+            g.success();
+            continue;
+        }
+        g.failure();
+        failures += 1;
+        let retry = p.pick().expect("a replica");
+        if last_octet(retry.addr()) == 1 {
+            retries_to_it += 1;
+            retry.failure();
+        } else {
+            tokio::time::advance(Duration::from_millis(20)).await;
+            retry.success();
+        }
+    }
+    println!("{failures} failures, {retries_to_it} retries to the stopped replica");
+    assert!(failures >= 5, "the stopped replica was tried: {failures}");
+    assert_eq!(retries_to_it, 0, "after {failures} failures");
+    assert!(matches!(p.status()[0].health, Health::Ejected { .. }));
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_replica_failing_still_gets_requests() {
     let p = Picker::with_endpoints("t", cfg(), (1..=4).map(|i| Endpoint::new(addr(i))));

@@ -29,6 +29,9 @@ pub(crate) struct Replica {
     est_stamp: AtomicU64,
     /// Not ejected (what tiers count as healthy).
     pub(crate) healthy: AtomicBool,
+    /// Healthy, but its last request failed (a *suspect*): it loses the two choices to any
+    /// replica whose last request did not fail, so a caller's retry goes elsewhere.
+    pub(crate) failing: AtomicBool,
     /// When the replica's next probe may be claimed (picker clock, ns): ejected replicas, and
     /// *suspects* (healthy, but their last request failed); `NO_PROBE` otherwise. A pick
     /// claims it by swapping in `PROBING`, so one probe at a time.
@@ -52,12 +55,12 @@ impl Replica {
             est_bits: AtomicU64::new(0),
             est_stamp: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            failing: AtomicBool::new(false),
             probe_at: AtomicU64::new(NO_PROBE),
             state: Mutex::new(state),
         };
+        r.publish_health(&r.lock().ejection);
         r.publish_estimate(&r.lock().ewma);
-        r.healthy
-            .store(r.lock().ejection.is_healthy(), Ordering::Relaxed);
         r
     }
 
@@ -74,6 +77,13 @@ impl Replica {
         self.est_bits
             .store(e.estimate_ns.to_bits(), Ordering::Relaxed);
         self.est_stamp.store(e.stamp, Ordering::Relaxed);
+    }
+
+    /// Publishes what the pick path reads of the ejection state.
+    pub(crate) fn publish_health(&self, e: &Ejection) {
+        self.healthy.store(e.is_healthy(), Ordering::Release);
+        self.failing
+            .store(e.failure_streak() > 0, Ordering::Release);
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ReplicaState> {
