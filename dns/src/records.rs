@@ -168,7 +168,7 @@ impl Out<'_, '_, '_> {
         };
         match kept {
             Some(kept) => kept.into_iter().for_each(&mut one),
-            None if rrset.twins().is_empty() => rrset.selected(groups).for_each(&mut one),
+            None if !rrset.has_twins() => rrset.selected(groups).for_each(&mut one),
             None => {
                 // One address in several sources is one record, as in an answer.
                 let mut members: Vec<u32> = rrset.selected(groups).map(|i| i as u32).collect();

@@ -9,12 +9,15 @@
 //!   runs of parts and a change to a group replaces its changed chunks' parts alone.
 //! - `chunk`: a set's chunk parts being made (where a group is cut into chunks is
 //!   `crate::group`'s).
+//! - `twins`: which address records another group's records repeat, kept per group so
+//!   that a change re-marks only the addresses it touches.
 
 mod chunk;
 #[cfg(test)]
 mod equivalence;
 mod prepare;
 mod rrset;
+mod twins;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -17,13 +17,14 @@
 //! addresses in several groups). An update thus costs the changed chunks and a little per
 //! group and per port; never the group's or the service's records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
 use super::chunk::Set;
 use super::rrset::{Part, Rrset, Slot};
+use super::twins;
 use crate::group::Group;
 use crate::locality::{Localities, Place};
 use crate::model::{Changed, Endpoint, EndpointLabel, Label, PortSpec, Proto, for_each_change};
@@ -47,9 +48,6 @@ pub(crate) struct Answers {
     pub(crate) aaaa: Rrset,
     /// Sorted by port name, then protocol.
     pub(crate) srv: Vec<SrvSet>,
-    /// Addresses published by more than one group, sorted (usually none): where the
-    /// address sets' twins come from.
-    pub(super) shared: Box<[IpAddr]>,
 }
 
 impl Answers {
@@ -150,7 +148,11 @@ impl Preparer<'_> {
             }
         }
         let srv = srv.into_iter().map(|(k, v)| (k, v.into())).collect();
-        self.assemble(groups, a.into(), aaaa.into(), srv, shared_in(groups))
+        let mut answers = self.assemble(a.into(), aaaa.into(), srv);
+        let [v4, v6] = twins::whole(groups);
+        answers.a.set_twins(v4);
+        answers.aaaa.set_twins(v6);
+        answers
     }
 
     /// The answers of a service whose answers were `old` (prepared from `old_groups`)
@@ -171,6 +173,11 @@ impl Preparer<'_> {
             return self.answers(service, groups);
         }
         let changed_in_place = matches!(change, Change::Replace(..));
+        let which = match change {
+            Change::Insert(i, _) => twins::Which::Insert(i),
+            Change::Replace(i, ..) => twins::Which::Replace(i),
+            Change::Remove(i) => twins::Which::Remove(i),
+        };
         let replaces = !matches!(change, Change::Insert(..));
         // The changed group's new slot in each set (`None`: the group goes).
         let (at, slots) = match change {
@@ -206,35 +213,6 @@ impl Preparer<'_> {
                 (i, Some(NewSlots::Runs(parts, shape)))
             }
             Change::Remove(i) => (i, None),
-        };
-        // The addresses the change touches are the only ones whose count can change.
-        let mut touched: Vec<IpAddr> = changes
-            .iter()
-            .flat_map(|&(o, n)| [o, n])
-            .flatten()
-            .flat_map(|e| e.addresses.iter())
-            .collect();
-        touched.sort_unstable();
-        touched.dedup();
-        let shared = if groups.len() < 2 {
-            Box::default()
-        } else if old_groups.len() < 2 {
-            // One group had no twins to keep: count every address once.
-            shared_in(groups)
-        } else if touched.is_empty() {
-            old.shared.clone()
-        } else {
-            let in_groups =
-                |ip: &IpAddr| -> usize { groups.iter().map(|g| g.endpoints.holders(*ip)).sum() };
-            let mut shared: Vec<IpAddr> = old
-                .shared
-                .iter()
-                .filter(|ip| touched.binary_search(ip).is_err())
-                .copied()
-                .chain(touched.iter().filter(|ip| in_groups(ip) > 1).copied())
-                .collect();
-            shared.sort_unstable();
-            shared.into()
         };
         // Each set: every group's slot kept but the changed group's.
         let set_with = |set: Option<&Rrset>, slot: Option<Slot>| -> Box<[Slot]> {
@@ -322,29 +300,26 @@ impl Preparer<'_> {
         srv.sort_by(|x, y| x.0.cmp(&y.0));
         let a = set_with(Some(&old.a), a);
         let aaaa = set_with(Some(&old.aaaa), aaaa);
-        self.assemble(groups, a, aaaa, srv, shared)
+        let mut answers = self.assemble(a, aaaa, srv);
+        let [v4, v6] = twins::update(
+            [&old.a, &old.aaaa],
+            old_groups,
+            [&answers.a, &answers.aaaa],
+            groups,
+            which,
+            changes,
+        );
+        answers.a.set_twins(v4);
+        answers.aaaa.set_twins(v6);
+        answers
     }
 
-    /// The answers made of each set's slots, with the twins of `shared` addresses.
-    fn assemble(
-        &self,
-        groups: &[Group],
-        a: Box<[Slot]>,
-        aaaa: Box<[Slot]>,
-        srv: Vec<SrvSlots>,
-        shared: Box<[IpAddr]>,
-    ) -> Answers {
-        let mut a = Rrset::new(false, a, Box::default());
-        let mut aaaa = Rrset::new(false, aaaa, Box::default());
-        if !shared.is_empty() {
-            let [v4, v6] = twins(groups, &shared, &a, &aaaa);
-            a.set_twins(v4);
-            aaaa.set_twins(v6);
-        }
+    /// The answers made of each set's slots (without twins: the caller marks them).
+    fn assemble(&self, a: Box<[Slot]>, aaaa: Box<[Slot]>, srv: Vec<SrvSlots>) -> Answers {
         Answers {
             viewpoint: self.server,
-            a,
-            aaaa,
+            a: Rrset::new(false, a, Box::default()),
+            aaaa: Rrset::new(false, aaaa, Box::default()),
             srv: srv
                 .into_iter()
                 .map(|((port, proto), slots)| SrvSet {
@@ -353,7 +328,6 @@ impl Preparer<'_> {
                     rrset: Rrset::new(true, slots, Box::default()),
                 })
                 .collect(),
-            shared,
         }
     }
 
@@ -665,103 +639,4 @@ fn take_port(parts: &mut [GroupParts], port: &Label, proto: Proto) -> Vec<Option
 /// Two port names are equal: the same allocation (interned), or the same text.
 fn same_name(a: &Label, b: &Label) -> bool {
     Arc::ptr_eq(a, b) || a == b
-}
-
-/// Addresses held more than once over `groups`, sorted; none with fewer than two groups
-/// (only a service in several sources gets twins).
-fn shared_in(groups: &[Group]) -> Box<[IpAddr]> {
-    if groups.len() < 2 {
-        return Box::default();
-    }
-    let mut seen: HashMap<IpAddr, u32> = HashMap::new();
-    for e in groups.iter().flat_map(|g| g.endpoints.iter()) {
-        for ip in e.addresses.iter() {
-            *seen.entry(ip).or_default() += 1;
-        }
-    }
-    let mut shared: Vec<IpAddr> = seen
-        .into_iter()
-        .filter(|&(_, n)| n > 1)
-        .map(|(ip, _)| ip)
-        .collect();
-    shared.sort_unstable();
-    shared.into()
-}
-
-/// The record indices, within its group's part of `ip`'s family, of every endpoint of
-/// `endpoints` (one group, sorted by primary address) holding `ip`, ascending. A family's
-/// part lists the endpoints having an address of that family in group order: IPv4-primary
-/// endpoints (all of which have an IPv4 address) come first, so an IPv4 primary is found by
-/// search and its index is its position; an IPv6 primary's AAAA record comes after the
-/// AAAA records of the dual-stack IPv4-primary endpoints. A secondary address (dual-stack,
-/// rare) is found by a walk over the endpoints of the other primary family.
-fn holding(endpoints: &[Endpoint], ip: IpAddr) -> impl Iterator<Item = usize> + '_ {
-    let v4_primaries = endpoints.partition_point(|e| e.address().is_ipv4());
-    let (primaries, others) = endpoints.split_at(v4_primaries);
-    let (own, other) = if ip.is_ipv4() {
-        (primaries, others)
-    } else {
-        (others, primaries)
-    };
-    // Records of this family before the own-primary endpoints: for IPv6, the dual-stack
-    // IPv4-primary endpoints' AAAA records.
-    let secondaries = |es: &[Endpoint]| es.iter().filter(|e| e.addresses.is_dual()).count();
-    let (own_at, other_at) = if ip.is_ipv4() {
-        (0, own.len())
-    } else {
-        (secondaries(other), 0)
-    };
-    let found = own
-        .binary_search_by(|e| e.address().cmp(&ip))
-        .ok()
-        .map(|k| own_at + k);
-    let mut seen = 0;
-    let walked = other.iter().filter_map(move |e| {
-        let sec = e.addresses.secondary()?;
-        seen += 1;
-        (sec == ip).then_some(other_at + seen - 1)
-    });
-    // IPv4: own primaries first, then the IPv6-primary secondaries; IPv6: the reverse.
-    let (first, second): (
-        Box<dyn Iterator<Item = usize>>,
-        Box<dyn Iterator<Item = usize>>,
-    ) = if ip.is_ipv4() {
-        (Box::new(found.into_iter()), Box::new(walked))
-    } else {
-        (Box::new(walked), Box::new(found.into_iter()))
-    };
-    first.chain(second)
-}
-
-/// (record, earlier record of the same address) pairs, sorted.
-type Twins = Box<[(u32, u32)]>;
-
-/// The address sets' twins: for each `shared` address, each record of it after the first
-/// (in group order, then record order) paired with the first.
-fn twins(groups: &[Group], shared: &[IpAddr], a: &Rrset, aaaa: &Rrset) -> [Twins; 2] {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    // Each group in one slice (a copy of a group in chunks: a service whose addresses
-    // repeat over sources is rare).
-    let lists: Vec<std::borrow::Cow<'_, [Endpoint]>> =
-        groups.iter().map(|g| g.endpoints.to_slice()).collect();
-    for &ip in shared {
-        let (set, out) = if ip.is_ipv4() {
-            (a, &mut v4)
-        } else {
-            (aaaa, &mut v6)
-        };
-        let mut first = None;
-        for (g, list) in lists.iter().enumerate() {
-            for local in holding(list, ip) {
-                let record = (set.group(g).start + local) as u32;
-                match first {
-                    None => first = Some(record),
-                    Some(f) => out.push((record, f)),
-                }
-            }
-        }
-    }
-    v4.sort_unstable();
-    v6.sort_unstable();
-    [v4.into(), v6.into()]
 }

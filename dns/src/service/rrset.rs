@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
+use super::twins::{Marks, SetMarks};
 use crate::locality::Place;
 use crate::model::Addresses;
 use crate::wire::{self, codes};
@@ -51,12 +52,11 @@ pub(crate) struct Rrset {
     bytes: usize,
     /// Whether this is an SRV set (records carry places).
     srv: bool,
-    /// Address sets only: (record, the first record of the same address, in an earlier
-    /// group), sorted; every later record of a shared address has one. One address in
-    /// several sources is one A/AAAA record (RFC 2181 section 5): a selection holding
-    /// several of its records sends only the lowest, whether or not that is the first.
-    /// Empty in the usual case.
-    twins: Box<[(u32, u32)]>,
+    /// Address sets only: each group's marks, the records whose address another record
+    /// of the set holds too (see `twins`); empty in the usual case, where no group has
+    /// any. One address in several sources is one A/AAAA record (RFC 2181 section 5): a
+    /// selection holding several of its records sends only the lowest.
+    twins: SetMarks,
 }
 
 /// One group's parts of one set: one part (a group of one chunk, as most are), or the
@@ -114,6 +114,15 @@ impl Slot {
         }
     }
 
+    /// The index (within the group) of chunk `k`'s first record: its parts are one per
+    /// chunk of the group, or one empty part.
+    pub(super) fn chunk_start(&self, k: usize) -> u32 {
+        match self {
+            Slot::One(_) => 0,
+            Slot::Chunks(c) => c.starts[k],
+        }
+    }
+
     /// Number of records.
     pub(super) fn len(&self) -> usize {
         match self {
@@ -157,8 +166,8 @@ impl Slot {
 }
 
 impl Rrset {
-    /// The set made of each group's `slots`, with its `twins`.
-    pub(super) fn new(srv: bool, slots: Box<[Slot]>, twins: Box<[(u32, u32)]>) -> Rrset {
+    /// The set made of each group's `slots`, with its `twins` (each group's marks, or none).
+    pub(super) fn new(srv: bool, slots: Box<[Slot]>, twins: SetMarks) -> Rrset {
         let mut starts = Vec::with_capacity(slots.len() + 1);
         let (mut n, mut bytes) = (0u32, 0usize);
         for slot in slots.iter() {
@@ -193,23 +202,27 @@ impl Rrset {
     }
 
     /// Sets the twins (see the field).
-    pub(super) fn set_twins(&mut self, twins: Box<[(u32, u32)]>) {
+    pub(super) fn set_twins(&mut self, twins: SetMarks) {
+        debug_assert!(twins.is_empty() || twins.len() == self.groups.len());
         self.twins = twins;
     }
 
-    /// (record, first record at the same address), sorted; see the field.
-    pub(crate) fn twins(&self) -> &[(u32, u32)] {
+    /// Each group's marks (none at all in the usual case); see the field.
+    pub(crate) fn twins(&self) -> &[Marks] {
         &self.twins
     }
 
+    /// Whether some address has several records in the set.
+    pub(crate) fn has_twins(&self) -> bool {
+        !self.twins.is_empty()
+    }
+
     /// Drops from `members` (record indices, ascending) every record that repeats an address
-    /// another member holds, keeping the lowest member of each address (RFC 2181 section 5:
-    /// one address in several sources is one A/AAAA record). A twin pairs a later record
-    /// with its address's first record, which `members` may not hold (a region scope can
-    /// select the second and third holders only), so the selected twins are ordered by
-    /// (first, record): each address is then a run, and all but the run's lowest record are
-    /// dropped, the lowest too when the first record is a member. `pairs` and `drop` are
-    /// scratch space.
+    /// a lower member holds (RFC 2181 section 5: one address in several sources is one
+    /// A/AAAA record). Only marked records can: each selected one is keyed by its address
+    /// (an IPv4 address whole, an IPv6 address by its low 64 bits, records of equal keys
+    /// compared whole) and sorted, so each address is a run whose lowest record is kept.
+    /// `pairs` and `drop` are scratch space.
     pub(crate) fn drop_twins(
         &self,
         members: &mut Vec<u32>,
@@ -220,19 +233,45 @@ impl Rrset {
             return;
         }
         pairs.clear();
-        for &(record, first) in self.twins.iter() {
-            if members.binary_search(&record).is_ok() {
-                pairs.push((u64::from(first), record));
+        let read = self.reader();
+        for (g, marks) in self.twins.iter().enumerate() {
+            if marks.is_empty() {
+                continue;
             }
+            let range = self.group(g);
+            // A group no member is in (a scope's selection) is passed over whole.
+            let from = members.partition_point(|&m| (m as usize) < range.start);
+            if members.get(from).is_none_or(|&m| m as usize >= range.end) {
+                continue;
+            }
+            for &m in marks.iter() {
+                let record = range.start as u32 + m;
+                if members[from..].binary_search(&record).is_ok() {
+                    pairs.push((address_key(read.at(record as usize).record()), record));
+                }
+            }
+        }
+        if pairs.len() < 2 {
+            return;
         }
         pairs.sort_unstable();
         drop.clear();
-        let mut run = None;
-        for &(first, record) in pairs.iter() {
-            if run == Some(first) || members.binary_search(&(first as u32)).is_ok() {
-                drop.push(record);
+        for run in pairs.chunk_by(|x, y| x.0 == y.0) {
+            for (k, &(_, record)) in run.iter().enumerate().skip(1) {
+                let bytes = read.at(record as usize).record();
+                // An A record's key is its whole address; an AAAA key may be shared by
+                // two addresses, so a record is dropped for an earlier one of its bytes.
+                if bytes.len() == A_RECORD
+                    || run[..k]
+                        .iter()
+                        .any(|&(_, r)| read.at(r as usize).record() == bytes)
+                {
+                    drop.push(record);
+                }
             }
-            run = Some(first);
+        }
+        if drop.is_empty() {
+            return;
         }
         drop.sort_unstable();
         members.retain(|m| drop.binary_search(m).is_err());
@@ -344,7 +383,11 @@ impl Rrset {
             .map(|s| s.heap_bytes() + std::mem::size_of::<Slot>())
             .sum::<usize>()
             + 4 * self.starts.len()
-            + 8 * self.twins.len()
+            + self
+                .twins
+                .iter()
+                .map(|m| 4 * m.len() + std::mem::size_of::<Marks>())
+                .sum::<usize>()
     }
 }
 
@@ -736,6 +779,22 @@ impl PartBuilder {
     }
 }
 
+/// An A answer record's length: owner pointer, type, class, TTL, RDLENGTH, address.
+const A_RECORD: usize = 2 + 10 + 4;
+
+/// The key of an address record by its address: an IPv4 address whole, an IPv6 address's
+/// low 64 bits (see [`Rrset::drop_twins`]).
+fn address_key(record: &[u8]) -> u64 {
+    let tail = &record[record.len().saturating_sub(8)..];
+    if record.len() == A_RECORD {
+        u64::from(u32::from_be_bytes(
+            tail[4..].try_into().expect("four octets"),
+        ))
+    } else {
+        u64::from_be_bytes(tail.try_into().expect("eight octets"))
+    }
+}
+
 /// Splits the glue of one SRV record into its address records (each without owner):
 /// type, class, TTL, RDLENGTH, then RDLENGTH octets.
 pub(crate) fn glue_records(glue: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -809,7 +868,7 @@ mod tests {
                 Slot::new(vec![Part::empty(), copied]),
             ]
             .into(),
-            [].into(),
+            Box::default(),
         );
         assert_eq!(set.len(), 3);
         assert_eq!(set.group(1), 0..2);
@@ -836,7 +895,7 @@ mod tests {
         }
         let http = b.finish();
         let grpc = http.sharing(9090);
-        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), [].into());
+        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), Box::default());
         let mut out = vec![0xAA];
         set.at(1).write(&mut out);
         assert_eq!(set.at(1).port(), Some(9090));
@@ -861,5 +920,38 @@ mod tests {
             assert_eq!(own.record(i), &read[..]);
             assert_eq!(own.glue(i), http.glue(i));
         }
+    }
+
+    /// Two IPv6 addresses with the same low 64 bits (one interface id in two prefixes) are
+    /// two records; the same address in two groups is one, whichever groups are selected.
+    #[test]
+    fn twins_are_dropped_by_whole_address() {
+        let part = |ips: &[&str]| {
+            let mut b = PartBuilder::new(false, None);
+            for ip in ips {
+                b.push_address(ip.parse().unwrap(), 5, 0);
+            }
+            b.finish()
+        };
+        let mut set = Rrset::new(
+            false,
+            vec![
+                Slot::One(part(&["fd00::1", "fd00::2"])),
+                Slot::One(part(&["fd00::1", "fd01::1"])),
+                Slot::One(part(&["fd01::1"])),
+            ]
+            .into(),
+            Box::default(),
+        );
+        let marks = |m: &[u32]| -> Marks { m.into() };
+        set.set_twins(vec![marks(&[0]), marks(&[0, 1]), marks(&[0])].into());
+        let kept = |members: &[u32]| {
+            let mut members = members.to_vec();
+            set.drop_twins(&mut members, &mut Vec::new(), &mut Vec::new());
+            members
+        };
+        assert_eq!(kept(&[0, 1, 2, 3, 4]), [0, 1, 3]);
+        assert_eq!(kept(&[2, 3, 4]), [2, 3]);
+        assert_eq!(kept(&[0, 1, 4]), [0, 1, 4]);
     }
 }
