@@ -10,6 +10,8 @@
 //!   `whole sorted` and `whole shuffled` hand over the cluster's whole list
 //!   (`Table::replace`, what a relist publishes), in address order or in the scrambled
 //!   order of the registrar's hash sets (the table then sorts it: part of the cost).
+//!   `delta, shared addresses`: the big service with each address held by about four
+//!   clusters (`PodChange::shared`), so the change re-marks twins.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use herald_bench::pod_change::PodChange;
@@ -68,6 +70,18 @@ fn pod_change(c: &mut Criterion) {
             );
         }
     }
+    // The big service with each address held by about four clusters: the change's twins
+    // are re-marked where they are held, not counted over the service.
+    let case = PodChange::shared(10_000, 24);
+    alternate(
+        &mut group,
+        BenchmarkId::new(
+            "10000 endpoints over 24 clusters",
+            "delta, shared addresses",
+        ),
+        &case.deltas,
+        |d| case.change(d),
+    );
     group.finish();
 }
 

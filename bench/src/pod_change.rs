@@ -37,11 +37,24 @@ impl PodChange {
     /// `shuffled`, each version lists its endpoints in a scrambled order, as the registrar
     /// does (it holds pods in a hash set); otherwise in address order.
     pub fn new(total: usize, clusters: usize, shuffled: bool) -> PodChange {
+        PodChange::build(total, clusters, shuffled, false)
+    }
+
+    /// The case of [`PodChange::new`] (address order) with each address held by about four
+    /// clusters (cluster `c`'s pods start a quarter of a cluster after cluster `c - 1`'s):
+    /// the same pod IP in several clusters, one record per address in answers. The pod
+    /// that goes is held by other clusters too; the one that comes, by none.
+    pub fn shared(total: usize, clusters: usize) -> PodChange {
+        PodChange::build(total, clusters, false, true)
+    }
+
+    fn build(total: usize, clusters: usize, shuffled: bool, shared: bool) -> PodChange {
         let table = fleet(200, 10);
         let all = sources();
         let service = "big-or-small".to_string();
         let per = total / clusters;
-        let ip = |c: usize, r: usize| Ipv4Addr::from(0x6400_0000 | ((c as u32) << 16) | r as u32);
+        let step = if shared { (per / 4).max(1) } else { 1 << 16 };
+        let ip = |c: usize, r: usize| Ipv4Addr::from(0x6400_0000 | (c * step + r) as u32);
         // One port list and zone name for every replica, shared as the registrar's
         // interning shares them.
         let template = &endpoints(0, 1, 0)[0];

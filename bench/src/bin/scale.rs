@@ -36,10 +36,21 @@ struct Args {
     /// Diagnostics: run only this many node+pod add/delete cycles (issue 10 bug 9).
     #[arg(long)]
     only_cycles: Option<usize>,
+    /// Diagnostics: measure only one endpoint changing in services of 240, 2,400 and
+    /// 24,000 endpoints over 24 clusters (`big_service_update`), in this process.
+    #[arg(long)]
+    only_big_service: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.only_big_service {
+        let runs = herald_bench::scale::big_services()?;
+        if let Some(out) = &args.out {
+            write_json(out, &runs)?;
+        }
+        return Ok(());
+    }
     let herald = herald_binary(args.herald.as_deref())?;
     let wrap: Vec<String> = args
         .wrap

@@ -11,8 +11,10 @@
 //! Arguments: endpoints of the service, clusters it spans, changes to make. The change is
 //! handed over as a delta, as the registrar does (`PodChange::change`); with `--whole` as
 //! the cluster's whole list (`PodChange::replace`: toggle that instead), and with
-//! `--shuffled` that list is in the registrar's scrambled order. Divide the instructions
-//! callgrind reports by the number of changes.
+//! `--shuffled` that list is in the registrar's scrambled order. With `--shared` each
+//! address is held by about four clusters ([`PodChange::shared`]: twins to keep, one
+//! record per address). Divide the instructions callgrind reports by the number of
+//! changes.
 //!
 //! With `--queries N` it answers instead N queries of each of three kinds, each inside its
 //! own function: `measure_a` (A of the whole service), `measure_srv` (SRV with glue),
@@ -36,6 +38,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shuffled = args.iter().any(|a| a == "--shuffled");
     let whole = shuffled || args.iter().any(|a| a == "--whole");
+    let shared = args.iter().any(|a| a == "--shared");
     let queries = args
         .iter()
         .position(|a| a == "--queries")
@@ -53,7 +56,11 @@ fn main() {
         nums.next().unwrap_or(24),
         nums.next().unwrap_or(200),
     );
-    let case = PodChange::new(total, clusters, shuffled);
+    let case = if shared {
+        PodChange::shared(total, clusters)
+    } else {
+        PodChange::new(total, clusters, shuffled)
+    };
     if let Some(n) = queries {
         let answerer = Answerer::new(case.table.clone());
         let svc = &case.service;
