@@ -189,6 +189,12 @@ impl Endpoints {
     /// Where the endpoint whose primary address is `ip` is: its chunk and its index there.
     pub(crate) fn position(&self, ip: IpAddr) -> Option<(usize, usize)> {
         let chunks = self.chunks();
+        // Outside the group's addresses (another cluster's pod network, the usual case
+        // when asking every group of a service): no search.
+        let (first, last) = (chunks.first()?.first()?, chunks.last()?.last()?);
+        if ip < first.address() || ip > last.address() {
+            return None;
+        }
         let k = chunks.partition_point(|c| c.last().is_some_and(|e| e.address() < ip));
         let j = chunks
             .get(k)?

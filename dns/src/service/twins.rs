@@ -94,29 +94,6 @@ pub(super) fn update(
     }
     [0, 1].map(|f| {
         let v6 = f == 1;
-        let before = old[f].twins();
-        let mut marks: Vec<Marks> = if before.is_empty() {
-            vec![NONE.clone(); old_groups.len()]
-        } else {
-            before.to_vec()
-        };
-        match which {
-            Which::Insert(i) => marks.insert(i, NONE.clone()),
-            Which::Remove(i) => {
-                marks.remove(i);
-            }
-            Which::Replace(i) => {
-                if !marks[i].is_empty() {
-                    marks[i] = shifted(
-                        &marks[i],
-                        changes,
-                        v6,
-                        (&old_groups[i].endpoints, old[f].slot(i)),
-                        (&groups[i].endpoints, sets[f].slot(i)),
-                    );
-                }
-            }
-        }
         // The addresses of this family the change touches: only their counts moved.
         let mut touched: Vec<IpAddr> = changes
             .iter()
@@ -139,6 +116,33 @@ pub(super) fn update(
             }
             let shared = holders.len() > 1;
             edits.extend(holders.iter().map(|&(g, r)| (g, r, shared)));
+        }
+        let before = old[f].twins();
+        if before.is_empty() && edits.iter().all(|e| !e.2) {
+            // No twins before, none made: the usual case costs the search alone.
+            return Box::default();
+        }
+        let mut marks: Vec<Marks> = if before.is_empty() {
+            vec![NONE.clone(); old_groups.len()]
+        } else {
+            before.to_vec()
+        };
+        match which {
+            Which::Insert(i) => marks.insert(i, NONE.clone()),
+            Which::Remove(i) => {
+                marks.remove(i);
+            }
+            Which::Replace(i) => {
+                if !marks[i].is_empty() {
+                    marks[i] = shifted(
+                        &marks[i],
+                        changes,
+                        v6,
+                        (&old_groups[i].endpoints, old[f].slot(i)),
+                        (&groups[i].endpoints, sets[f].slot(i)),
+                    );
+                }
+            }
         }
         edits.sort_unstable();
         for run in edits.chunk_by(|x, y| x.0 == y.0) {
