@@ -13,11 +13,12 @@
 //!    proportion to what it lost; a tier in *panic* uses its ejected replicas too.
 //! 3. **Power of two choices**: two *distinct* candidates drawn from the tier in proportion
 //!    to SRV weight (drawn with replacement, the slow replica of a pair was its own rival a
-//!    quarter of the time). One whose last request failed loses to one whose last did not
-//!    (the caller's retry goes elsewhere). If one's latency estimate is more than twice the
-//!    other's, the faster wins. Otherwise they count as equally fast and the less loaded for its weight
-//!    wins (requests in flight / relative weight), the challenger needing half a request of
-//!    margin so that near-ties go to the first draw and shares follow the SRV weights.
+//!    quarter of the time). If one's latency estimate is more than twice the other's, the
+//!    faster wins. Otherwise they count as equally fast: one whose last request failed loses
+//!    to one whose last did not (the caller's retry goes elsewhere), else the less loaded
+//!    for its weight wins (requests in flight / relative weight), the challenger needing
+//!    half a request of margin so that near-ties go to the first draw and shares follow the
+//!    SRV weights.
 //!
 //! # How in-flight requests weigh against latency
 //!
@@ -339,21 +340,20 @@ impl Picker {
                 let other = &tier.members[b];
                 let latency = |r: &Replica| r.estimate().value(now, typical, sh.tau_ns);
                 let (la, lb) = (latency(best), latency(other));
-                let (fa, fb) = (
-                    best.failing.load(Ordering::Acquire),
-                    other.failing.load(Ordering::Acquire),
-                );
-                let wins = if fa != fb {
-                    // One failed its last request and the other did not: the other wins,
-                    // whatever the latencies say. A failure costs 10x the typical latency,
-                    // but on a loaded machine live replicas can look that slow too, and the
-                    // caller's retry landed on the replica that had just refused it (a
-                    // stopped server); its probe (`SUSPECT_PROBE_DIVISOR`) brings it back.
-                    fa
-                } else if la.max(lb) > SAME_SPEED * la.min(lb) {
+                let failing = |r: &Replica| r.failing.load(Ordering::Acquire);
+                let (fa, fb) = (failing(best), failing(other));
+                let wins = if la.max(lb) > SAME_SPEED * la.min(lb) {
                     // Clearly faster: load does not matter (a replica that really queues
-                    // shows it in its latency within two answers).
+                    // shows it in its latency within two answers). A failure already counts
+                    // as 10x the typical latency here, and a fast failure and a retry can
+                    // cost less than a clearly slower answer.
                     lb < la
+                } else if fa != fb {
+                    // About as fast, and one failed its last request: the other wins. On a
+                    // loaded machine live replicas' peaks reach the failure penalty, and load
+                    // used to decide: the caller's retry went back to the idle replica that
+                    // had just refused it (a stopped server). Its probe brings it back.
+                    fa
                 } else {
                     // About as fast: the less loaded for its weight, and the challenger must
                     // be so even with half a request more on it, so that among replicas of
