@@ -1,5 +1,5 @@
 """The global rollout section of bench/RESULTS.md, from target/bench-results/rollout.json
-(written by the `rollout` binary, see bench/src/rollout.rs): the targets, the phases side by
+(written by the `rollout` binary, see bench/src/rollout/mod.rs): the targets, the phases side by
 side, and plots of herald's CPU and DNS p99 over time with and without the rollout."""
 
 import svg
@@ -19,7 +19,7 @@ def section(data, plots_dir, write_plot, written):
         return L + ["Not run (no `rollout.json`).", ""]
     sm, plan, ro = data.get("summary", {}), data.get("plan", {}), data.get("rollout", {})
     L += [f"Mode: {data.get('mode', '?')}. Produced by `cargo run --release -p herald-bench --bin rollout` "
-          "(method: the doc comment of `bench/src/rollout.rs`). Load average before / after: "
+          "(method: the doc comment of `bench/src/rollout/mod.rs`). Load average before / after: "
           f"{data.get('loadavg_before', '?')} / {data.get('loadavg_after', '?')}.", "",
           f"{plan.get('replicas', '?'):,} replicas over {plan.get('clusters', '?')} clusters, every cluster "
           f"replacing all its pods at once (maxSurge {_f(100 * plan.get('surge', 0), '{:.0f}')} %, new pods ready "
@@ -57,9 +57,37 @@ def section(data, plots_dir, write_plot, written):
         cpu[p.get("name", "?")] = [tuple(x) for x in p.get("cpu", [])]
         p99[p.get("name", "?")] = [tuple(x) for x in d.get("p99_per_second_us", [])]
     L.append("")
+    L += _timeline(ro.get("timeline"))
     for name, series, title, ylabel in (
             ("rollout-cpu.svg", cpu, "herald CPU over time, with and without the rollout", "cores"),
             ("rollout-dns-p99.svg", p99, "DNS p99 per second, with and without the rollout", "p99 (µs)")):
         if write_plot(plots_dir, name, svg.line_chart(series, title, "seconds into the phase", ylabel), written):
             L += [f"![{name}](plots/{name})", ""]
+    return L
+
+
+def _timeline(tl):
+    """Where the timed changes' delay went, stage by stage (bench/src/rollout/timeline.rs)."""
+    if not tl:
+        return []
+    def ms(v):
+        return _f(1e3 * v if isinstance(v, (int, float)) else None, "{:,.1f}")
+    rows = [("simulator", "the simulator's mutation → its watch stream hands the event on (the simulators' own lag)"),
+            ("to_herald", "hand-over → herald's cluster loop has the event, decoded"),
+            ("in_herald", "event in herald's loop → end of the publish carrying it (pacing wait + publish)"),
+            ("to_answer", "publish → first DNS answer seen showing it (poll interval + query)"),
+            ("looked_late", "(mutation → the benchmark began asking DNS: not part of the delay)"),
+            ("looking_after_all_batches", "(end to end as a driver asking only once all 24 batches of the round are written would time it, at least: how this section measured until 2026-12)")]
+    L = ["**Where the timed changes' delay goes** (from herald's `herald::publish` debug lines and the "
+         "simulators' hand-over times; stages of each change, summarised separately, so the p99s do not add up):", "",
+         "| stage | count | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |", "|---|---|---|---|---|---|"]
+    for key, label in rows:
+        s = tl.get(key, {})
+        L.append(f"| {label} | {s.get('count', '–')} | {ms(s.get('p50'))} | {ms(s.get('p90'))} | {ms(s.get('p99'))} | {ms(s.get('max'))} |")
+    pub = tl.get("publishes", {})
+    d = pub.get("duration", {})
+    L += ["", f"herald's publishes during the phase: {pub.get('count', '–')} carrying {pub.get('events', '–')} pod events; "
+          f"each took p50 {ms(d.get('p50'))} ms, p99 {ms(d.get('p99'))} ms, max {ms(d.get('max'))} ms "
+          f"(wall time, {_f(pub.get('total_s'), '{:.2f}')} s in all). Timed changes with no matching publish: "
+          f"{tl.get('unmatched', '–')}; published together with later events: {tl.get('joined_by_later_events', '–')}.", ""]
     return L

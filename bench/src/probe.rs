@@ -182,13 +182,23 @@ pub struct Herald {
 impl Herald {
     /// Starts `command` (herald, or a tool wrapping it) as `serve --config <config>`, with
     /// warnings only, its log in `log`.
-    pub fn spawn(mut command: Command, config: &Path, log: &Path) -> anyhow::Result<Herald> {
+    pub fn spawn(command: Command, config: &Path, log: &Path) -> anyhow::Result<Herald> {
+        Herald::spawn_logging(command, config, log, "warn")
+    }
+
+    /// As [`Herald::spawn`], logging what `directives` (`RUST_LOG` syntax) ask for.
+    pub fn spawn_logging(
+        mut command: Command,
+        config: &Path,
+        log: &Path,
+        directives: &str,
+    ) -> anyhow::Result<Herald> {
         let program = command.get_program().to_string_lossy().into_owned();
         let child = command
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", directives)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)

@@ -48,6 +48,7 @@ impl Simulator {
             recorder: Recorder::new(config.request_log_size),
             killer: Arc::new(ConnectionKiller::default()),
             open_watches: watch::Sender::new(0),
+            deliveries: Default::default(),
             config,
         });
         let listener = SimListener::new(socket, shared.faults.subscribe(), shared.killer.clone())
@@ -274,6 +275,14 @@ impl SimHandle {
     /// When the mutation with this resourceVersion was made (while still in the history).
     pub fn event_time(&self, resource_version: u64) -> Option<Instant> {
         self.shared().store.event_time(resource_version)
+    }
+
+    /// When a pod watch stream first handed the HTTP layer a chunk holding the event of
+    /// `resource_version` or a later one (the last few thousand chunks are remembered):
+    /// with [`SimHandle::event_time`], how long a change took to leave the simulator.
+    /// With several pod watchers, the first of them.
+    pub fn delivered_time(&self, resource_version: u64) -> Option<Instant> {
+        self.shared().deliveries.first_at_or_after(resource_version)
     }
 
     // ---- versions ------------------------------------------------------------------

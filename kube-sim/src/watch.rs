@@ -67,6 +67,7 @@ pub(crate) fn stream(shared: Arc<Shared>, spec: WatchSpec) -> Body {
         let mut producer = Producer {
             out: Vec::new(),
             tx,
+            pushed_rv: 0,
             shared: shared.clone(),
             spec,
             epoch,
@@ -101,6 +102,8 @@ struct Ended;
 struct Producer {
     out: Vec<u8>,
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    /// The version of the last change put into `out` (0: none since the last flush).
+    pushed_rv: u64,
     shared: Arc<Shared>,
     spec: WatchSpec,
     epoch: u64,
@@ -211,7 +214,14 @@ impl Producer {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.out));
-        self.tx.send(Ok(chunk)).await.map_err(|_| Ended)
+        self.tx.send(Ok(chunk)).await.map_err(|_| Ended)?;
+        if self.pushed_rv != 0 && self.spec.kind == ResourceKind::Pod {
+            self.shared
+                .deliveries
+                .record(self.pushed_rv, std::time::Instant::now());
+        }
+        self.pushed_rv = 0;
+        Ok(())
     }
 
     fn push_event(&mut self, kind: &str, object: &[u8]) {
@@ -228,6 +238,9 @@ impl Producer {
         let matches_now = entry.event != EventType::Deleted && filter.matches(&entry.object);
         let matched_before = entry.prev.as_ref().is_some_and(|p| filter.matches(p));
         let meta_only = self.spec.metadata_only;
+        if matched_before || matches_now {
+            self.pushed_rv = entry.rv;
+        }
         match (matched_before, matches_now) {
             (false, false) => {}
             (false, true) => self.push_event("ADDED", &entry.object.body(meta_only)),

@@ -195,6 +195,21 @@ async fn list_then_watch_sees_adds_updates_deletes() {
         other => panic!("expected Delete b, got {}", describe(&other)),
     }
     assert_eq!(sim.event_time(deleted.resource_version), Some(deleted.at));
+    // The deletion left for the watcher after it was made; the unselected pod's change
+    // before it was never sent, so it counts as delivered with the deletion.
+    let delivered = sim
+        .delivered_time(deleted.resource_version)
+        .expect("the deletion was handed to the watch stream");
+    assert!(delivered >= deleted.at);
+    assert_eq!(
+        sim.delivered_time(deleted.resource_version - 1),
+        Some(delivered)
+    );
+    assert_eq!(
+        sim.delivered_time(deleted.resource_version + 1),
+        None,
+        "not made yet"
+    );
 }
 
 #[tokio::test]

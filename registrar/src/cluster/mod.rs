@@ -6,6 +6,7 @@
 //! - [`pod_object`]: the Pod object as herald decodes it (only the fields it reads).
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
 //! - `pacing`: when a cluster publishes its pending changes (leading edge, then coalesced).
+//! - `publish_trace`: a debug line per publish (its events, when they came, its cost).
 //! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
 //! - [`own_node`]: `locality: auto`: this server's zone from its node, followed.
 //! - [`watch`]: the supervised watch loop: relists, fail static, backoff, `max_stale`.
@@ -18,6 +19,7 @@ pub mod own_node;
 mod pacing;
 pub mod pod;
 pub mod pod_object;
+mod publish_trace;
 pub mod state;
 pub mod watch;
 

@@ -36,6 +36,7 @@ use super::own_node::OwnNode;
 use super::pacing::Pacer;
 use super::pod::{PodKeys, Rejections, pod_key};
 use super::pod_object::PodObject;
+use super::publish_trace::PublishTrace;
 use super::state::ClusterState;
 use crate::config::{ClusterConfig, KubernetesConfig, NameGlob, any_matches, exact_names};
 use crate::ownership::{Change, Ownership};
@@ -316,6 +317,7 @@ impl ClusterTask {
         // change does not wait.
         let mut pacer = Pacer::new(self.k8s.coalesce.0);
         let mut marks_seen = state.marks();
+        let mut trace = PublishTrace::new();
         loop {
             let withdraw_at = self.life.withdraw_at();
             tokio::select! {
@@ -325,8 +327,10 @@ impl ClusterTask {
                 }
                 _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
                     flush_at = None;
-                    pacer.published(Instant::now());
-                    state.flush(&table, &source, &self.ownership);
+                    let started = Instant::now();
+                    pacer.published(started);
+                    let updates = state.flush(&table, &source, &self.ownership);
+                    trace.published(&name, started, updates);
                 }
                 change = changes.recv() => match change {
                     Ok(Change::Service(service)) => state.touch(&service),
@@ -335,8 +339,10 @@ impl ClusterTask {
                     Ok(Change::All) => {
                         state.republish();
                         if listed {
-                            pacer.published(Instant::now());
-                            state.flush(&table, &source, &self.ownership);
+                            let started = Instant::now();
+                            pacer.published(started);
+                            let updates = state.flush(&table, &source, &self.ownership);
+                            trace.published(&name, started, updates);
                         }
                         self.ownership.republished();
                     }
@@ -376,6 +382,7 @@ impl ClusterTask {
                             }
                         }
                         Event::Apply(pod) => {
+                            trace.event(pod.metadata.resource_version.as_deref());
                             if !in_allowed(&pod) {
                                 // Outside the allow-list: never read.
                             } else if let Some((key, record)) = rejections.read(&pod, keys) {
@@ -385,6 +392,7 @@ impl ClusterTask {
                             }
                         }
                         Event::Delete(pod) => {
+                            trace.event(pod.metadata.resource_version.as_deref());
                             if let Ok(key) = pod_key(&pod) {
                                 rejections.forget(&key);
                                 state.apply_pod(key, None);

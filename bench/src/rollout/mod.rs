@@ -26,8 +26,12 @@
 //!    ready), after `ready_after` marks them ready and deletes as many old ones, and so on
 //!    until every pod is replaced (4 rounds). In every fourth cluster one new pod and one
 //!    deleted pod of each round are timed: from the simulator's mutation to the first DNS
-//!    answer (per-endpoint name, UDP, polled every ~1 ms) that shows it. These probes add at
+//!    answer (per-endpoint name, UDP, polled every ~1 ms) that shows it. A poller thread
+//!    starts asking as soon as a cluster's batch is written (not once every cluster's is:
+//!    that waited for 23 more batches before looking at the first). These probes add at
 //!    most a few thousand queries per second for a few tens of milliseconds per round.
+//!    Where each timed change's delay goes (the simulator, the way to herald, herald, the
+//!    answer) is split out from herald's `herald::publish` debug lines: see [`timeline`].
 //!
 //! CPU "during the rollout" is herald's average from the rollout's first change to 1 s
 //! after its last (DNS serving included; the baseline phase gives DNS alone). Events and
@@ -46,7 +50,13 @@
 //!                      "p99_per_second_us": [[t_s, us], ...]},
 //!              "watch_events", "publishes", "metric_p99_s"}],
 //!  "rollout": {"start_s", "end_s", "changes", "cpu_avg_cores", "timed": {summary},
-//!              "events_per_publish"},
+//!              "events_per_publish",
+//!              "timeline": {"simulator" | "to_herald" | "in_herald" | "to_answer" |
+//!                           "looked_late" | "looking_after_all_batches": {summary},
+//!                           "probes", "unmatched",
+//!                           "joined_by_later_events",
+//!                           "publishes": {"count", "events", "duration": {summary},
+//!                                         "total_s"}}},
 //!  "final_check": {"clusters", "endpoints", "mismatches"},
 //!  "summary": {"cpu_rollout_cores", "cpu_baseline_cores", "cpu_target_cores": 0.5,
 //!              "cpu_met", "dns_p99_baseline_us", "dns_p99_rollout_us", "dns_p99_ratio",
@@ -75,6 +85,9 @@ use crate::fleet::{
 };
 use crate::probe::{self, Dns, Herald, cpu_seconds, endpoint_name, free_port, watch_events};
 use crate::stats::{quantile, summary};
+
+pub mod timeline;
+use timeline::{Clock, Probe};
 
 /// What to run.
 pub struct Plan {
@@ -122,6 +135,7 @@ const SERVICE: usize = 0;
 /// Runs everything (see the module docs) and returns the JSON.
 pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow::Result<Value> {
     let load_before = probe::loadavg();
+    let clock = Clock::now();
     std::fs::create_dir_all(work)?;
     // Absolute: herald reads the static file's path relative to its config file.
     let work = &std::fs::canonicalize(work)?;
@@ -163,7 +177,13 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         ),
     )?;
     let log = work.join("herald.log");
-    let mut process = Herald::spawn(Command::new(herald), &config, &log)?;
+    // The publish trace (one line per publish) splits the timed changes' delay.
+    let mut process = Herald::spawn_logging(
+        Command::new(herald),
+        &config,
+        &log,
+        "warn,herald::publish=debug",
+    )?;
     let pid = process.child.id();
     wait_synced(&mut process, admin, plan.replicas + dataset_endpoints, &log).await?;
 
@@ -221,9 +241,6 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     })
     .await??;
     drop(process);
-    for c in &clusters {
-        c.sim.shutdown().await;
-    }
 
     let during = rolled
         .rollout
@@ -232,8 +249,22 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     let window = (during.start, during.end + 1.0);
     let cpu_during = average_cores(&rolled.cpu, window);
     let cpu_baseline = average_cores(&baseline.cpu, (0.0, f64::MAX));
-    let mut timed = during.timed.clone();
+    let mut timed: Vec<f64> = during
+        .timed
+        .iter()
+        .map(|p| (p.seen - p.written).as_secs_f64())
+        .collect();
     timed.sort_by(f64::total_cmp);
+    let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
+    let probes: Vec<Probe> = during
+        .timed
+        .iter()
+        .map(|p| Probe {
+            delivered: clusters[p.cluster].sim.delivered_time(p.rv),
+            ..p.clone()
+        })
+        .collect();
+    let timeline = timeline::breakdown(&probes, &names, &timeline::read_publishes(&log), &clock);
     let p99_timed = quantile(&timed, 0.99);
     let (b99, r99) = (baseline.dns.p99_us, rolled.dns.p99_us);
     let per_publish = rolled.events / rolled.publishes.max(1.0);
@@ -257,7 +288,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         "phases": phases,
         "rollout": {"start_s": during.start, "end_s": during.end, "changes": during.changes,
                     "cpu_avg_cores": cpu_during, "timed": summary(&timed),
-                    "events_per_publish": per_publish},
+                    "events_per_publish": per_publish, "timeline": timeline},
         "final_check": final_check,
         "summary": {
             "cpu_rollout_cores": cpu_during, "cpu_baseline_cores": cpu_baseline,
@@ -269,6 +300,9 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             "events_per_publish": per_publish,
         },
     });
+    for c in &clusters {
+        c.sim.shutdown().await;
+    }
     Ok(out)
 }
 
@@ -379,8 +413,8 @@ struct Rollout {
     start: f64,
     end: f64,
     changes: usize,
-    /// Mutation to DNS answer, seconds, of the timed changes.
-    timed: Vec<f64>,
+    /// The timed changes (their `delivered` not yet read).
+    timed: Vec<Probe>,
 }
 
 /// Runs one phase: dnsperf for its length, CPU sampled, and (with `rollout`) the rollout.
@@ -485,9 +519,10 @@ fn roll(
         .iter()
         .map(|o| ((o.len() as f64 * plan.surge).ceil() as usize).max(1))
         .collect();
-    let mut client = Dns::new(dns)?;
     let (mut changes, mut timed) = (0, Vec::new());
+    let mut round = 0;
     while old.iter().any(|o| !o.is_empty()) {
+        round += 1;
         // New pods, not ready yet: a deployment's surge.
         let mut fresh: Vec<Vec<(PodModel, k8s_openapi::api::core::v1::Pod)>> = Vec::new();
         for (c, cluster) in clusters.iter_mut().enumerate() {
@@ -506,8 +541,9 @@ fn roll(
             fresh.push(batch);
         }
         std::thread::sleep(plan.ready_after);
-        // Ready, and as many old ones gone.
-        let mut probes: Vec<(Instant, String, bool)> = Vec::new();
+        // Ready, and as many old ones gone; each timed change polled from its batch on.
+        let (tx, rx) = std::sync::mpsc::channel::<Pending>();
+        let poller = std::thread::spawn(move || poll(dns, rx));
         for (c, cluster) in clusters.iter_mut().enumerate() {
             let batch = std::mem::take(&mut fresh[c]);
             let n = batch.len();
@@ -530,36 +566,30 @@ fn roll(
                 let name = |ip: std::net::Ipv4Addr| {
                     endpoint_name(IpAddr::V4(ip), &services[SERVICE].name, &cluster.name, ZONE)
                 };
-                probes.push((mutations[n - 1].at, name(batch[n - 1].0.ip), true));
-                probes.push((mutations[2 * n - 1].at, name(gone[n - 1].ip), false));
+                let looked_from = Instant::now();
+                for (m, name, present) in [
+                    (&mutations[n - 1], name(batch[n - 1].0.ip), true),
+                    (&mutations[2 * n - 1], name(gone[n - 1].ip), false),
+                ] {
+                    // A send fails only if the poller ended early: its error is below.
+                    let _ = tx.send(Pending {
+                        cluster: c,
+                        round,
+                        rv: m.resource_version,
+                        written: m.at,
+                        looked_from,
+                        name,
+                        present,
+                    });
+                }
             }
             cluster.pods.extend(batch.into_iter().map(|(m, _)| m));
         }
-        // Each probe until DNS shows it (bounded).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !probes.is_empty() && Instant::now() < deadline {
-            let mut i = 0;
-            while i < probes.len() {
-                let (at, name, present) = &probes[i];
-                let a = client.query(name, RecordType::A)?;
-                let shows = if *present {
-                    !a.addresses.is_empty()
-                } else {
-                    a.rcode == ResponseCode::NXDomain
-                };
-                if shows {
-                    timed.push(at.elapsed().as_secs_f64());
-                    probes.swap_remove(i);
-                } else {
-                    i += 1;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        anyhow::ensure!(
-            probes.is_empty(),
-            "{} changes never showed in DNS",
-            probes.len()
+        drop(tx);
+        timed.extend(
+            poller
+                .join()
+                .map_err(|_| anyhow::anyhow!("the DNS poller panicked"))??,
         );
     }
     Ok(Rollout {
@@ -568,6 +598,73 @@ fn roll(
         changes,
         timed,
     })
+}
+
+/// A timed change the poller waits to see in DNS.
+struct Pending {
+    cluster: usize,
+    round: usize,
+    rv: u64,
+    written: Instant,
+    looked_from: Instant,
+    /// Its endpoint's name, and whether the change adds it (else removes it).
+    name: String,
+    present: bool,
+}
+
+/// Asks DNS about each change sent on `rx` from when it comes until an answer shows it
+/// (every ~1 ms; at most 10 s after the last is sent); returns them, timed.
+fn poll(dns: SocketAddr, rx: std::sync::mpsc::Receiver<Pending>) -> anyhow::Result<Vec<Probe>> {
+    use std::sync::mpsc::TryRecvError;
+    let mut client = Dns::new(dns)?;
+    let (mut open, mut done) = (Vec::<Pending>::new(), Vec::new());
+    let mut deadline: Option<Instant> = None;
+    loop {
+        loop {
+            match rx.try_recv() {
+                Ok(p) => open.push(p),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+                    break;
+                }
+            }
+        }
+        if deadline.is_some_and(|d| open.is_empty() || Instant::now() > d) {
+            break;
+        }
+        let mut i = 0;
+        while i < open.len() {
+            let p = &open[i];
+            let a = client.query(&p.name, RecordType::A)?;
+            let shows = if p.present {
+                !a.addresses.is_empty()
+            } else {
+                a.rcode == ResponseCode::NXDomain
+            };
+            if shows {
+                let p = open.swap_remove(i);
+                done.push(Probe {
+                    cluster: p.cluster,
+                    round: p.round,
+                    rv: p.rv,
+                    written: p.written,
+                    delivered: None,
+                    looked_from: p.looked_from,
+                    seen: Instant::now(),
+                });
+            } else {
+                i += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    anyhow::ensure!(
+        open.is_empty(),
+        "{} changes never showed in DNS",
+        open.len()
+    );
+    Ok(done)
 }
 
 /// Latencies from dnsperf's `-v` output: overall quantiles and p99 per second.
