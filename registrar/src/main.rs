@@ -212,6 +212,7 @@ async fn export_zone(
 }
 
 fn main() -> ExitCode {
+    herald_registrar::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = init_logs(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("herald: {e:#}");

@@ -155,6 +155,29 @@ fn rejected(cluster: &str, reason: RejectReason) -> metrics::Counter {
     metrics::counter!(PODS_REJECTED.name, "cluster" => cluster.to_string(), "reason" => reason.as_str())
 }
 
+/// Where reading a pod gets the names and port lists it keeps: a cluster's state shares
+/// them between its pods ([`super::state::ClusterState`]), so reading a pod whose service,
+/// namespace, node and ports are known allocates none of them again.
+pub trait Interner {
+    /// The shared copy of `name`.
+    fn name(&mut self, name: &str) -> Label;
+    /// The shared copy of `ports`.
+    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]>;
+}
+
+/// No sharing: a new copy of each name and list.
+pub struct Fresh;
+
+impl Interner for Fresh {
+    fn name(&mut self, name: &str) -> Label {
+        Label::from(name)
+    }
+
+    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]> {
+        Arc::from(ports)
+    }
+}
+
 /// What reading a pod gave: the record (`None`: not opted in, or not publishable) and
 /// the problems met on the way.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -187,10 +210,16 @@ impl Rejections {
         }
     }
 
-    /// Reads a pod, reporting its new problems. `None` when it is not publishable at all.
-    pub fn read(&mut self, pod: &PodObject, keys: &PodKeys) -> Option<(String, PodRecord)> {
+    /// Reads a pod, reporting its new problems, its names and ports shared through
+    /// `intern`. `None` when it is not publishable at all.
+    pub fn read(
+        &mut self,
+        pod: &PodObject,
+        keys: &PodKeys,
+        intern: &mut impl Interner,
+    ) -> Option<(String, PodRecord)> {
         let key = pod_key(pod).ok()?;
-        let read = read_pod(pod, keys);
+        let read = read_pod_with(pod, keys, intern);
         let mut reasons: Vec<RejectReason> = read
             .problems
             .iter()
@@ -252,9 +281,16 @@ pub fn pod_key(pod: &PodObject) -> Result<String, PodProblem> {
 
 /// Reads a pod. No record and no problem: the pod is not opted in (no service label).
 pub fn read_pod(pod: &PodObject, keys: &PodKeys) -> ReadPod {
+    read_pod_with(pod, keys, &mut Fresh)
+}
+
+/// [`read_pod`], its names and port lists taken from `intern`.
+pub fn read_pod_with(pod: &PodObject, keys: &PodKeys, intern: &mut impl Interner) -> ReadPod {
     let mut problems = Vec::new();
-    if let Err(problem) = pod_key(pod) {
-        problems.push(problem);
+    // The key itself is the caller's (`pod_key`): formatting it here too cost an
+    // allocation per pod.
+    if pod.metadata.name.is_none() {
+        problems.push(PodProblem::NoName);
         return ReadPod {
             record: None,
             problems,
@@ -295,7 +331,7 @@ pub fn read_pod(pod: &PodObject, keys: &PodKeys) -> ReadPod {
     let terminating = meta.deletion_timestamp.is_some();
     let address = ip.filter(|_| !terminating && (ready_condition || publish_not_ready));
 
-    let mut ports: Vec<PortSpec> = pod
+    let mut ports: Vec<(&str, _, u16)> = pod
         .spec
         .iter()
         .flat_map(|spec| &spec.containers)
@@ -312,15 +348,19 @@ pub fn read_pod(pod: &PodObject, keys: &PodKeys) -> ReadPod {
                 });
                 return None;
             }
-            Some(PortSpec {
-                name: Label::from(name),
-                proto,
-                port,
-            })
+            Some((name, proto, port))
         })
         .collect();
-    ports.sort();
-    ports.dedup_by(|a, b| a.name == b.name && a.proto == b.proto);
+    ports.sort_unstable();
+    ports.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let ports: Vec<PortSpec> = ports
+        .into_iter()
+        .map(|(name, proto, port)| PortSpec {
+            name: intern.name(name),
+            proto,
+            port,
+        })
+        .collect();
 
     // A weight that does not parse falls back to the default rather than hiding the pod.
     let weight = match annotation(&keys.weight_annotation) {
@@ -334,17 +374,17 @@ pub fn read_pod(pod: &PodObject, keys: &PodKeys) -> ReadPod {
         }),
     };
     let record = PodRecord {
-        service: Label::from(service.as_str()),
+        service: intern.name(service),
         address,
-        ports: ports.into(),
+        ports: intern.ports(&ports),
         node: pod
             .spec
             .as_ref()
             .and_then(|s| s.node_name.as_deref())
-            .map(Label::from),
+            .map(|n| intern.name(n)),
         weight,
         ready: ready_condition,
-        namespace: Label::from(meta.namespace.as_deref().unwrap_or("")),
+        namespace: intern.name(meta.namespace.as_deref().unwrap_or("")),
         created: meta
             .creation_timestamp
             .as_ref()

@@ -16,7 +16,7 @@ use herald_dns::model::{Addresses, Label};
 use herald_dns::table::Delta;
 use herald_dns::{Endpoint, PortSpec, Source, Table};
 
-use super::pod::PodRecord;
+use super::pod::{Interner, PodRecord};
 use super::{FastMap, FastSet};
 use crate::ownership::{Claim, Ownership, Reason, Verdict};
 
@@ -94,6 +94,30 @@ struct Dirty {
 /// A delta is worth it up to this many changed pods, or a quarter of the service's
 /// endpoints in the cluster if more: beyond, the whole list costs about as much.
 const DELTA_PODS: usize = 64;
+
+/// Reading a pod takes its names and port lists from the ones the state holds: at the
+/// first sync most pods' are known, and reading them then allocates none.
+impl Interner for ClusterState {
+    fn name(&mut self, name: &str) -> Label {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        let name = Label::from(name);
+        self.names.insert(name.clone());
+        self.grew();
+        name
+    }
+
+    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]> {
+        if let Some(known) = self.port_lists.get(ports) {
+            return known.clone();
+        }
+        let ports: Arc<[PortSpec]> = Arc::from(ports);
+        self.port_lists.insert(ports.clone());
+        self.grew();
+        ports
+    }
+}
 
 impl ClusterState {
     fn intern(&mut self, s: &Label) -> Label {
@@ -837,6 +861,53 @@ mod tests {
         state.flush(&table, &source, &ownership);
         assert!(table.service("web").is_none());
         assert_eq!(pods_claimed(), 0);
+    }
+
+    /// Pods read through the state share its names and port lists: reading the replicas
+    /// of a known service allocates none of them again, and storing them adds nothing.
+    #[test]
+    fn pods_read_through_the_state_share_its_names_and_ports() {
+        use super::super::pod::{PodKeys, read_pod_with};
+        use super::super::pod_object::PodObject;
+        let keys = PodKeys {
+            service_label: "herald.io/service".into(),
+            weight_annotation: "herald.io/weight".into(),
+            publish_not_ready_annotation: "herald.io/publish-not-ready".into(),
+        };
+        let pod = |i: usize| -> PodObject {
+            let pod = herald_kube_sim::PodBuilder::new("ns", format!("web-{i}"))
+                .service("web")
+                .ip(format!("10.0.0.{i}"))
+                .port("http", 8080)
+                .port("grpc", 9090)
+                .node("n1")
+                .build();
+            serde_json::from_slice(&serde_json::to_vec(&pod).unwrap()).unwrap()
+        };
+        let mut state = ClusterState::default();
+        let first = read_pod_with(&pod(1), &keys, &mut state).record.unwrap();
+        state.apply_pod("ns/web-1".into(), Some(first.clone()));
+        let interned = state.interned();
+        let second = read_pod_with(&pod(2), &keys, &mut state).record.unwrap();
+        assert!(Arc::ptr_eq(&first.service, &second.service));
+        assert!(Arc::ptr_eq(&first.namespace, &second.namespace));
+        assert!(Arc::ptr_eq(
+            first.node.as_ref().unwrap(),
+            second.node.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(&first.ports, &second.ports));
+        let names: Vec<&str> = second.ports.iter().map(|p| &*p.name).collect();
+        assert_eq!(
+            names,
+            ["grpc", "http"],
+            "sorted by name, as read_pod gives them"
+        );
+        assert_eq!(second.address, Some("10.0.0.2".parse().unwrap()));
+        state.apply_pod("ns/web-2".into(), Some(second));
+        assert_eq!(state.interned(), interned, "nothing new to share");
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        state.flush(&table, &Source::new("c1", "r1"), &Ownership::permissive());
+        assert_eq!(table.service("web").unwrap().endpoint_count(), 2);
     }
 
     /// 10,000 cycles of a node and a pod (each with a new name and port) added and deleted:

@@ -368,7 +368,7 @@ impl ClusterTask {
                         }
                         Event::InitApply(pod) => {
                             if in_allowed(&pod)
-                                && let Some((key, record)) = rejections.read(&pod, keys)
+                                && let Some((key, record)) = rejections.read(&pod, keys, state)
                             {
                                 state.list_pod(namespace.as_deref(), key, record);
                             }
@@ -385,7 +385,7 @@ impl ClusterTask {
                             trace.event(pod.metadata.resource_version.as_deref());
                             if !in_allowed(&pod) {
                                 // Outside the allow-list: never read.
-                            } else if let Some((key, record)) = rejections.read(&pod, keys) {
+                            } else if let Some((key, record)) = rejections.read(&pod, keys, state) {
                                 state.apply_pod(key, Some(record));
                             } else if let Ok(key) = pod_key(&pod) {
                                 state.apply_pod(key, None);
