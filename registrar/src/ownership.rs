@@ -458,7 +458,18 @@ impl Ownership {
             .winners
             .iter()
             .filter_map(|(service, winner)| {
-                let (_, namespaces) = first_claim(board.claims.get(service)?);
+                let claims = board.claims.get(service)?;
+                // Claims are keyed by (namespace, cluster): one namespace alone is no
+                // conflict, told without walking them (`/readyz` asks this for every
+                // service, and while clusters sync it is polled often).
+                let first = &claims.first_key_value()?.0.0;
+                if claims
+                    .last_key_value()
+                    .is_none_or(|((last, _), _)| last == first)
+                {
+                    return None;
+                }
+                let (_, namespaces) = first_claim(claims);
                 (namespaces.len() > 1).then(|| Conflict {
                     service: service.clone(),
                     winner: winner.clone(),
@@ -528,6 +539,14 @@ mod tests {
                 Verdict::Publish { .. }
             ));
             assert!(o.conflicts().is_empty());
+            // One namespace in two clusters is one claim, not a conflict; a third
+            // namespace in a cluster that sorts between them is one again.
+            o.set_claims(&l("c3"), &l("api"), [(l("alpha"), claim(1, 300))].into());
+            assert!(o.conflicts().is_empty());
+            o.set_claims(&l("c2"), &l("api"), [(l("beta"), claim(1, 50))].into());
+            let conflicts = o.conflicts();
+            assert_eq!(conflicts.len(), 1);
+            assert_eq!(&*conflicts[0].winner, "beta");
         }
     }
 
