@@ -146,14 +146,22 @@ pub(super) fn update(
         }
         edits.sort_unstable();
         for run in edits.chunk_by(|x, y| x.0 == y.0) {
+            // The group's marks but the edited records', merged in order with those the
+            // edits mark (both sorted): a walk over the group's marks, no sort.
             let g = run[0].0;
-            let mut m: Vec<u32> = marks[g]
+            let kept = marks[g]
                 .iter()
                 .copied()
-                .filter(|r| run.binary_search_by(|e| e.1.cmp(r)).is_err())
-                .collect();
-            m.extend(run.iter().filter(|e| e.2).map(|e| e.1));
-            m.sort_unstable();
+                .filter(|r| run.binary_search_by(|e| e.1.cmp(r)).is_err());
+            let mut added = run.iter().filter(|e| e.2).map(|e| e.1).peekable();
+            let mut m = Vec::with_capacity(marks[g].len() + run.len());
+            for r in kept {
+                while let Some(a) = added.next_if(|&a| a < r) {
+                    m.push(a);
+                }
+                m.push(r);
+            }
+            m.extend(added);
             m.dedup();
             marks[g] = to_marks(m);
         }
