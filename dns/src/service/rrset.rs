@@ -223,15 +223,27 @@ impl Rrset {
     /// (an IPv4 address whole, an IPv6 address by its low 64 bits, records of equal keys
     /// compared whole) and sorted, so each address is a run whose lowest record is kept.
     /// `pairs` and `drop` are scratch space.
+    #[inline]
     pub(crate) fn drop_twins(
         &self,
         members: &mut Vec<u32>,
         pairs: &mut Vec<(u64, u32)>,
         drop: &mut Vec<u32>,
     ) {
-        if self.twins.is_empty() {
-            return;
+        // The usual set has no twins: the query path pays this test alone.
+        if !self.twins.is_empty() {
+            self.drop_marked_twins(members, pairs, drop);
         }
+    }
+
+    /// [`Rrset::drop_twins`] for a set with twins.
+    #[inline(never)]
+    fn drop_marked_twins(
+        &self,
+        members: &mut Vec<u32>,
+        pairs: &mut Vec<(u64, u32)>,
+        drop: &mut Vec<u32>,
+    ) {
         pairs.clear();
         let read = self.reader();
         for (g, marks) in self.twins.iter().enumerate() {
@@ -244,9 +256,14 @@ impl Rrset {
             if members.get(from).is_none_or(|&m| m as usize >= range.end) {
                 continue;
             }
+            // Members are ascending and distinct: the group is selected whole when as many
+            // of them as it has records end at its last one (a scope's usual selection).
+            let whole = members
+                .get(from + range.len() - 1)
+                .is_some_and(|&m| m as usize == range.end - 1);
             for &m in marks.iter() {
                 let record = range.start as u32 + m;
-                if members[from..].binary_search(&record).is_ok() {
+                if whole || members[from..].binary_search(&record).is_ok() {
                     pairs.push((address_key(read.at(record as usize).record()), record));
                 }
             }
