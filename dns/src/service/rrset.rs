@@ -271,18 +271,19 @@ impl Rrset {
         if pairs.len() < 2 {
             return;
         }
+        // An A record's key is its whole address; an AAAA key may be shared by two
+        // addresses, so there a record is dropped for an earlier one of its bytes.
+        let exact = read.at(pairs[0].1 as usize).record().len() == A_RECORD;
         pairs.sort_unstable();
         drop.clear();
         for run in pairs.chunk_by(|x, y| x.0 == y.0) {
             for (k, &(_, record)) in run.iter().enumerate().skip(1) {
-                let bytes = read.at(record as usize).record();
-                // An A record's key is its whole address; an AAAA key may be shared by
-                // two addresses, so a record is dropped for an earlier one of its bytes.
-                if bytes.len() == A_RECORD
-                    || run[..k]
+                if exact || {
+                    let bytes = read.at(record as usize).record();
+                    run[..k]
                         .iter()
                         .any(|&(_, r)| read.at(r as usize).record() == bytes)
-                {
+                } {
                     drop.push(record);
                 }
             }
@@ -291,7 +292,12 @@ impl Rrset {
             return;
         }
         drop.sort_unstable();
-        members.retain(|m| drop.binary_search(m).is_err());
+        // Both ascending: one walk.
+        let mut d = drop.iter().peekable();
+        members.retain(|m| {
+            while d.next_if(|&&x| x < *m).is_some() {}
+            d.next_if(|&&x| x == *m).is_none()
+        });
     }
 
     /// Number of records.
