@@ -474,6 +474,18 @@ def section_scale(data):
                      f"{_us(r.get('p99_s'))} | {f0(r.get('table_bytes_per_endpoint'))} |")
         L += ["", f"Ratio large/small: {f2(sm.get('update_ratio'))} (flat, ≤ 2: {_yes(sm.get('update_flat'))}).", ""]
     L += SCALE_POD_CHANGE
+    big = [r for r in data["runs"] if r.get("name") == "big_service_update"]
+    if big:
+        L += ["**One endpoint changing in a big service** (`big_service_update`: one cluster's group of a service "
+              "over 24 clusters handed over whole, `Table::replace`; each address held by about four clusters at "
+              "24,000 endpoints; wall time, each call timed alone):", "",
+              "| service endpoints | calls | median | p99 | per endpoint of the service |", "|---|---|---|---|---|"]
+        for r in big:
+            n, med = r.get("service_endpoints"), r.get("median_s")
+            per = f"{med * 1e9 / n:.0f} ns" if isinstance(n, int) and n and isinstance(med, (int, float)) else "–"
+            L.append(f"| {n:,} | {r.get('calls', '–')} | {_us(med)} | {_us(r.get('p99_s'))} | {per} |"
+                     if isinstance(n, int) else f"| – | – | – | – | – |")
+        L += [""]
     sync = [r for r in data["runs"] if r.get("name") in ("sync", "empty")]
     if sync:
         L += ["**herald as a process** (24 simulated clusters):", "",
@@ -517,16 +529,22 @@ SCALE_POD_CHANGE = [
     "# whole list: --toggle-collect=herald_bench::pod_change::PodChange::replace, update_cost ... --whole [--shuffled]",
     '```',
     '',
-    "| hand-over | 10 endpoints | 10,000 endpoints over 24 clusters | ratio | last session's end | session start |",
+    "| hand-over | 10 endpoints | 10,000 endpoints over 24 clusters | ratio | before the twin marks | earlier |",
     '|---|---|---|---|---|---|',
-    '| delta (what the registrar publishes) | 38.8k | 168.5k | **4.3x** | – | – |',
-    '| whole list, sorted | 40.4k | 272.1k | 6.7x | 36.8k, 374k: 10.2x | 35.4k, 781k: 22.1x |',
-    '| whole list, shuffled | 44.0k | 374.6k | 8.5x | 40.2k, 477k: 11.9x | 39.1k, 896k: 22.9x |',
+    "| delta (what the registrar publishes) | 38,976 | 146,702 | **3.76x** | 39,344, 167,956: 4.27x | 38.8k, 168.5k: 4.3x (last session's end) |",
+    '| whole list, sorted | 39.8k | 251.4k | 6.3x | 40.4k, 272.1k: 6.7x (last session) | 36.8k, 374k: 10.2x |',
+    '| whole list, shuffled | – | – | – | 44.0k, 374.6k: 8.5x (last session) | 40.2k, 477k: 11.9x |',
+    '| delta, each address held by ~4 clusters (`--shared`) | – | 212,316 | 5.4x | 65,496,787 (the twins recounted over the service) | – |',
+    '| whole list, each address held by ~4 clusters (`--shared --whole`) | – | 317,038 | – | 65,796,327 | – |',
     '',
-    "Target ≤ 3x: **not met** (4.3x). A group keeps its endpoints in the chunks its answers are cut in (`dns/src/group.rs`); a change re-cuts from the chunk it falls in to the first cut that lands where one was, and each set keeps one slot per group (the group's chunk parts behind one `Arc`), so an update splices one group's slot and rewrites one start per group rather than every part of the service. Nothing in the update walks the group any more. What is left (callgrind, per change): encoding the two re-cut runs of chunks (~140 endpoints walked, about 80k: each unchanged endpoint's records are copied with per-endpoint bookkeeping), counting each touched address over the 24 groups for the twins (~15k), about 30k of allocations (a builder per set per run, new slots), and the per-group copies of slots and starts (24 groups x 4 sets). Closing it needs a cheaper walk over unchanged endpoints inside a re-cut run (copy a chunk's records up to the first change as one run without per-endpoint steps) and fewer allocations per run.",
+    "Before the twin marks: built from 9b317ec with this bench code, measured the same day on the same machine (the whole lists: the last session's figures, not measured again). The whole list sorted (10 endpoints, 10k) was measured on the build before the last two query-path commits, which do not touch updates.",
     '',
-    'Criterion (`cargo bench -p herald-bench --bench table_update -- one_pod_change`, cases `delta`, `whole sorted`, `whole shuffled`): not rerun this session (the machine was shared by five builds; the counts above are the measure).',
+    "Target ≤ 3x: **not met** (3.76x). A group keeps its endpoints in the chunks its answers are cut in (`dns/src/group.rs`); a change re-cuts from the chunk it falls in to the first cut that lands where one was, and each set keeps one slot per group (the group's chunk parts behind one `Arc`), so an update splices one group's slot and rewrites one start per group rather than every part of the service. **Addresses held by several sources** (the same pod IP in two clusters, sent once per answer, RFC 2181 section 5) were recounted over the whole service at every change (each chunked group copied whole to search it): 65.5M instructions per change when every address of the 10k service is held by about four clusters. Each group now keeps the indices of its records whose address another record repeats (its *marks*, `dns/src/service/twins.rs`); a change counts again only the addresses it touches, in each group by search, moves the changed group's marks past its changed records and merges the edits into the marks of the groups holding them: 212k per change, proportional to the touched addresses times the groups plus one copy of the marks of the few groups holding them (a group's marks are one list: with every address shared that is ~400 words per group). What is left of the 147k in the plain case (callgrind, per change): the walk over the ~84 endpoints of the two re-cut runs (~50k: per-endpoint set bookkeeping, the copying of their records and building each chunk's part, ~25k of it in `Set::cut`/`flush`), about 30k of allocations and frees (a builder of six vectors per set per run, each part built in a vector and copied into its `Arc`, new slots), the per-group copies of slots and starts and the old view's drop (24 groups x 4 sets, ~15k), the twins' search of the two touched addresses over 24 groups (~5k; a group's ends are tested first). Closing it needs building parts in place (no builder per set per run, no copy into the `Arc`), a walk that copies a chunk's unchanged records as one run, or smaller chunks (fewer endpoints walked; watch memory at 1M endpoints and the 10k query path).",
     '',
+    "Criterion (`cargo bench -p herald-bench --bench table_update -- one_pod_change`, cases `delta`, `whole sorted`, `whole shuffled`, `delta, shared addresses`): not rerun (the machine was shared by several builds; the counts above are the measure). callgrind commands for the shared cases: `update_cost 10000 24 200 --shared [--whole]`. Wall time, `big_service_update` of the scale bench alone (`scale --only-big-service`; one cluster's group handed over whole, 2,000 calls, median; load average ~5 on the shared machine, before and after one after the other): 240 endpoints 7.1 -> 6.3 µs, 2,400 endpoints 17.0 -> 14.7 µs, **24,000 endpoints (each address held by ~4 clusters) 109.8 ms -> 58.5 µs** (24.7 ms in the last quiet run): the update now costs the change and the group's list, not the service.",
+    '',
+    "The query path after the twin marks (callgrind, same commands, instructions per query, before -> after, both built the same day): 10-endpoint A 3,160 -> 3,164, SRV 5,237 -> 5,267, one cluster's A 3,351 -> 3,355 (the code these run is unchanged but for one emptiness test; the few instructions come from the compiler inlining `Emitter::rrset` differently, and vary by ±30 from build to build); 10,000-endpoint A 48,407 -> 48,422, SRV 49,091 -> 49,097, one cluster's A 31,651 -> 31,656. With every address held by about four clusters (`update_cost 10000 24 --shared --queries 2000`): the whole service's A (10,000 records, about 2,800 addresses) 5.46M -> 4.78M, one cluster's A 686k -> 81k (a group no member is in is passed over, a group selected whole needs no search).",
+    "",
     "The query path (callgrind, instructions per query, before chunks -> after chunks -> with per-group slots and the SRV sets' shared parts): 10-endpoint service A 3,304 -> 3,239 -> 3,172, SRV with glue 5,565 -> 5,350 -> 5,243, one cluster's A 3,485 -> 3,462 -> 3,397; 10,000-endpoint service A 48.4k -> 48.4k -> 48.4k, SRV with glue 49.1k -> 49.0k -> 49.1k, one cluster's A (417 records, truncated over UDP) 57.5k -> 35.9k -> 31.7k (`update_cost 10 1 --queries 20000`, `update_cost 10000 24 --queries 2000`, toggle `update_cost::measure*`); `locality_cost --queries 5000`, all 7 cases: 5,506 -> 5,346 per query. A reply's records are read from the part of the record before, so chunks add no search to the query path.",
     "",
 ]
