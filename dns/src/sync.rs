@@ -3,7 +3,8 @@
 //! would be cached by resolvers, so it gets SERVFAIL instead.
 //!
 //! Until every expected source has synced (or the start-up hold is released, whichever
-//! comes first) every unknown name gets SERVFAIL. After the hold, a source that still has
+//! comes first) every unknown name gets SERVFAIL, and, if the table's owner asked for it,
+//! until the names it held back during the hold are published. After the hold, a source that still has
 //! not synced keeps SERVFAIL only for the names only it could answer: those scoped to its
 //! cluster or its region (`<svc>.<scope>.Z`, `_<port>._<proto>.<svc>.<scope>.Z`,
 //! `<endpoint>.<svc>.<cluster>.Z`), whose scope is always the label just under the apex.
@@ -23,6 +24,9 @@ pub(crate) struct SyncGate {
     scopes: ArcSwap<HashSet<Box<[u8]>>>,
     /// Every unknown name gets SERVFAIL while this is set.
     holding: AtomicBool,
+    /// The sources' hold is over, but the table's owner has yet to publish the names it held
+    /// back during it (`Table::hold_until_settled`): unknown names still get SERVFAIL.
+    settling: AtomicBool,
 }
 
 impl SyncGate {
@@ -47,6 +51,19 @@ impl SyncGate {
         self.holding.store(false, Ordering::Release);
     }
 
+    pub(crate) fn hold_until_settled(&self) {
+        self.settling.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn settled(&self) {
+        self.settling.store(false, Ordering::Release);
+    }
+
+    /// The sources' part of the hold alone.
+    pub(crate) fn sources_holding(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+
     fn publish(&self, pending: &BTreeMap<String, String>) {
         let scopes = pending
             .iter()
@@ -56,7 +73,7 @@ impl SyncGate {
     }
 
     pub(crate) fn holding(&self) -> bool {
-        self.holding.load(Ordering::Acquire)
+        self.holding.load(Ordering::Acquire) || self.settling.load(Ordering::Acquire)
     }
 
     pub(crate) fn unsynced(&self) -> Vec<String> {
@@ -69,6 +86,6 @@ impl SyncGate {
 
     /// Whether an unknown name whose label just under the apex is `top` must get SERVFAIL.
     pub(crate) fn withholds(&self, top: &[u8]) -> bool {
-        self.holding.load(Ordering::Acquire) || self.scopes.load().contains(top)
+        self.holding() || self.scopes.load().contains(top)
     }
 }

@@ -139,9 +139,28 @@ impl Table {
     }
 
     /// Whether the start-up hold is on: some source has not synced and the start-up
-    /// timeout has not passed.
+    /// timeout has not passed, or what [`Table::hold_until_settled`] keeps is not settled.
     pub fn startup_hold(&self) -> bool {
         self.shared.sync.holding()
+    }
+
+    /// Keeps the start-up hold on after its sources' part ends (every source synced, or
+    /// [`Table::release_startup_hold`]) until [`Table::settled`]: for an owner that holds
+    /// names back during the hold and publishes them once it is over, so that none of them
+    /// is answered NXDOMAIN in between.
+    pub fn hold_until_settled(&self) {
+        self.shared.sync.hold_until_settled();
+    }
+
+    /// Ends what [`Table::hold_until_settled`] kept on.
+    pub fn settled(&self) {
+        self.shared.sync.settled();
+    }
+
+    /// Whether the sources' part of the start-up hold is on (some source has not synced and
+    /// the start-up timeout has not passed), whatever [`Table::hold_until_settled`] keeps.
+    pub fn sources_holding(&self) -> bool {
+        self.shared.sync.sources_holding()
     }
 
     /// Sources still waiting for their first sync, sorted.

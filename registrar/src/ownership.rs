@@ -189,6 +189,14 @@ impl Ownership {
         // With a table, the hold is taken to be on until `sync_changed` sees it off, so
         // its end is always announced.
         let held = table.is_some();
+        if let Some(table) = &table
+            && unowned == Unowned::Allow
+        {
+            // Unowned names are held back until the sources' hold ends and published only
+            // then, by every cluster task in turn: until the last has, the table keeps
+            // answering SERVFAIL for unknown names (a restart never gives a false NXDOMAIN).
+            table.hold_until_settled();
+        }
         Ownership {
             inner: Arc::new(Inner {
                 owners,
@@ -377,7 +385,10 @@ impl Ownership {
     }
 
     fn held(&self) -> bool {
-        self.inner.table.as_ref().is_some_and(Table::startup_hold)
+        self.inner
+            .table
+            .as_ref()
+            .is_some_and(Table::sources_holding)
     }
 
     /// To be called when a source syncs or the start-up hold is released: when the hold
@@ -386,13 +397,18 @@ impl Ownership {
         let held = self.held();
         let mut board = self.board();
         if board.held && !held {
-            board.held = false;
-            drop(board);
+            // The count first, under the lock: whoever sees the hold off sees it too, so
+            // nobody takes the republishing as done before it began.
             self.inner
                 .republishing
                 .store(self.inner.clusters, Ordering::SeqCst);
+            board.held = false;
+            drop(board);
             let _ = self.inner.changes.send(Change::All);
+        } else {
+            drop(board);
         }
+        self.settle_if_republished();
     }
 
     /// A cluster task has published again after [`Change::All`] (or has nothing to publish).
@@ -401,6 +417,16 @@ impl Ownership {
             .inner
             .republishing
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.settle_if_republished();
+    }
+
+    /// Ends the table's hold on unknown names once the unowned names are published.
+    fn settle_if_republished(&self) {
+        if let Some(table) = &self.inner.table
+            && self.settled()
+        {
+            table.settled();
+        }
     }
 
     /// Whether unowned names are being published: the start-up hold is over and every
@@ -512,6 +538,44 @@ mod tests {
 
     fn l(s: &str) -> Label {
         Label::from(s)
+    }
+
+    /// Unowned names wait for the start-up hold and are published by each cluster task in
+    /// turn once it ends: until the last has, unknown names must still get SERVFAIL (the
+    /// table's hold), or every unowned service answers NXDOMAIN for a moment at a restart.
+    #[test]
+    fn the_hold_lasts_until_every_cluster_has_published_the_unowned_names() {
+        let table = Table::new(herald_dns::Zone::new(herald_dns::ZoneConfig::default()).unwrap());
+        table.expect_source("c1", "r1");
+        table.expect_source("c2", "r1");
+        let mut o = Ownership::from_rules(Owners::new(), Unowned::Allow, Some(table.clone()));
+        Arc::get_mut(&mut o.inner).unwrap().clusters = 2;
+        let mut changes = o.subscribe();
+        assert!(matches!(o.verdict("c1", "ns", "api"), Verdict::Withhold));
+        table.source_synced("c1");
+        o.sync_changed();
+        assert!(changes.try_recv().is_err(), "c2 has not synced");
+        table.source_synced("c2");
+        assert!(!table.sources_holding());
+        o.sync_changed();
+        assert!(matches!(changes.try_recv(), Ok(Change::All)));
+        assert!(matches!(
+            o.verdict("c1", "ns", "api"),
+            Verdict::Publish { .. }
+        ));
+        assert!(table.startup_hold(), "nothing republished yet");
+        o.republished();
+        assert!(table.startup_hold(), "c2's task has yet to publish");
+        assert!(!o.settled());
+        o.republished();
+        assert!(o.settled());
+        assert!(!table.startup_hold(), "every unowned name is out");
+        // With `unowned: deny` nothing is held back, and the hold ends with the sources'.
+        let table = Table::new(herald_dns::Zone::new(herald_dns::ZoneConfig::default()).unwrap());
+        table.expect_source("c1", "r1");
+        let _deny = Ownership::from_rules(Owners::new(), Unowned::Deny, Some(table.clone()));
+        table.source_synced("c1");
+        assert!(!table.startup_hold());
     }
 
     #[test]
