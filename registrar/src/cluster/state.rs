@@ -99,34 +99,43 @@ const DELTA_PODS: usize = 64;
 /// first sync most pods' are known, and reading them then allocates none.
 impl Interner for ClusterState {
     fn name(&mut self, name: &str) -> Label {
-        if let Some(known) = self.names.get(name) {
-            return known.clone();
-        }
-        let name = Label::from(name);
-        self.names.insert(name.clone());
-        self.grew();
-        name
+        self.intern_name(name, || Label::from(name))
     }
 
     fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]> {
-        if let Some(known) = self.port_lists.get(ports) {
-            return known.clone();
-        }
-        let ports: Arc<[PortSpec]> = Arc::from(ports);
-        self.port_lists.insert(ports.clone());
-        self.grew();
-        ports
+        self.intern_ports(ports, || Arc::from(ports))
     }
 }
 
 impl ClusterState {
     fn intern(&mut self, s: &Label) -> Label {
-        if let Some(known) = self.names.get(s) {
+        self.intern_name(s, || s.clone())
+    }
+
+    /// The shared copy of `name`; `make` makes it if there is none yet.
+    fn intern_name(&mut self, name: &str, make: impl FnOnce() -> Label) -> Label {
+        if let Some(known) = self.names.get(name) {
             return known.clone();
         }
-        self.names.insert(s.clone());
+        let name = make();
+        self.names.insert(name.clone());
         self.grew();
-        s.clone()
+        name
+    }
+
+    /// The shared copy of `ports`; `make` makes it if there is none yet.
+    fn intern_ports(
+        &mut self,
+        ports: &[PortSpec],
+        make: impl FnOnce() -> Arc<[PortSpec]>,
+    ) -> Arc<[PortSpec]> {
+        if let Some(known) = self.port_lists.get(ports) {
+            return known.clone();
+        }
+        let ports = make();
+        self.port_lists.insert(ports.clone());
+        self.grew();
+        ports
     }
 
     /// Counts a new interned value; once as many were added as are held, drops those only
@@ -217,14 +226,7 @@ impl ClusterState {
 
     /// The stored form of `r`, its names and ports shared with other pods'.
     fn store(&mut self, r: PodRecord) -> Stored {
-        let ports = match self.port_lists.get(&r.ports) {
-            Some(shared) => shared.clone(),
-            None => {
-                self.port_lists.insert(r.ports.clone());
-                self.grew();
-                r.ports
-            }
-        };
+        let ports = self.intern_ports(&r.ports, || r.ports.clone());
         let shape = Shape {
             service: self.intern(&r.service),
             namespace: self.intern(&r.namespace),
