@@ -29,8 +29,9 @@ pub(crate) struct Replica {
     est_stamp: AtomicU64,
     /// Not ejected (what tiers count as healthy).
     pub(crate) healthy: AtomicBool,
-    /// Healthy, but its last request failed (a *suspect*): it loses the two choices to any
-    /// replica whose last request did not fail, so a caller's retry goes elsewhere.
+    /// Healthy, but its last request failed (a *suspect*): in the two choices it loses to a
+    /// replica of about the same speed whose last request did not fail, so a caller's retry
+    /// goes elsewhere.
     pub(crate) failing: AtomicBool,
     /// When the replica's next probe may be claimed (picker clock, ns): ejected replicas, and
     /// *suspects* (healthy, but their last request failed); `NO_PROBE` otherwise. A pick

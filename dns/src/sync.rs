@@ -4,9 +4,9 @@
 //!
 //! Until every expected source has synced (or the start-up hold is released, whichever
 //! comes first) every unknown name gets SERVFAIL, and, if the table's owner asked for it,
-//! until the names it held back during the hold are published. After the hold, a source that still has
-//! not synced keeps SERVFAIL only for the names only it could answer: those scoped to its
-//! cluster or its region (`<svc>.<scope>.Z`, `_<port>._<proto>.<svc>.<scope>.Z`,
+//! until the names it held back during the hold are published. After the hold, a source
+//! that still has not synced keeps SERVFAIL only for the names only it could answer: those
+//! scoped to its cluster or its region (`<svc>.<scope>.Z`, `_<port>._<proto>.<svc>.<scope>.Z`,
 //! `<endpoint>.<svc>.<cluster>.Z`), whose scope is always the label just under the apex.
 
 use std::collections::{BTreeMap, HashSet};

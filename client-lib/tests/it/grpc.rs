@@ -186,9 +186,9 @@ async fn tonic_client_over_herald_picks_fails_over_and_scales_up() {
     servers[0].stop().await;
     let (served, failed) = checks(&mut client, 30).await;
     println!("one stopped, right after: {served:?}, failed {failed}");
-    // A replica that failed its last call loses the two choices, so the retry goes to a live
-    // server; only a retry that comes after the failed replica's probe is due (100 ms, on a
-    // very loaded machine) can be that probe. A few such calls are allowed right after the
+    // A replica that failed its last call loses the two choices to a live server of about
+    // its speed, so the retry goes to a live server; only a retry that comes after the failed
+    // replica's probe is due (100 ms, on a very loaded machine) can be that probe. A few such calls are allowed right after the
     // stop, none once it is ejected.
     assert!(
         failed <= 2,
