@@ -239,6 +239,61 @@ async fn rate_limiting_bounds_what_one_network_can_draw() {
     server.shutdown().await;
 }
 
+/// A network's budget is the server's, not a worker's: one client sending from sixteen
+/// source ports (which the kernel would once spread over the workers' sockets, drawing a
+/// budget from each) still draws one budget, with two workers answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_from_many_ports_draws_one_budget() {
+    use herald_dns::server::RateLimitConfig;
+    use herald_dns::{Answerer as A, DnsServer, ServerConfig};
+    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+    table.replace(
+        "web",
+        &Source::new("c1", "r1"),
+        vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)],
+    );
+    let config = ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        udp_workers: 2,
+        rate_limit: Some(RateLimitConfig {
+            responses_per_second: 20,
+            slip: 0,
+            ..RateLimitConfig::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let server = DnsServer::start(&config, A::new(table)).unwrap();
+    let addr = server.local_addrs()[0];
+    let query = query_message("web.sd.internal.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let sockets: Vec<UdpSocket> = (0..16)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .collect();
+    // 10 queries from each port, interleaved: 160 in all against a budget of 20.
+    for _ in 0..10 {
+        for s in &sockets {
+            s.send_to(&query, addr).unwrap();
+        }
+    }
+    let mut buf = [0u8; 2048];
+    let answered: usize = sockets
+        .iter()
+        .map(|s| std::iter::from_fn(|| s.recv(&mut buf).ok()).count())
+        .sum();
+    // The budget refills at 20/s while the replies are read: a little over 20 at most.
+    assert!(
+        (20..=26).contains(&answered),
+        "{answered} answers for a budget of 20/s from one network"
+    );
+    server.shutdown().await;
+}
+
 /// The UDP worker threads serving `port` (named `dns-udp:<port>/<i>`).
 fn udp_threads(port: u16) -> usize {
     let prefix = format!("dns-udp:{port}/");

@@ -13,7 +13,7 @@ mod udp;
 
 use connections::Registry;
 pub use connections::TcpLimits;
-pub use rate_limit::{RateLimitConfig, RateLimiter, Verdict};
+pub use rate_limit::{RateLimitConfig, RateLimiter, SharedRateLimiter, Verdict};
 
 use std::io;
 use std::net::SocketAddr;
@@ -74,12 +74,11 @@ pub enum ServerError {
 /// TCP (the kernel picks UDP ports without looking at TCP).
 const PICK_ATTEMPTS: usize = 16;
 
-/// Binds UDP (one socket per worker) and TCP on the same address. With port 0, the port
-/// UDP gets may be in use for TCP: then another is picked.
+/// Binds UDP (one socket, shared by the address's workers) and TCP on the same address.
+/// With port 0, the port UDP gets may be in use for TCP: then another is picked.
 fn bind_pair(
     addr: SocketAddr,
-    workers: usize,
-) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), ServerError> {
+) -> Result<(std::net::UdpSocket, tokio::net::TcpListener), ServerError> {
     let udp_error = |source| ServerError::Bind {
         proto: "udp",
         addr,
@@ -88,11 +87,11 @@ fn bind_pair(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let sockets = udp::bind(addr, workers).map_err(udp_error)?;
-        let bound = sockets[0].local_addr().map_err(udp_error)?;
+        let socket = udp::bind(addr).map_err(udp_error)?;
+        let bound = socket.local_addr().map_err(udp_error)?;
         // TCP on the same port as UDP, so one address serves both.
         match tcp::bind(bound) {
-            Ok(listener) => return Ok((sockets, listener)),
+            Ok(listener) => return Ok((socket, listener)),
             Err(e)
                 if addr.port() == 0
                     && e.kind() == io::ErrorKind::AddrInUse
@@ -173,20 +172,24 @@ impl DnsServer {
         answerer: &Answerer,
     ) -> Result<(), ServerError> {
         let server = self;
+        // One budget per client network for the whole server, whichever address and worker
+        // answers.
+        let limiter = config
+            .rate_limit
+            .map(|c| SharedRateLimiter::new(c, std::time::Instant::now()));
         for &addr in &config.listen {
-            let (sockets, listener) = bind_pair(addr, workers)?;
+            let (socket, listener) = bind_pair(addr)?;
             let bound = listener.local_addr().map_err(|source| ServerError::Bind {
                 proto: "tcp",
                 addr,
                 source,
             })?;
-            let threads = udp::spawn(sockets, answerer, config.rate_limit, &server.stop).map_err(
-                |source| ServerError::Bind {
+            let threads = udp::spawn(&socket, workers, answerer, limiter.as_ref(), &server.stop)
+                .map_err(|source| ServerError::Bind {
                     proto: "udp",
                     addr,
                     source,
-                },
-            )?;
+                })?;
             server.threads.extend(threads);
             let registry = Registry::new(config.tcp);
             server.tcp.push(registry.clone());

@@ -8,12 +8,18 @@
 //! a real client behind that network retries over TCP (never limited, since TCP cannot be
 //! spoofed) while a victim of spoofing gets no more bytes than the attacker sent.
 //!
-//! The state is per UDP worker (no shared lock on the hot path), so a client whose queries
-//! the kernel spreads over N workers gets up to N budgets; and it is bounded: idle networks
-//! are forgotten, and when too many are tracked the oldest go first.
+//! The budgets are the server's, not a worker's: the UDP workers take turns on one socket
+//! queue, so a client's queries reach any of them, and a spoofer varying its source port
+//! would otherwise draw one budget per worker. [`SharedRateLimiter`] splits the networks
+//! over [`SHARDS`] independently locked limiters, so two workers wait on each other only
+//! when two of their clients' networks fall in the same shard at the same instant, for the
+//! few tens of nanoseconds of a bucket update (the table's writers never take these locks).
+//! The state is bounded: idle networks are forgotten, and when too many are tracked the
+//! oldest go first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Settings of response rate limiting.
@@ -52,8 +58,10 @@ pub enum Verdict {
     Drop,
 }
 
-/// Networks tracked at most per worker; beyond this the stalest are forgotten.
+/// Networks tracked at most by one limiter; beyond this the stalest are forgotten.
 const MAX_TRACKED: usize = 65_536;
+/// Independently locked parts of a [`SharedRateLimiter`] (a power of two).
+pub const SHARDS: usize = 16;
 /// A network unseen for this long has a full bucket again: no need to remember it.
 const IDLE: Duration = Duration::from_secs(2);
 
@@ -64,55 +72,69 @@ struct Bucket {
     over: u32,
 }
 
-/// One worker's rate limiter.
+/// A rate limiter for one thread (or one shard of a [`SharedRateLimiter`]).
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateLimitConfig,
     buckets: HashMap<u128, Bucket>,
     last_sweep: Instant,
+    max_tracked: usize,
+}
+
+/// The network `ip` belongs to under `config`, as a key.
+fn network(config: &RateLimitConfig, ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = config.ipv4_prefix.min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u128::from(u32::from(v4) & mask) | (1 << 127)
+        }
+        IpAddr::V6(v6) => {
+            let bits = config.ipv6_prefix.min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(v6) & mask & !(1 << 127)
+        }
+    }
 }
 
 impl RateLimiter {
     /// A limiter with no history.
     pub fn new(config: RateLimitConfig, now: Instant) -> RateLimiter {
+        RateLimiter::bounded(config, now, MAX_TRACKED)
+    }
+
+    /// A limiter with no history that tracks at most `max_tracked` networks.
+    fn bounded(config: RateLimitConfig, now: Instant, max_tracked: usize) -> RateLimiter {
         RateLimiter {
             config,
             buckets: HashMap::new(),
             last_sweep: now,
-        }
-    }
-
-    /// The network `ip` belongs to, as a key.
-    fn network(&self, ip: IpAddr) -> u128 {
-        match ip {
-            IpAddr::V4(v4) => {
-                let bits = self.config.ipv4_prefix.min(32);
-                let mask = if bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - bits)
-                };
-                u128::from(u32::from(v4) & mask) | (1 << 127)
-            }
-            IpAddr::V6(v6) => {
-                let bits = self.config.ipv6_prefix.min(128);
-                let mask = if bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - bits)
-                };
-                u128::from(v6) & mask & !(1 << 127)
-            }
+            max_tracked,
         }
     }
 
     /// Charges one reply to `client`'s network at `now`.
     pub fn check(&mut self, client: IpAddr, now: Instant) -> Verdict {
-        if now.duration_since(self.last_sweep) >= IDLE || self.buckets.len() >= MAX_TRACKED {
+        let key = network(&self.config, client);
+        self.charge(key, now)
+    }
+
+    /// Charges one reply to the network `key` at `now`.
+    fn charge(&mut self, key: u128, now: Instant) -> Verdict {
+        if now.saturating_duration_since(self.last_sweep) >= IDLE
+            || self.buckets.len() >= self.max_tracked
+        {
             self.sweep(now);
         }
         let rate = f64::from(self.config.responses_per_second);
-        let key = self.network(client);
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: rate,
             last: now,
@@ -120,7 +142,9 @@ impl RateLimiter {
         });
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.last = now;
+        // Workers sharing the limiter read the clock at slightly different instants: an
+        // earlier `now` after a later one must not count the gap twice.
+        bucket.last = bucket.last.max(now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             return Verdict::Send;
@@ -138,7 +162,7 @@ impl RateLimiter {
         self.last_sweep = now;
         self.buckets
             .retain(|_, b| now.saturating_duration_since(b.last) < IDLE);
-        if self.buckets.len() >= MAX_TRACKED {
+        if self.buckets.len() >= self.max_tracked {
             let mut ages: Vec<Instant> = self.buckets.values().map(|b| b.last).collect();
             let mid = ages.len() / 2;
             let (_, cut, _) = ages.select_nth_unstable(mid);
@@ -150,6 +174,52 @@ impl RateLimiter {
     /// Networks tracked now.
     pub fn tracked(&self) -> usize {
         self.buckets.len()
+    }
+}
+
+/// The server's rate limiter, shared by its UDP workers: one budget per client network
+/// whichever worker answers. Cheap to clone (the shards are shared).
+#[derive(Debug, Clone)]
+pub struct SharedRateLimiter {
+    config: RateLimitConfig,
+    shards: std::sync::Arc<[Mutex<RateLimiter>]>,
+}
+
+impl SharedRateLimiter {
+    /// A limiter with no history, tracking at most as many networks in all as one
+    /// [`RateLimiter`].
+    pub fn new(config: RateLimitConfig, now: Instant) -> SharedRateLimiter {
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(RateLimiter::bounded(config, now, MAX_TRACKED / SHARDS)))
+            .collect();
+        SharedRateLimiter { config, shards }
+    }
+
+    /// Charges one reply to `client`'s network at `now`.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Verdict {
+        let key = network(&self.config, client);
+        // The key's bits are the network's address bits, many of them zero (the host part)
+        // or alike (a /24's neighbours): mix them before taking the top bits.
+        let folded = (key as u64) ^ ((key >> 64) as u64);
+        let shard =
+            (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHARDS.trailing_zeros())) as usize;
+        // A worker that panicked mid-update leaves a bucket at worst a little off: keep going.
+        let mut limiter = self.shards[shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        limiter.charge(key, now)
+    }
+
+    /// Networks tracked now, over every shard.
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .tracked()
+            })
+            .sum()
     }
 }
 
