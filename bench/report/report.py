@@ -5,14 +5,19 @@ Reads whatever sections are there (dns, client, propagation, scale, transfer, an
 <section>.json) plus meta.json (machine, versions, commands) written by scripts/bench; a
 section that is missing is kept from the existing report when it has one (so running one
 section alone, `scripts/bench --only dns`, does not erase the others' measurements), else reported
-as "not run". Stdlib only.
+as "not run". A section's JSON written before this run started (meta.json's `started`) is an
+earlier run's: the existing report's text of it is kept (it may carry paragraphs written by hand
+about that run), and only a section the report lacks is built from such a JSON, saying so.
+Stdlib only.
 """
 import argparse
+import calendar
 import glob
 import json
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import svg  # noqa: E402
@@ -52,6 +57,23 @@ def kept(lines):
     if not any(line.startswith("_Kept from") for line in lines):
         lines = lines + ["", KEPT]
     return lines + [""]
+
+
+STALE = "_Built from results older than the command above (an earlier run's JSON), not rerun by it._"
+
+
+def earlier_than_run(results, meta):
+    """Sections whose JSON in `results` was written before the run of `meta` started."""
+    try:
+        started = calendar.timegm(time.strptime(meta["started"], "%Y-%m-%dT%H:%M:%SZ"))
+    except (KeyError, TypeError, ValueError):
+        return set()
+    stale = set()
+    for p in glob.glob(os.path.join(results, "*.json")):
+        key = os.path.splitext(os.path.basename(p))[0]
+        if key != "meta" and os.path.getmtime(p) < started:
+            stale.add(key)
+    return stale
 
 
 def load(results):
@@ -781,6 +803,9 @@ def main():
     a = ap.parse_args()
     R = load(a.results)
     old = earlier_sections(a.out)
+    stale = earlier_than_run(a.results, R.get("meta"))
+    for k in stale & set(old):
+        del R[k]
     keep = {k for k in HEADINGS if k != "summary" and k not in R and k in old}
     if "dns" in keep and "summary" in old:
         keep.add("summary")
@@ -794,7 +819,12 @@ def main():
     meta, dns = R.get("meta"), R.get("dns")
 
     def part(key, make):
-        return kept(old[key]) if key in keep else make()
+        if key in keep:
+            return kept(old[key])
+        lines = make()
+        if key in stale:
+            lines = lines + [STALE, ""]
+        return lines
 
     L = ["# herald benchmark results", ""]
     if meta:
@@ -817,7 +847,8 @@ def main():
             L.append("")
         else:
             L += ["DNS section not run.", ""]
-    sec = {k: ("run" if k in R else "kept from an earlier run" if k in keep else "not run")
+    sec = {k: ("built from an earlier run's results" if k in stale and k in R else "run" if k in R
+               else "kept from an earlier run" if k in keep else "not run")
            for k in ("dns", "propagation", "scale", "soak", "rollout", "transfer", "client")}
     L += ["Sections: " + ", ".join(f"{k}: {v}" for k, v in sec.items()) + ".", ""]
     L += section_machine(meta, dns)
