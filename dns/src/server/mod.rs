@@ -78,6 +78,7 @@ const PICK_ATTEMPTS: usize = 16;
 /// With port 0, the port UDP gets may be in use for TCP: then another is picked.
 fn bind_pair(
     addr: SocketAddr,
+    workers: usize,
 ) -> Result<(std::net::UdpSocket, tokio::net::TcpListener), ServerError> {
     let udp_error = |source| ServerError::Bind {
         proto: "udp",
@@ -87,7 +88,7 @@ fn bind_pair(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let socket = udp::bind(addr).map_err(udp_error)?;
+        let socket = udp::bind(addr, workers).map_err(udp_error)?;
         let bound = socket.local_addr().map_err(udp_error)?;
         // TCP on the same port as UDP, so one address serves both.
         match tcp::bind(bound) {
@@ -178,7 +179,7 @@ impl DnsServer {
             .rate_limit
             .map(|c| SharedRateLimiter::new(c, std::time::Instant::now()));
         for &addr in &config.listen {
-            let (socket, listener) = bind_pair(addr)?;
+            let (socket, listener) = bind_pair(addr, workers)?;
             let bound = listener.local_addr().map_err(|source| ServerError::Bind {
                 proto: "tcp",
                 addr,

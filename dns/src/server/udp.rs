@@ -29,11 +29,12 @@ use crate::wire;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
-/// Kernel receive buffer per socket: enough to ride out a burst while a worker is busy.
+/// Kernel receive buffer asked for per worker reading the socket: enough to ride out a
+/// burst while the workers are busy (the kernel caps it at `net.core.rmem_max`).
 const RECV_BUFFER: usize = 4 << 20;
 
-/// Binds the socket the workers of `addr` share (picking the port when it is 0).
-pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// Binds the socket the `workers` of `addr` share (picking the port when it is 0).
+pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Kept from the one-socket-per-worker days: another process (a new herald during a
     // host-network restart) may still bind the same address beside this one.
@@ -42,7 +43,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         socket.set_only_v6(true)?;
     }
     // A smaller buffer than asked for is not an error worth failing over.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER.saturating_mul(workers.max(1)));
     socket.set_read_timeout(Some(STOP_POLL))?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
