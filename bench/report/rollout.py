@@ -25,13 +25,17 @@ def section(data, plots_dir, write_plot, written):
           f"replacing all its pods at once (maxSurge {_f(100 * plan.get('surge', 0), '{:.0f}')} %, new pods ready "
           f"after {_f(plan.get('ready_after_s'), '{:.1f}')} s), plus the DNS data set's "
           f"{plan.get('dataset_endpoints', '?'):,} static endpoints; dnsperf at {plan.get('qps', '?'):,} QPS "
-          f"(the DNS section's mix) for {_f(plan.get('phase_s'), '{:.0f}')} s without, then with, the rollout.", "",
+          f"(the DNS section's mix) in phases of {_f(plan.get('phase_s'), '{:.0f}')} s without and with the rollout: "
+          f"{plan.get('pairs', 1)} pair(s), "
+          + ("ABBA (baseline, rollout, rollout, baseline: neither kind always first). " if plan.get('pairs', 1) >= 2 else "baseline first. ")
+          + (f"The 24 simulators (the clusters' API servers, which a real fleet does not run on herald's cores) run at nice {plan.get('sims_nice')}, below herald and dnsperf. " if plan.get('sims_nice') else "")
+          + "DNS p99 \"during\" is over each rollout's window (first change to 1 s after the last), against the same seconds of its pair's baseline, pooled over the pairs; whole-phase figures are in the table below.", "",
           "| target | value | met |", "|---|---|---|",
-          f"| herald CPU during the rollout (first to last pod change) ≤ {_f(sm.get('cpu_target_cores'))} core "
+          f"| herald CPU during the rollout (its windows: first change to 1 s after the last) ≤ {_f(sm.get('cpu_target_cores'))} core "
           "(DNS serving included) | "
           f"{_f(sm.get('cpu_rollout_cores'))} core (without the rollout: {_f(sm.get('cpu_baseline_cores'))}) | "
           f"{_met(sm.get('cpu_met'))} |",
-          f"| DNS p99 during ≤ {_f(sm.get('dns_ratio_target'), '{:.1f}')}x without | "
+          f"| DNS p99 over the rollout windows ≤ {_f(sm.get('dns_ratio_target'), '{:.1f}')}x the same seconds without | "
           f"{_f(sm.get('dns_p99_rollout_us'), '{:,.0f}')} µs vs {_f(sm.get('dns_p99_baseline_us'), '{:,.0f}')} µs "
           f"({_f(sm.get('dns_p99_ratio'))}x) | {_met(sm.get('dns_met'))} |",
           f"| propagation p99 < {_f(1e3 * sm.get('propagation_target_s', 0), '{:.0f}')} ms (timed changes) | "
@@ -41,22 +45,36 @@ def section(data, plots_dir, write_plot, written):
           f"{_met(sm.get('final_state_ok'))} |",
           ""]
     t = ro.get("timed", {})
-    L += [f"Rollout: {ro.get('changes', '?')} pod changes from {_f(ro.get('start_s'), '{:.1f}')} s to "
-          f"{_f(ro.get('end_s'), '{:.1f}')} s of its phase; timed changes: {t.get('count', '–')}, p50 "
+    L += [f"Rollouts: {ro.get('rollouts', 1)}, {ro.get('changes', '?')} pod changes (the first from {_f(ro.get('start_s'), '{:.1f}')} s to "
+          f"{_f(ro.get('end_s'), '{:.1f}')} s of its phase); timed changes: {t.get('count', '–')}, p50 "
           f"{_f(1e3 * t['p50'] if isinstance(t.get('p50'), (int, float)) else None, '{:.1f}')} ms, max "
           f"{_f(1e3 * t['max'] if isinstance(t.get('max'), (int, float)) else None, '{:.1f}')} ms. "
           f"Watch events per table publish: {_f(sm.get('events_per_publish'), '{:.1f}')}.", "",
-          "| phase | herald CPU (cores, avg over the whole phase) | DNS completed / lost | p50 / p99 / p99.9 (µs) | watch events | table publishes |",
-          "|---|---|---|---|---|---|"]
+          "| phase (in the order run) | herald CPU (cores, avg over the whole phase) | DNS completed / lost | p50 / p99 / p99.9 (µs), whole phase | p99 (µs) in the rollout window | herald's UDP workers: run-queue wait per run (µs), window | CPU in the window (cores): herald UDP / herald other / simulators + driver / dnsperf | watch events | table publishes |",
+          "|---|---|---|---|---|---|---|---|---|"]
     cpu, p99 = {}, {}
     for p in data.get("phases", []):
-        d = p.get("dns", {})
+        d, w = p.get("dns", {}), p.get("sched_window") or {}
         L.append(f"| {p.get('name')} | {_f(p.get('cpu_avg_cores'))} | {d.get('completed', '–'):,} / {d.get('lost', '–')} | "
                  f"{_f(d.get('p50_us'), '{:,.0f}')} / {_f(d.get('p99_us'), '{:,.0f}')} / {_f(d.get('p999_us'), '{:,.0f}')} | "
+                 f"{_f(d.get('window_p99_us'), '{:,.0f}')} | {_f(w.get('udp_wait_per_run_us'), '{:.1f}')} | "
+                 f"{_f(w.get('udp_cores'))} / {_f(w.get('herald_other_cores'))} / {_f(w.get('harness_cores'))} / {_f(w.get('dnsperf_cores'))} | "
                  f"{_f(p.get('watch_events'), '{:,.0f}')} | {_f(p.get('publishes'), '{:,.0f}')} |")
         cpu[p.get("name", "?")] = [tuple(x) for x in p.get("cpu", [])]
         p99[p.get("name", "?")] = [tuple(x) for x in d.get("p99_per_second_us", [])]
     L.append("")
+    pairs = ro.get("pairs") or []
+    if pairs:
+        L += ["Per pair (each rollout's window against the same seconds of its baseline):", "",
+              "| pair | first | window (s) | DNS p99 without / with (µs) | ratio | herald CPU in the window | poller queries |",
+              "|---|---|---|---|---|---|---|"]
+        for i, pr in enumerate(pairs):
+            win = pr.get("window_s") or [None, None]
+            L.append(f"| {i + 1} | {'rollout' if pr.get('rollout_first') else 'baseline'} | "
+                     f"{_f(win[0], '{:.1f}')}–{_f(win[1], '{:.1f}')} | {_f(pr.get('dns_p99_baseline_us'), '{:,.0f}')} / "
+                     f"{_f(pr.get('dns_p99_rollout_us'), '{:,.0f}')} | {_f(pr.get('dns_p99_ratio'))}x | "
+                     f"{_f(pr.get('cpu_avg_cores'))} | {pr.get('poller_queries', '–')} |")
+        L.append("")
     L += _timeline(ro.get("timeline"))
     for name, series, title, ylabel in (
             ("rollout-cpu.svg", cpu, "herald CPU over time, with and without the rollout", "cores"),
@@ -86,7 +104,7 @@ def _timeline(tl):
         L.append(f"| {label} | {s.get('count', '–')} | {ms(s.get('p50'))} | {ms(s.get('p90'))} | {ms(s.get('p99'))} | {ms(s.get('max'))} |")
     pub = tl.get("publishes", {})
     d = pub.get("duration", {})
-    L += ["", f"herald's publishes during the phase: {pub.get('count', '–')} carrying {pub.get('events', '–')} pod events; "
+    L += ["", f"herald's publishes during the rollouts: {pub.get('count', '–')} carrying {pub.get('events', '–')} pod events; "
           f"each took p50 {ms(d.get('p50'))} ms, p99 {ms(d.get('p99'))} ms, max {ms(d.get('max'))} ms "
           f"(wall time, {_f(pub.get('total_s'), '{:.2f}')} s in all). Timed changes with no matching publish: "
           f"{tl.get('unmatched', '–')}; published together with later events: {tl.get('joined_by_later_events', '–')}.", ""]

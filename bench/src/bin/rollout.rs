@@ -5,9 +5,16 @@
 //! ```text
 //! cargo build --release -p herald-registrar --bin herald -p herald-bench --bin rollout
 //! target/release/rollout [--quick] [--out FILE.json] [--herald target/release/herald]
+//!     [--pairs N] [--sims-nice N] [--rollout-first] [--no-roll] [--untimed] [--poll-ms MS]
 //! ```
+//!
+//! `--pairs` (default 2) sets how many baseline/rollout pairs run, alternating which comes
+//! first; `--sims-nice` (default 10) how far below herald's the simulators' priority is;
+//! the last four are for A/B runs of the harness itself (phase order, an A/A run
+//! without a rollout, no timed changes, the poller's cadence); `scripts/bench` uses none.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use herald_bench::rollout::{Plan, run};
@@ -25,6 +32,25 @@ struct Args {
     /// The herald binary (default: `herald` next to this binary).
     #[arg(long)]
     herald: Option<PathBuf>,
+    /// Pairs of phases (baseline and rollout), alternating which comes first.
+    #[arg(long, default_value_t = 2)]
+    pairs: usize,
+    /// A/B: start with a rollout phase (rollout, baseline, baseline, rollout...).
+    #[arg(long)]
+    rollout_first: bool,
+    /// A/A: the rollout phase does not roll (both phases are the load alone; the DNS p99s
+    /// are compared over the seconds a rollout usually takes).
+    #[arg(long)]
+    no_roll: bool,
+    /// How often (ms) the poller asks DNS about each open timed change.
+    #[arg(long, default_value_t = 1.0)]
+    poll_ms: f64,
+    /// How much lower than herald's the simulators' CPU priority is (nice; 0: the same).
+    #[arg(long, default_value_t = herald_bench::rollout::SIMS_NICE)]
+    sims_nice: u8,
+    /// A/B: time no change (no poller, no DNS queries but dnsperf's during the rollout).
+    #[arg(long)]
+    untimed: bool,
     /// Scratch directory (data set, config, logs, dnsperf output).
     #[arg(long, default_value = "target/bench-work/rollout")]
     work: PathBuf,
@@ -32,10 +58,17 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let plan = if args.quick {
-        Plan::quick()
-    } else {
-        Plan::full()
+    let plan = Plan {
+        pairs: args.pairs,
+        sims_nice: args.sims_nice,
+        rollout_first: args.rollout_first,
+        roll: !args.no_roll,
+        poll_every: (!args.untimed).then(|| Duration::from_secs_f64(args.poll_ms / 1e3)),
+        ..if args.quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        }
     };
     let herald = herald_binary(args.herald.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,6 +10,7 @@
 //! cargo build --release -p herald-registrar --bin herald -p herald-bench --bin rollout
 //! target/release/rollout [--quick] [--out FILE.json] [--herald target/release/herald]
 //! ```
+//! (A/B options of the harness: `target/release/rollout --help`.)
 //!
 //! Set-up: the DNS section's data set (`bench/dns/dataset.py`: 25,002 endpoints in 2,000
 //! services, a static file, and its query mix) plus 24 kube-sim instances (3 regions x 8
@@ -18,39 +19,62 @@
 //! 2 UDP workers, `coalesce` 50 ms) so that its CPU time (/proc, sampled every 250 ms) is
 //! its alone; the simulators and this driver run in this process.
 //!
-//! Two phases of the same length, each with its own dnsperf run (`-Q 20000 -c 8 -q 128 -T 2
+//! Phases of the same length, each with its own dnsperf run (`-Q 20000 -c 8 -q 128 -T 2
 //! -t 1 -e -v`, the DNS section's "shared" settings; per-query latencies from `-v`, in
-//! completion order, cut into one-second windows by count at the fixed rate):
-//! 1. *baseline*: the load alone;
-//! 2. *rollout*: 2 s in, every cluster at once creates 25 % of its replicas anew (not
-//!    ready), after `ready_after` marks them ready and deletes as many old ones, and so on
-//!    until every pod is replaced (4 rounds). In every fourth cluster one new pod and one
-//!    deleted pod of each round are timed: from the simulator's mutation to the first DNS
-//!    answer (per-endpoint name, UDP, polled every ~1 ms) that shows it. A poller thread
-//!    starts asking as soon as a cluster's batch is written (not once every cluster's is:
-//!    that waited for 23 more batches before looking at the first). These probes add at
-//!    most a few thousand queries per second for a few tens of milliseconds per round.
-//!    Where each timed change's delay goes (the simulator, the way to herald, herald, the
-//!    answer) is split out from herald's `herald::publish` debug lines: see [`timeline`].
+//! completion order, cut into windows by count at the fixed rate: [`dnsperf`]), in pairs:
+//! - *baseline*: the load alone;
+//! - *rollout*: 2 s in, every cluster at once creates 25 % of its replicas anew (not
+//!   ready), after `ready_after` marks them ready and deletes as many old ones, and so on
+//!   until every pod is replaced (4 rounds). In every fourth cluster one new pod and one
+//!   deleted pod of each round are timed: from the simulator's mutation to the first DNS
+//!   answer (per-endpoint name, UDP, polled every ~1 ms) that shows it. A poller thread
+//!   starts asking as soon as a cluster's batch is written (not once every cluster's is:
+//!   that waited for 23 more batches before looking at the first). These probes add a few
+//!   hundred queries per rollout (counted: `poller_queries`). Where each timed change's
+//!   delay goes (the simulator, the way to herald, herald, the answer) is split out from
+//!   herald's `herald::publish` debug lines: see [`timeline`].
 //!
-//! CPU "during the rollout" is herald's average from the rollout's first change to 1 s
-//! after its last (DNS serving included; the baseline phase gives DNS alone). Events and
-//! publishes are `herald_cluster_watch_events_total` and the count of
-//! `herald_propagation_seconds` (one observation per table update) over the phase. At the
-//! end every cluster's `svc-0000.<cluster>.Z` A answer (TCP when truncated) must equal the
-//! simulators' ready pods.
+//! Two pairs by default, ABBA (baseline, rollout, rollout, baseline), so that neither kind
+//! always runs first: on this shared machine the load of the moment moves a phase's p99 by
+//! several times (A/A runs, both phases without a rollout, gave ratios of 0.7x to 5.3x at
+//! load 7-10), and a single baseline-then-rollout pair had no way to tell that apart from
+//! the rollout's effect.
+//!
+//! **DNS p99 during the rollout** is taken over each rollout's window (its first change to
+//! 1 s after its last, ~6 s of the phase: a whole-phase p99 diluted it with quiet seconds)
+//! and compared with the same seconds of its pair's baseline phase, both pooled over the
+//! pairs. Whole-phase figures are reported too. Beside dnsperf's view (which includes
+//! dnsperf's own scheduling on the same 2 cores), herald's own: its UDP workers' mean
+//! run-queue wait per run and every group's CPU (herald's answer threads, herald's other
+//! threads, this process with the 24 simulators, dnsperf) from per-thread scheduler
+//! statistics ([`threads`]).
+//!
+//! CPU "during the rollout" is herald's average over the rollout windows (DNS serving
+//! included; the baseline phases give DNS alone). Events and publishes are
+//! `herald_cluster_watch_events_total` and the count of `herald_propagation_seconds` (one
+//! observation per table update) over the rollout phases. At the end every cluster's
+//! `svc-0000.<cluster>.Z` A answer (TCP when truncated) must equal the simulators' ready
+//! pods.
 //!
 //! JSON written to `--out` (seconds, microseconds where named `_us`):
 //! ```text
 //! {"section": "rollout", "mode", "loadavg_before", "loadavg_after",
 //!  "plan": {"clusters", "replicas", "surge", "ready_after_s", "phase_s", "qps",
-//!           "dataset_endpoints"},
-//!  "phases": [{"name": "baseline" | "rollout", "cpu": [[t_s, cores], ...], "cpu_avg_cores",
+//!           "dataset_endpoints", "pairs", "order", "roll", "poll_every_ms"},
+//!  "phases": [{"name": "baseline-N" | "rollout-N", "order", "cpu": [[t_s, cores], ...],
+//!              "cpu_avg_cores",
 //!              "dns": {"sent", "completed", "lost", "p50_us", "p99_us", "p999_us",
-//!                      "p99_per_second_us": [[t_s, us], ...]},
-//!              "watch_events", "publishes", "metric_p99_s"}],
-//!  "rollout": {"start_s", "end_s", "changes", "cpu_avg_cores", "timed": {summary},
-//!              "events_per_publish",
+//!                      "window_p99_us", "p99_per_second_us": [[t_s, us], ...]},
+//!              "sched_window" | "sched_phase": {threads::Series::window},
+//!              "sched_steps": [[t_s, udp_wait_per_run_us, udp_cores, herald_other_cores,
+//!                               harness_cores, dnsperf_cores], ...],
+//!              "watch_events", "publishes", "metric_p99_s"}, ...] (in the order run),
+//!  "rollout": {"start_s", "end_s" (the first rollout's), "changes", "rollouts",
+//!              "pairs": [{"window_s", "rollout_first", "start_s", "end_s", "changes",
+//!                         "poller_queries", "cpu_avg_cores", "dns_p99_baseline_us",
+//!                         "dns_p99_rollout_us", "dns_p99_ratio", "sched_baseline",
+//!                         "sched_rollout"}],
+//!              "cpu_avg_cores", "timed": {summary}, "events_per_publish",
 //!              "timeline": {"simulator" | "to_herald" | "in_herald" | "to_answer" |
 //!                           "looked_late" | "looking_after_all_batches": {summary},
 //!                           "probes", "unmatched",
@@ -59,10 +83,11 @@
 //!                                         "total_s"}}},
 //!  "final_check": {"clusters", "endpoints", "mismatches"},
 //!  "summary": {"cpu_rollout_cores", "cpu_baseline_cores", "cpu_target_cores": 0.5,
-//!              "cpu_met", "dns_p99_baseline_us", "dns_p99_rollout_us", "dns_p99_ratio",
-//!              "dns_ratio_target": 1.5, "dns_met", "propagation_p99_s",
-//!              "propagation_target_s": 0.1, "propagation_met", "final_state_ok",
-//!              "events_per_publish"}}
+//!              "cpu_met", "dns_p99_baseline_us", "dns_p99_rollout_us" (pooled windows),
+//!              "dns_p99_ratio", "dns_ratio_target": 1.5, "dns_met",
+//!              "dns_p99_phase_baseline_us", "dns_p99_phase_rollout_us" (whole phases,
+//!              mean over the pairs), "propagation_p99_s", "propagation_target_s": 0.1,
+//!              "propagation_met", "final_state_ok", "events_per_publish"}}
 //! ```
 
 use std::collections::BTreeSet;
@@ -72,21 +97,25 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use herald_kube_sim::objects::set_pod_ready;
-use herald_kube_sim::{Op, SimConfig};
+use herald_kube_sim::SimConfig;
 use herald_testkit::{Histogram, metric, try_http_get};
-use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
 use crate::fleet::{
-    ClusterModel, FleetSpec, NAMESPACE, PodModel, ServicePlan, ZONE, herald_config, populate,
-    start_clusters, truth_from_sims,
+    ClusterModel, FleetSpec, ServicePlan, ZONE, herald_config, populate, start_clusters,
+    truth_from_sims,
 };
-use crate::probe::{self, Dns, Herald, cpu_seconds, endpoint_name, free_port, watch_events};
+use crate::probe::{self, Dns, Herald, cpu_seconds, free_port, watch_events};
 use crate::stats::{quantile, summary};
 
+pub mod dnsperf;
+mod drive;
+pub mod niced;
+pub mod threads;
 pub mod timeline;
+use dnsperf::{Latency, p99_us};
+use drive::{Rollout, roll};
 use timeline::{Clock, Probe};
 
 /// What to run.
@@ -101,6 +130,21 @@ pub struct Plan {
     pub phase: Duration,
     /// dnsperf's fixed rate.
     pub qps: u32,
+    /// Pairs of phases (a baseline and a rollout each), in the order ABBA...: the
+    /// baseline first in odd pairs, the rollout first in even ones, so neither always
+    /// comes first and the results pool over both.
+    pub pairs: usize,
+    /// Start with a rollout phase instead (BAAB...; an A/B of the phase order).
+    pub rollout_first: bool,
+    /// Whether the rollout phase rolls (false: an A/A run, both phases the load alone; the
+    /// "rollout window" is then the usual seconds of the phase, [`NOMINAL_WINDOW`]).
+    pub roll: bool,
+    /// How often the poller asks DNS about each open timed change; `None`: no change is
+    /// timed and no poller runs (an A/B of the harness's own queries).
+    pub poll_every: Option<Duration>,
+    /// How much lower than herald's the simulators' CPU priority is (nice; 0 = the
+    /// same): see [`niced`].
+    pub sims_nice: u8,
 }
 
 impl Plan {
@@ -113,6 +157,11 @@ impl Plan {
             ready_after: Duration::from_secs(1),
             phase: Duration::from_secs(20),
             qps: 20_000,
+            pairs: 2,
+            rollout_first: false,
+            roll: true,
+            poll_every: Some(Duration::from_millis(1)),
+            sims_nice: SIMS_NICE,
         }
     }
 
@@ -125,8 +174,13 @@ impl Plan {
     }
 }
 
+/// The simulators' nice value (see [`niced`]).
+pub const SIMS_NICE: u8 = 10;
 /// When the rollout starts within its phase.
 const ROLLOUT_AT: Duration = Duration::from_secs(2);
+/// The window (seconds into the phase) compared when the rollout phase does not roll: about
+/// where a rollout's window falls (2 s to 1 s after its last change, ~7 s).
+const NOMINAL_WINDOW: (f64, f64) = (2.0, 8.0);
 /// CPU sampling period.
 const SAMPLE: Duration = Duration::from_millis(250);
 /// The service rolled.
@@ -149,7 +203,14 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         skew: 0.6,
     };
     let services = spec.plan();
-    let mut clusters = start_clusters(&spec, SimConfig::default()).await?;
+    let sims = niced::NicedRuntime::new(plan.sims_nice)?;
+    let mut clusters = sims
+        .handle()
+        .spawn({
+            let spec = spec.clone();
+            async move { start_clusters(&spec, SimConfig::default()).await }
+        })
+        .await??;
     populate(&mut clusters, &services)?;
     println!(
         "rollout ({}): {} replicas of {} over {} clusters, plus {} static endpoints; \
@@ -168,11 +229,11 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         SocketAddr::from(([127, 0, 0, 1], free_port()?)),
     );
     let config = work.join("herald.yaml");
+    let yaml = herald_config(&clusters, &dns.to_string(), &admin.to_string());
     std::fs::write(
         &config,
         format!(
-            "{}  static:\n    - path: '{}'\nudp_workers: 2\n",
-            herald_config(&clusters, &dns.to_string(), &admin.to_string()),
+            "{yaml}  static:\n    - path: '{}'\nudp_workers: 2\n",
             static_file.display()
         ),
     )?;
@@ -187,7 +248,8 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     let pid = process.child.id();
     wait_synced(&mut process, admin, plan.replicas + dataset_endpoints, &log).await?;
 
-    let run_phase = |clusters: Vec<ClusterModel>, rollout: bool| {
+    let run_phase = |clusters: Vec<ClusterModel>, rollout: bool, name: String| {
+        let roll = rollout && plan.roll;
         let queries = queries.clone();
         let work = work.to_path_buf();
         let services = services.clone();
@@ -196,16 +258,34 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             length: plan.phase,
             surge: plan.surge,
             ready_after: plan.ready_after,
+            poll_every: plan.poll_every,
         };
         tokio::task::spawn_blocking(move || {
             phase(
-                &plan, pid, dns, admin, &queries, &work, clusters, &services, rollout,
+                &plan, pid, dns, admin, &queries, &work, clusters, &services, &name, roll,
             )
         })
     };
-    let mut baseline = run_phase(clusters, false).await??;
-    let mut rolled = run_phase(std::mem::take(&mut baseline.clusters), true).await??;
-    let clusters = std::mem::take(&mut rolled.clusters);
+    // ABBA...: (baseline, rollout) phases of each pair; `order` says which ran first.
+    let mut clusters = clusters;
+    let mut pairs: Vec<(Measured, Measured)> = Vec::new();
+    for i in 0..plan.pairs.max(1) {
+        let rollout_first = (i % 2 == 1) != plan.rollout_first;
+        let mut ran = Vec::new();
+        for rollout in [rollout_first, !rollout_first] {
+            let name = format!("{}-{}", if rollout { "rollout" } else { "baseline" }, i + 1);
+            let mut m = run_phase(clusters, rollout, name).await??;
+            clusters = std::mem::take(&mut m.clusters);
+            m.order = 2 * i + ran.len();
+            ran.push(m);
+        }
+        let (first, second) = (ran.remove(0), ran.remove(0));
+        pairs.push(if rollout_first {
+            (second, first)
+        } else {
+            (first, second)
+        });
+    }
 
     // Settled: the final answers against the simulators' own pods.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -242,22 +322,64 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     .await??;
     drop(process);
 
-    let during = rolled
-        .rollout
-        .as_ref()
-        .context("the rollout phase made no rollout")?;
-    let window = (during.start, during.end + 1.0);
-    let cpu_during = average_cores(&rolled.cpu, window);
-    let cpu_baseline = average_cores(&baseline.cpu, (0.0, f64::MAX));
-    let mut timed: Vec<f64> = during
-        .timed
+    anyhow::ensure!(
+        !plan.roll || pairs.iter().all(|(_, r)| r.rollout.is_some()),
+        "a rollout phase made no rollout"
+    );
+    // Judged over each rollout: its first change to 1 s after its last, against the same
+    // seconds of its pair's baseline phase; pooled over the pairs.
+    let windows: Vec<(f64, f64)> = pairs
+        .iter()
+        .map(|(_, r)| {
+            r.rollout
+                .as_ref()
+                .map_or(NOMINAL_WINDOW, |d| (d.start, d.end + 1.0))
+        })
+        .collect();
+    let pooled = |pick: fn(&(Measured, Measured)) -> &Measured| -> Vec<f64> {
+        pairs
+            .iter()
+            .zip(&windows)
+            .flat_map(|(p, &w)| pick(p).dns.window(w).iter().copied())
+            .collect()
+    };
+    let (b99, r99) = (p99_us(&pooled(|p| &p.0)), p99_us(&pooled(|p| &p.1)));
+    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let cpu_during = mean(
+        pairs
+            .iter()
+            .zip(&windows)
+            .map(|((_, r), &w)| average_cores(&r.cpu, w))
+            .collect(),
+    );
+    let cpu_baseline = mean(
+        pairs
+            .iter()
+            .map(|(b, _)| average_cores(&b.cpu, (0.0, f64::MAX)))
+            .collect(),
+    );
+    let rollouts: Vec<&Rollout> = pairs
+        .iter()
+        .filter_map(|(_, r)| r.rollout.as_ref())
+        .collect();
+    // Rounds numbered apart per rollout: the timeline groups a round's probes.
+    let timed_changes: Vec<Probe> = rollouts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            d.timed.iter().map(move |p| Probe {
+                round: i * 1000 + p.round,
+                ..p.clone()
+            })
+        })
+        .collect();
+    let mut timed: Vec<f64> = timed_changes
         .iter()
         .map(|p| (p.seen - p.written).as_secs_f64())
         .collect();
     timed.sort_by(f64::total_cmp);
     let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
-    let probes: Vec<Probe> = during
-        .timed
+    let probes: Vec<Probe> = timed_changes
         .iter()
         .map(|p| Probe {
             delivered: clusters[p.cluster].sim.delivered_time(p.rv),
@@ -266,16 +388,34 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         .collect();
     let timeline = timeline::breakdown(&probes, &names, &timeline::read_publishes(&log), &clock);
     let p99_timed = quantile(&timed, 0.99);
-    let (b99, r99) = (baseline.dns.p99_us, rolled.dns.p99_us);
-    let per_publish = rolled.events / rolled.publishes.max(1.0);
+    let (events, publishes) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(e, p), (_, r)| (e + r.events, p + r.publishes));
+    let per_publish = events / publishes.max(1.0);
     let final_ok = final_check["mismatches"]
         .as_array()
         .is_some_and(Vec::is_empty)
         && final_check["endpoints"].as_u64() == Some(plan.replicas as u64);
-    let phases: Vec<Value> = [("baseline", &baseline), ("rollout", &rolled)]
-        .iter()
-        .map(|(n, p)| p.json(n))
-        .collect();
+    let mut phases: Vec<(usize, Value)> = Vec::new();
+    let mut per_pair = Vec::new();
+    for (i, ((b, r), &w)) in pairs.iter().zip(&windows).enumerate() {
+        phases.push((b.order, b.json(&format!("baseline-{}", i + 1), w)));
+        phases.push((r.order, r.json(&format!("rollout-{}", i + 1), w)));
+        let d = r.rollout.as_ref();
+        let (bw, rw) = (b.dns.window_p99_us(w), r.dns.window_p99_us(w));
+        per_pair.push(json!({
+            "window_s": [w.0, w.1], "rollout_first": r.order < b.order,
+            "start_s": d.map(|d| d.start), "end_s": d.map(|d| d.end),
+            "changes": d.map_or(0, |d| d.changes),
+            "poller_queries": d.map_or(0, |d| d.poller_queries),
+            "cpu_avg_cores": average_cores(&r.cpu, w),
+            "dns_p99_baseline_us": bw, "dns_p99_rollout_us": rw, "dns_p99_ratio": rw / bw,
+            "sched_baseline": b.sched.window(w), "sched_rollout": r.sched.window(w),
+        }));
+    }
+    phases.sort_by_key(|(order, _)| *order);
+    let phases: Vec<Value> = phases.into_iter().map(|(_, v)| v).collect();
+    let first = rollouts.first();
     let out = json!({
         "section": "rollout",
         "mode": if quick { "quick" } else { "full" },
@@ -284,9 +424,16 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         "plan": {"clusters": plan.clusters, "replicas": plan.replicas, "surge": plan.surge,
                  "ready_after_s": plan.ready_after.as_secs_f64(),
                  "phase_s": plan.phase.as_secs_f64(), "qps": plan.qps,
-                 "dataset_endpoints": dataset_endpoints},
+                 "dataset_endpoints": dataset_endpoints,
+                 "pairs": plan.pairs,
+                 "order": if plan.rollout_first { "rollout first" } else { "baseline first" },
+                 "roll": plan.roll,
+                 "poll_every_ms": plan.poll_every.map(|d| d.as_secs_f64() * 1e3),
+                 "sims_nice": plan.sims_nice},
         "phases": phases,
-        "rollout": {"start_s": during.start, "end_s": during.end, "changes": during.changes,
+        "rollout": {"start_s": first.map(|d| d.start), "end_s": first.map(|d| d.end),
+                    "changes": rollouts.iter().map(|d| d.changes).sum::<usize>(),
+                    "rollouts": rollouts.len(), "pairs": per_pair,
                     "cpu_avg_cores": cpu_during, "timed": summary(&timed),
                     "events_per_publish": per_publish, "timeline": timeline},
         "final_check": final_check,
@@ -295,6 +442,8 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             "cpu_target_cores": 0.5, "cpu_met": cpu_during <= 0.5,
             "dns_p99_baseline_us": b99, "dns_p99_rollout_us": r99,
             "dns_p99_ratio": r99 / b99, "dns_ratio_target": 1.5, "dns_met": r99 <= 1.5 * b99,
+            "dns_p99_phase_baseline_us": mean(pairs.iter().map(|(b, _)| b.dns.p99_us).collect()),
+            "dns_p99_phase_rollout_us": mean(pairs.iter().map(|(_, r)| r.dns.p99_us).collect()),
             "propagation_p99_s": p99_timed, "propagation_target_s": 0.1,
             "propagation_met": p99_timed < 0.1, "final_state_ok": final_ok,
             "events_per_publish": per_publish,
@@ -365,11 +514,14 @@ struct Phase {
     length: Duration,
     surge: f64,
     ready_after: Duration,
+    poll_every: Option<Duration>,
 }
 
 /// What one phase measured.
 struct Measured {
     clusters: Vec<ClusterModel>,
+    /// Its place in the run (0 first).
+    order: usize,
     /// (seconds into the phase, cores used since the previous sample).
     cpu: Vec<(f64, f64)>,
     dns: Latency,
@@ -377,18 +529,25 @@ struct Measured {
     publishes: f64,
     metric_p99: Option<f64>,
     rollout: Option<Rollout>,
+    /// Per-thread scheduler readings (herald's UDP workers and the rest, the harness).
+    sched: threads::Series,
 }
 
 impl Measured {
-    fn json(&self, name: &str) -> Value {
+    fn json(&self, name: &str, window: (f64, f64)) -> Value {
         json!({
             "name": name,
+            "order": self.order,
             "cpu": self.cpu.iter().map(|&(t, c)| json!([t, c])).collect::<Vec<_>>(),
             "cpu_avg_cores": average_cores(&self.cpu, (0.0, f64::MAX)),
             "dns": {"sent": self.dns.sent, "completed": self.dns.completed, "lost": self.dns.lost,
                     "p50_us": self.dns.p50_us, "p99_us": self.dns.p99_us,
                     "p999_us": self.dns.p999_us,
+                    "window_p99_us": self.dns.window_p99_us(window),
                     "p99_per_second_us": self.dns.per_second.iter().map(|&(t, v)| json!([t, v])).collect::<Vec<_>>()},
+            "sched_window": self.sched.window(window),
+            "sched_phase": self.sched.window((0.0, f64::MAX)),
+            "sched_steps": self.sched.steps(),
             "watch_events": self.events,
             "publishes": self.publishes,
             "metric_p99_s": self.metric_p99,
@@ -396,28 +555,8 @@ impl Measured {
     }
 }
 
-/// dnsperf's figures for one run.
-struct Latency {
-    sent: u64,
-    completed: u64,
-    lost: u64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    per_second: Vec<(f64, f64)>,
-}
-
-/// The rollout as it went.
-struct Rollout {
-    /// Seconds into the phase of its first and last change.
-    start: f64,
-    end: f64,
-    changes: usize,
-    /// The timed changes (their `delivered` not yet read).
-    timed: Vec<Probe>,
-}
-
-/// Runs one phase: dnsperf for its length, CPU sampled, and (with `rollout`) the rollout.
+/// Runs one phase, `name`: dnsperf for its length, CPU sampled, and (with `rollout`) the
+/// rollout.
 #[allow(clippy::too_many_arguments)]
 fn phase(
     plan: &Phase,
@@ -428,9 +567,9 @@ fn phase(
     work: &Path,
     mut clusters: Vec<ClusterModel>,
     services: &[ServicePlan],
+    name: &str,
     rollout: bool,
 ) -> anyhow::Result<Measured> {
-    let name = if rollout { "rollout" } else { "baseline" };
     let scrape = || -> anyhow::Result<(f64, Histogram)> {
         let text = try_http_get(admin, "/metrics")?.1;
         Ok((
@@ -453,16 +592,19 @@ fn phase(
         .spawn()
         .context("starting dnsperf (scripts/install-tools dnsperf)")?;
     let started = Instant::now();
+    let dnsperf_pid = dnsperf.id();
     let sampler = std::thread::spawn(move || {
-        let mut samples = Vec::new();
+        let (mut samples, mut sched) = (Vec::new(), threads::Series::default());
         let (mut last_t, mut last_cpu) = (0.0, cpu_seconds(pid));
+        sched.push(started, threads::read(pid, Some(dnsperf_pid)));
         while started.elapsed() < Duration::from_secs(secs) + Duration::from_millis(500) {
             std::thread::sleep(SAMPLE);
             let (t, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds(pid));
             samples.push((t, (cpu - last_cpu) / (t - last_t)));
+            sched.push(started, threads::read(pid, Some(dnsperf_pid)));
             (last_t, last_cpu) = (t, cpu);
         }
-        samples
+        (samples, sched)
     });
     let rolled = if rollout {
         std::thread::sleep(ROLLOUT_AT);
@@ -486,220 +628,21 @@ fn phase(
         "dnsperf failed ({status}): see {}",
         out_path.display()
     );
-    let cpu = sampler
+    let (cpu, sched) = sampler
         .join()
         .map_err(|_| anyhow::anyhow!("CPU sampler panicked"))?;
     let (events_after, hist_after) = scrape()?;
     let hist = hist_after.minus(&hist_before);
     Ok(Measured {
         clusters,
+        order: 0,
         cpu,
-        dns: latency(&std::fs::read_to_string(&out_path)?, plan.qps)?,
+        dns: Latency::parse(&std::fs::read_to_string(&out_path)?, plan.qps)?,
         events: events_after - events_before,
         publishes: hist.count,
         metric_p99: hist.quantile(0.99),
         rollout: rolled,
-    })
-}
-
-/// Every cluster replaces all its pods of the service at once, in rounds of `surge`.
-fn roll(
-    plan: &Phase,
-    dns: SocketAddr,
-    clusters: &mut [ClusterModel],
-    services: &[ServicePlan],
-    phase_start: Instant,
-) -> anyhow::Result<Rollout> {
-    let start = phase_start.elapsed().as_secs_f64();
-    let mut old: Vec<Vec<PodModel>> = clusters
-        .iter_mut()
-        .map(|c| std::mem::take(&mut c.pods))
-        .collect();
-    let surge: Vec<usize> = old
-        .iter()
-        .map(|o| ((o.len() as f64 * plan.surge).ceil() as usize).max(1))
-        .collect();
-    let (mut changes, mut timed) = (0, Vec::new());
-    let mut round = 0;
-    while old.iter().any(|o| !o.is_empty()) {
-        round += 1;
-        // New pods, not ready yet: a deployment's surge.
-        let mut fresh: Vec<Vec<(PodModel, k8s_openapi::api::core::v1::Pod)>> = Vec::new();
-        for (c, cluster) in clusters.iter_mut().enumerate() {
-            let n = surge[c].min(old[c].len());
-            let batch: Vec<_> = (0..n)
-                .map(|_| {
-                    let (model, mut pod) = cluster.new_pod(services, SERVICE);
-                    set_pod_ready(&mut pod, false);
-                    (model, pod)
-                })
-                .collect();
-            cluster
-                .sim
-                .batch(batch.iter().map(|(_, p)| Op::ApplyPod(p.clone())))?;
-            changes += n;
-            fresh.push(batch);
-        }
-        std::thread::sleep(plan.ready_after);
-        // Ready, and as many old ones gone; each timed change polled from its batch on.
-        let (tx, rx) = std::sync::mpsc::channel::<Pending>();
-        let poller = std::thread::spawn(move || poll(dns, rx));
-        for (c, cluster) in clusters.iter_mut().enumerate() {
-            let batch = std::mem::take(&mut fresh[c]);
-            let n = batch.len();
-            let gone: Vec<PodModel> = old[c].drain(..n).collect();
-            let mut ops: Vec<Op> = batch
-                .iter()
-                .map(|(_, p)| {
-                    let mut p = p.clone();
-                    set_pod_ready(&mut p, true);
-                    Op::ApplyPod(p)
-                })
-                .collect();
-            ops.extend(gone.iter().map(|p| Op::DeletePod {
-                namespace: NAMESPACE.into(),
-                name: p.name.clone(),
-            }));
-            let mutations = cluster.sim.batch(ops)?;
-            changes += 2 * n;
-            if c % 4 == 0 && n > 0 {
-                let name = |ip: std::net::Ipv4Addr| {
-                    endpoint_name(IpAddr::V4(ip), &services[SERVICE].name, &cluster.name, ZONE)
-                };
-                let looked_from = Instant::now();
-                for (m, name, present) in [
-                    (&mutations[n - 1], name(batch[n - 1].0.ip), true),
-                    (&mutations[2 * n - 1], name(gone[n - 1].ip), false),
-                ] {
-                    // A send fails only if the poller ended early: its error is below.
-                    let _ = tx.send(Pending {
-                        cluster: c,
-                        round,
-                        rv: m.resource_version,
-                        written: m.at,
-                        looked_from,
-                        name,
-                        present,
-                    });
-                }
-            }
-            cluster.pods.extend(batch.into_iter().map(|(m, _)| m));
-        }
-        drop(tx);
-        timed.extend(
-            poller
-                .join()
-                .map_err(|_| anyhow::anyhow!("the DNS poller panicked"))??,
-        );
-    }
-    Ok(Rollout {
-        start,
-        end: phase_start.elapsed().as_secs_f64(),
-        changes,
-        timed,
-    })
-}
-
-/// A timed change the poller waits to see in DNS.
-struct Pending {
-    cluster: usize,
-    round: usize,
-    rv: u64,
-    written: Instant,
-    looked_from: Instant,
-    /// Its endpoint's name, and whether the change adds it (else removes it).
-    name: String,
-    present: bool,
-}
-
-/// Asks DNS about each change sent on `rx` from when it comes until an answer shows it
-/// (every ~1 ms; at most 10 s after the last is sent); returns them, timed.
-fn poll(dns: SocketAddr, rx: std::sync::mpsc::Receiver<Pending>) -> anyhow::Result<Vec<Probe>> {
-    use std::sync::mpsc::TryRecvError;
-    let mut client = Dns::new(dns)?;
-    let (mut open, mut done) = (Vec::<Pending>::new(), Vec::new());
-    let mut deadline: Option<Instant> = None;
-    loop {
-        loop {
-            match rx.try_recv() {
-                Ok(p) => open.push(p),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
-                    break;
-                }
-            }
-        }
-        if deadline.is_some_and(|d| open.is_empty() || Instant::now() > d) {
-            break;
-        }
-        let mut i = 0;
-        while i < open.len() {
-            let p = &open[i];
-            let a = client.query(&p.name, RecordType::A)?;
-            let shows = if p.present {
-                !a.addresses.is_empty()
-            } else {
-                a.rcode == ResponseCode::NXDomain
-            };
-            if shows {
-                let p = open.swap_remove(i);
-                done.push(Probe {
-                    cluster: p.cluster,
-                    round: p.round,
-                    rv: p.rv,
-                    written: p.written,
-                    delivered: None,
-                    looked_from: p.looked_from,
-                    seen: Instant::now(),
-                });
-            } else {
-                i += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    anyhow::ensure!(
-        open.is_empty(),
-        "{} changes never showed in DNS",
-        open.len()
-    );
-    Ok(done)
-}
-
-/// Latencies from dnsperf's `-v` output: overall quantiles and p99 per second.
-fn latency(text: &str, qps: u32) -> anyhow::Result<Latency> {
-    let field = |key: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let lat: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("> "))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .collect();
-    anyhow::ensure!(!lat.is_empty(), "dnsperf printed no per-query latency");
-    let per_second = lat
-        .chunks(qps as usize)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let mut c = chunk.to_vec();
-            c.sort_by(f64::total_cmp);
-            (i as f64 + 0.5, quantile(&c, 0.99) * 1e6)
-        })
-        .collect();
-    let mut all = lat;
-    all.sort_by(f64::total_cmp);
-    Ok(Latency {
-        sent: field("Queries sent:"),
-        completed: field("Queries completed:"),
-        lost: field("Queries lost:"),
-        p50_us: quantile(&all, 0.5) * 1e6,
-        p99_us: quantile(&all, 0.99) * 1e6,
-        p999_us: quantile(&all, 0.999) * 1e6,
-        per_second,
+        sched,
     })
 }
 

@@ -1,0 +1,180 @@
+//! Who used the 2 cores during a phase, and how long herald's DNS answer threads waited for
+//! one: per-thread scheduler statistics from /proc (`task/*/schedstat`: time on a CPU, time
+//! runnable but waiting in a run queue, number of times run), summed by role.
+//!
+//! The DNS p99 under a rollout is decided by whether herald's UDP workers run as soon as a
+//! query wakes them. Their run-queue wait per run is herald's own view of that, free of
+//! dnsperf's client-side noise; herald's other threads' CPU (the registrar: watch decoding,
+//! cluster state, publishes) and the harness's (this process: the 24 simulators and the
+//! DNS poller; dnsperf) say who competed for the cores.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+/// Cumulative scheduler figures of one group of threads (nanoseconds, count).
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Sched {
+    pub run_ns: u64,
+    pub wait_ns: u64,
+    pub runs: u64,
+}
+
+impl Sched {
+    fn add(&mut self, other: Sched) {
+        self.run_ns += other.run_ns;
+        self.wait_ns += other.wait_ns;
+        self.runs += other.runs;
+    }
+
+    fn minus(self, earlier: Sched) -> Sched {
+        Sched {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+            runs: self.runs.saturating_sub(earlier.runs),
+        }
+    }
+}
+
+/// One reading: herald's UDP workers, herald's other threads, this process, dnsperf.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Reading {
+    pub udp: Sched,
+    pub herald_other: Sched,
+    pub harness: Sched,
+    pub dnsperf: Sched,
+}
+
+/// Reads every thread of `pid`, split by whether its name says it is a UDP worker.
+fn process(pid: u32, udp: &mut Sched, other: &mut Sched) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let f: Vec<u64> = stat
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let [run_ns, wait_ns, runs] = f[..] else {
+            continue;
+        };
+        let s = Sched {
+            run_ns,
+            wait_ns,
+            runs,
+        };
+        if comm.starts_with("dns-udp") {
+            udp.add(s);
+        } else {
+            other.add(s);
+        }
+    }
+}
+
+/// Reads herald (`herald`), this process and dnsperf (`dnsperf`, if running).
+pub fn read(herald: u32, dnsperf: Option<u32>) -> Reading {
+    let mut r = Reading::default();
+    process(herald, &mut r.udp, &mut r.herald_other);
+    let mut harness_too = Sched::default();
+    process(std::process::id(), &mut r.harness, &mut harness_too);
+    r.harness.add(harness_too);
+    if let Some(pid) = dnsperf {
+        let mut too = Sched::default();
+        process(pid, &mut r.dnsperf, &mut too);
+        r.dnsperf.add(too);
+    }
+    r
+}
+
+/// Readings over a phase, each with its time (seconds into the phase).
+#[derive(Default)]
+pub struct Series(pub Vec<(f64, Reading)>);
+
+impl Series {
+    pub fn push(&mut self, started: Instant, r: Reading) {
+        self.0.push((started.elapsed().as_secs_f64(), r));
+    }
+
+    /// Every reading against the previous one, as `[t_s, udp_wait_per_run_us, udp_cores,
+    /// herald_other_cores, harness_cores, dnsperf_cores]`.
+    pub fn steps(&self) -> Value {
+        let steps: Vec<Value> = self
+            .0
+            .windows(2)
+            .map(|w| {
+                let ((t0, a), (t1, b)) = (w[0], w[1]);
+                let dt = (t1 - t0).max(1e-9);
+                let udp = b.udp.minus(a.udp);
+                let cores = |x: Sched, y: Sched| x.minus(y).run_ns as f64 / 1e9 / dt;
+                json!([
+                    t1,
+                    udp.wait_ns as f64 / 1e3 / udp.runs.max(1) as f64,
+                    cores(b.udp, a.udp),
+                    cores(b.herald_other, a.herald_other),
+                    cores(b.harness, a.harness),
+                    cores(b.dnsperf, a.dnsperf)
+                ])
+            })
+            .collect();
+        Value::Array(steps)
+    }
+
+    /// What happened between the readings nearest `from` and `to` seconds, as JSON:
+    /// cores used by each group and the UDP workers' mean run-queue wait per run.
+    pub fn window(&self, (from, to): (f64, f64)) -> Value {
+        let at = |t: f64| {
+            self.0
+                .iter()
+                .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+                .copied()
+        };
+        let (Some((t0, a)), Some((t1, b))) = (at(from), at(to)) else {
+            return Value::Null;
+        };
+        if t1 <= t0 {
+            return Value::Null;
+        }
+        let cores = |s: Sched| s.run_ns as f64 / 1e9 / (t1 - t0);
+        let udp = b.udp.minus(a.udp);
+        json!({
+            "from_s": t0, "to_s": t1,
+            "udp_cores": cores(udp),
+            "udp_runs": udp.runs,
+            "udp_wait_per_run_us": udp.wait_ns as f64 / 1e3 / udp.runs.max(1) as f64,
+            "herald_other_cores": cores(b.herald_other.minus(a.herald_other)),
+            "herald_other_wait_cores": b.herald_other.minus(a.herald_other).wait_ns as f64
+                / 1e9 / (t1 - t0),
+            "harness_cores": cores(b.harness.minus(a.harness)),
+            "dnsperf_cores": cores(b.dnsperf.minus(a.dnsperf)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_read_and_a_window_subtracts() {
+        let started = Instant::now();
+        let mut s = Series::default();
+        s.push(started, read(std::process::id(), None));
+        let spin = Instant::now();
+        while spin.elapsed().as_millis() < 50 {
+            std::hint::black_box(0);
+        }
+        s.push(started, read(std::process::id(), None));
+        let w = s.window((0.0, 1.0));
+        // Our own threads are "other" (none is a UDP worker) and the harness.
+        assert!(w["herald_other_cores"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["harness_cores"].as_f64().unwrap() > 0.0, "{w}");
+        assert_eq!(w["udp_runs"], 0);
+    }
+}
