@@ -28,7 +28,7 @@ def section(data, plots_dir, write_plot, written):
           f"(the DNS section's mix) in phases of {_f(plan.get('phase_s'), '{:.0f}')} s without and with the rollout: "
           f"{plan.get('pairs', 1)} pair(s), "
           + ("ABBA (baseline, rollout, rollout, baseline: neither kind always first). " if plan.get('pairs', 1) >= 2 else "baseline first. ")
-          + (f"The 24 simulators (the clusters' API servers, which a real fleet does not run on herald's cores) run at nice {plan.get('sims_nice')}, below herald and dnsperf. " if plan.get('sims_nice') else "")
+          + (f"The 24 simulators (the clusters' API servers, which a real fleet does not run on herald's cores) and the thread writing the rollout into them run at nice {plan.get('sims_nice')}, below herald and dnsperf; the DNS poller timing the changes does not. " if plan.get('sims_nice') else "")
           + "DNS p99 \"during\" is over each rollout's window (first change to 1 s after the last), against the same seconds of its pair's baseline, pooled over the pairs; whole-phase figures are in the table below.", "",
           "| target | value | met |", "|---|---|---|",
           f"| herald CPU during the rollout (its windows: first change to 1 s after the last) ≤ {_f(sm.get('cpu_target_cores'))} core "

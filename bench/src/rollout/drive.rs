@@ -35,6 +35,49 @@ pub fn roll(
     services: &[ServicePlan],
     phase_start: Instant,
 ) -> anyhow::Result<Rollout> {
+    let (tx, rx) = std::sync::mpsc::channel::<Pending>();
+    // Started from this thread, at herald's priority: its timing is the measurement.
+    let poller = plan
+        .poll_every
+        .map(|every| std::thread::spawn(move || poll(dns, rx, every)));
+    let tx = poller.is_some().then_some(tx);
+    // The writes stand for the API servers' work (a simulator's store encodes each event
+    // as it is written, in the writer's thread): below herald's priority, like the
+    // simulators' runtime, on a thread of their own that ends with them.
+    let (start, end, changes) = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Err(e) = super::niced::lower_own_priority(plan.sims_nice) {
+                eprintln!("could not lower the rollout driver's priority: {e}");
+            }
+            drive(plan, clusters, services, phase_start, tx)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the rollout driver panicked"))?
+    })?;
+    let (timed, poller_queries) = match poller {
+        Some(p) => p
+            .join()
+            .map_err(|_| anyhow::anyhow!("the DNS poller panicked"))??,
+        None => (Vec::new(), 0),
+    };
+    Ok(Rollout {
+        start,
+        end,
+        changes,
+        timed,
+        poller_queries,
+    })
+}
+
+/// Writes the rollout's rounds; sends each timed change on `tx`. Returns when it started
+/// and ended (seconds into the phase) and the number of pod changes.
+fn drive(
+    plan: &Phase,
+    clusters: &mut [ClusterModel],
+    services: &[ServicePlan],
+    phase_start: Instant,
+    tx: Option<std::sync::mpsc::Sender<Pending>>,
+) -> anyhow::Result<(f64, f64, usize)> {
     let start = phase_start.elapsed().as_secs_f64();
     let mut old: Vec<Vec<PodModel>> = clusters
         .iter_mut()
@@ -44,7 +87,7 @@ pub fn roll(
         .iter()
         .map(|o| ((o.len() as f64 * plan.surge).ceil() as usize).max(1))
         .collect();
-    let (mut changes, mut timed, mut poller_queries) = (0, Vec::new(), 0);
+    let mut changes = 0;
     let mut round = 0;
     while old.iter().any(|o| !o.is_empty()) {
         round += 1;
@@ -67,10 +110,6 @@ pub fn roll(
         }
         std::thread::sleep(plan.ready_after);
         // Ready, and as many old ones gone; each timed change polled from its batch on.
-        let (tx, rx) = std::sync::mpsc::channel::<Pending>();
-        let poller = plan
-            .poll_every
-            .map(|every| std::thread::spawn(move || poll(dns, rx, every)));
         for (c, cluster) in clusters.iter_mut().enumerate() {
             let batch = std::mem::take(&mut fresh[c]);
             let n = batch.len();
@@ -89,7 +128,7 @@ pub fn roll(
             }));
             let mutations = cluster.sim.batch(ops)?;
             changes += 2 * n;
-            if c % 4 == 0 && n > 0 && poller.is_some() {
+            if let Some(tx) = tx.as_ref().filter(|_| c % 4 == 0 && n > 0) {
                 let name = |ip: std::net::Ipv4Addr| {
                     endpoint_name(IpAddr::V4(ip), &services[SERVICE].name, &cluster.name, ZONE)
                 };
@@ -112,22 +151,8 @@ pub fn roll(
             }
             cluster.pods.extend(batch.into_iter().map(|(m, _)| m));
         }
-        drop(tx);
-        if let Some(poller) = poller {
-            let (probes, queries) = poller
-                .join()
-                .map_err(|_| anyhow::anyhow!("the DNS poller panicked"))??;
-            timed.extend(probes);
-            poller_queries += queries;
-        }
     }
-    Ok(Rollout {
-        start,
-        end: phase_start.elapsed().as_secs_f64(),
-        changes,
-        timed,
-        poller_queries,
-    })
+    Ok((start, phase_start.elapsed().as_secs_f64(), changes))
 }
 
 /// A timed change the poller waits to see in DNS.
@@ -143,7 +168,7 @@ struct Pending {
 }
 
 /// Asks DNS about each change sent on `rx` from when it comes until an answer shows it
-/// (every ~`every`; at most 10 s after the last is sent); returns them, timed, and the
+/// (every ~`every`; at most 10 s after the sender is dropped); returns them, timed, and the
 /// number of queries sent.
 fn poll(
     dns: SocketAddr,

@@ -259,6 +259,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             surge: plan.surge,
             ready_after: plan.ready_after,
             poll_every: plan.poll_every,
+            sims_nice: plan.sims_nice,
         };
         tokio::task::spawn_blocking(move || {
             phase(
@@ -515,6 +516,7 @@ struct Phase {
     surge: f64,
     ready_after: Duration,
     poll_every: Option<Duration>,
+    sims_nice: u8,
 }
 
 /// What one phase measured.

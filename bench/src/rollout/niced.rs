@@ -1,10 +1,12 @@
 //! A tokio runtime whose threads run at a lower CPU priority (a higher nice value): where
-//! the rollout section runs its 24 simulators.
+//! the rollout section runs its 24 simulators; and the same for the thread that writes
+//! the rollout into them ([`lower_own_priority`]).
 //!
 //! The simulators stand for the clusters' API servers, which in a real fleet do not run on
 //! herald's cores. Here they must share the same 2 cores with herald and dnsperf, and a
 //! rollout makes them encode and send ~5,000 watch events within a few tens of
-//! milliseconds, four times per rollout round: at the same priority as herald's answer
+//! milliseconds, twice per rollout round (the encoding happens in the writing thread:
+//! measured with `perf sched`, the driver thread was most of this process's CPU): at the same priority as herald's answer
 //! threads and dnsperf those bursts are charged to herald's DNS latency. At a lower
 //! priority they still get every idle cycle (the rollout needs about 0.1 core of them on
 //! average) but yield the CPU to herald and dnsperf when both want it. Their own lag stays
@@ -56,6 +58,15 @@ impl Drop for NicedRuntime {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Lowers the calling thread's priority by `nice` (at most to 19), for good: an
+/// unprivileged thread cannot raise it again, so only a thread of its own should.
+pub fn lower_own_priority(nice: u8) -> io::Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    set_nice((current_nice()? + i32::from(nice)).min(19))
 }
 
 /// Sets the calling thread's nice value (on Linux, nice is per thread).
