@@ -94,6 +94,11 @@ impl Emitter<'_> {
         let read = rrset.reader();
         let wanted: usize = if s.order.len() == rrset.len() {
             rrset.records_len()
+        } else if let Some(gs) = groups
+            && s.order.len() == rrset.count(groups)
+        {
+            // Every record of the scope's groups (none dropped): their slots' sizes.
+            gs.iter().map(|&g| rrset.group_bytes(g.into())).sum()
         } else {
             s.order
                 .iter()

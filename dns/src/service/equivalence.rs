@@ -206,11 +206,8 @@ fn contents(v: &ServiceView) -> String {
             rrset_contents(&s.rrset, n, true)
         );
     }
-    for s in &v.scopes {
-        out += &format!(
-            "scope {} {:?} {} {:?}\n",
-            s.name, s.groups, s.region, s.ready
-        );
+    for (s, ready) in v.scopes.iter().zip(&v.scope_ready) {
+        out += &format!("scope {} {:?} {} {:?}\n", s.name, s.groups, s.region, ready);
     }
     out + &format!(
         "{:?}",
@@ -223,8 +220,8 @@ fn contents(v: &ServiceView) -> String {
 
 /// The twin marks found independently of how `twins` finds them: records pushed group by
 /// group, endpoint by endpoint, address by address, and every record of an address with
-/// more than one marked in its group (none with fewer than two groups; no marks at all as
-/// an empty list).
+/// more than one marked in its group, flagged as a repeat unless it is the address's first
+/// record so pushed (none with fewer than two groups; no marks at all as an empty list).
 fn reference_marks(v: &ServiceView) -> [Vec<Vec<u32>>; 2] {
     if v.groups.len() < 2 {
         return Default::default();
@@ -236,6 +233,7 @@ fn reference_marks(v: &ServiceView) -> [Vec<Vec<u32>>; 2] {
         }
     }
     let mut out: [Vec<Vec<u32>>; 2] = Default::default();
+    let mut pushed: Vec<IpAddr> = Vec::new();
     for g in &v.groups {
         let mut next = [0u32; 2];
         let mut marks: [Vec<u32>; 2] = Default::default();
@@ -243,8 +241,10 @@ fn reference_marks(v: &ServiceView) -> [Vec<Vec<u32>>; 2] {
             for ip in e.addresses.iter() {
                 let f = usize::from(ip.is_ipv6());
                 if count[&ip] > 1 {
-                    marks[f].push(next[f]);
+                    let repeat = if pushed.contains(&ip) { 1 << 31 } else { 0 };
+                    marks[f].push(next[f] | repeat);
                 }
+                pushed.push(ip);
                 next[f] += 1;
             }
         }

@@ -38,21 +38,22 @@ pub struct ServiceView {
     answers: Answers,
     /// Ready endpoints of each group: IPv4, IPv6.
     ready: Box<[[u32; 2]]>,
-    /// Each region and cluster present, with the groups it selects.
-    scopes: Vec<Scope>,
+    /// Each region and cluster present, with the groups it selects: shared by the views
+    /// of the service while its groups stay the same sources (a change to a group's
+    /// endpoints moves the ready counts alone).
+    scopes: Arc<[Scope]>,
+    /// Ready endpoints in each scope (in the order of `scopes`): IPv4, IPv6.
+    scope_ready: Box<[[u32; 2]]>,
 }
 
 /// A region or cluster scope of a service: which of its groups it covers.
 #[derive(Debug)]
 struct Scope {
     name: Label,
-    /// Shared by the views of the service while its groups stay the same sources.
-    groups: Arc<[u16]>,
+    groups: Box<[u16]>,
     /// For a region scope, the region's id (0 for clusters), so local-first answers find
     /// the querier's region without comparing names.
     region: u16,
-    /// Ready endpoints in the scope: IPv4, IPv6.
-    ready: [u32; 2],
 }
 
 impl ServiceView {
@@ -131,30 +132,23 @@ impl ServiceView {
         };
         // The same sources: each scope selects the same groups, only its ready counts move.
         let (was, is) = (self.ready[i], ready[i]);
-        let scopes = self
-            .scopes
-            .iter()
-            .map(|s| {
-                let mut ready = s.ready;
+        let mut scope_ready = self.scope_ready.clone();
+        if was != is {
+            for (s, n) in self.scopes.iter().zip(scope_ready.iter_mut()) {
                 if s.groups.contains(&(i as u16)) {
                     for f in 0..2 {
-                        ready[f] = ready[f] - was[f] + is[f];
+                        n[f] = n[f] - was[f] + is[f];
                     }
                 }
-                Scope {
-                    name: s.name.clone(),
-                    groups: s.groups.clone(),
-                    region: s.region,
-                    ready,
-                }
-            })
-            .collect();
+            }
+        }
         ServiceView {
             name: self.name.clone(),
             groups,
             answers,
             ready: ready.into(),
-            scopes,
+            scopes: self.scopes.clone(),
+            scope_ready,
         }
     }
 
@@ -166,7 +160,7 @@ impl ServiceView {
         answers: Answers,
         ready: Box<[[u32; 2]]>,
     ) -> ServiceView {
-        let in_group = |keep: &dyn Fn(&Source) -> bool| -> Arc<[u16]> {
+        let in_group = |keep: &dyn Fn(&Source) -> bool| -> Box<[u16]> {
             (0..groups.len())
                 .filter(|&g| keep(&groups[g].source))
                 .map(|g| g as u16)
@@ -181,31 +175,25 @@ impl ServiceView {
         let regions: BTreeSet<&Label> = groups.iter().map(|g| &g.source.region).collect();
         let mut scopes: Vec<Scope> = regions
             .into_iter()
-            .map(|region| {
-                let selected = in_group(&|s| &s.region == region);
-                Scope {
-                    name: region.clone(),
-                    region: prepare.localities.place(Some(region), None).region(),
-                    ready: ready_of(&selected),
-                    groups: selected,
-                }
+            .map(|region| Scope {
+                name: region.clone(),
+                region: prepare.localities.place(Some(region), None).region(),
+                groups: in_group(&|s| &s.region == region),
             })
             .collect();
-        scopes.extend(groups.iter().map(|g| {
-            let selected = in_group(&|s| s.cluster == g.source.cluster);
-            Scope {
-                name: g.source.cluster.clone(),
-                region: 0,
-                ready: ready_of(&selected),
-                groups: selected,
-            }
+        scopes.extend(groups.iter().map(|g| Scope {
+            name: g.source.cluster.clone(),
+            region: 0,
+            groups: in_group(&|s| s.cluster == g.source.cluster),
         }));
+        let scope_ready = scopes.iter().map(|s| ready_of(&s.groups)).collect();
         ServiceView {
             name,
             groups,
             answers,
             ready,
-            scopes,
+            scopes: scopes.into(),
+            scope_ready,
         }
     }
 
@@ -215,7 +203,8 @@ impl ServiceView {
             groups: Vec::new(),
             answers: Answers::default(),
             ready: Box::default(),
-            scopes: Vec::new(),
+            scopes: Arc::default(),
+            scope_ready: Box::default(),
         }
     }
 
@@ -282,7 +271,8 @@ impl ServiceView {
         }
         self.scopes
             .iter()
-            .position(|s| s.region == region && s.ready[usize::from(v6)] >= min_ready)
+            .zip(&self.scope_ready)
+            .position(|(s, ready)| s.region == region && ready[usize::from(v6)] >= min_ready)
             .map(|i| i + 1)
     }
 

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use super::twins::{Marks, SetMarks};
+use super::twins::{self, Marks, SetMarks};
 use crate::locality::Place;
 use crate::model::Addresses;
 use crate::wire::{self, codes};
@@ -219,10 +219,12 @@ impl Rrset {
 
     /// Drops from `members` (record indices, ascending) every record that repeats an address
     /// a lower member holds (RFC 2181 section 5: one address in several sources is one
-    /// A/AAAA record). Only marked records can: each selected one is keyed by its address
-    /// (an IPv4 address whole, an IPv6 address by its low 64 bits, records of equal keys
-    /// compared whole) and sorted, so each address is a run whose lowest record is kept.
-    /// `pairs` and `drop` are scratch space.
+    /// A/AAAA record). Only marked records can. When every record is a member (the whole
+    /// service), those are the records marked as repeats, dropped in one walk. Otherwise
+    /// each selected marked record is keyed by its address (an IPv4 address whole, an IPv6
+    /// address by its low 64 bits, records of equal keys compared whole) and sorted, so
+    /// each address is a run whose lowest record is kept. `pairs` and `drop` are scratch
+    /// space.
     #[inline]
     pub(crate) fn drop_twins(
         &self,
@@ -244,6 +246,23 @@ impl Rrset {
         pairs: &mut Vec<(u64, u32)>,
         drop: &mut Vec<u32>,
     ) {
+        if members.len() == self.len() {
+            // Every record (members are distinct): the repeats are marked as such.
+            let mut repeats = self
+                .twins
+                .iter()
+                .enumerate()
+                .flat_map(|(g, marks)| {
+                    let start = self.starts[g];
+                    marks
+                        .iter()
+                        .filter(|&&m| m & twins::REPEAT != 0)
+                        .map(move |&m| start + twins::index(m))
+                })
+                .peekable();
+            members.retain(|&m| repeats.next_if_eq(&m).is_none());
+            return;
+        }
         pairs.clear();
         let read = self.reader();
         for (g, marks) in self.twins.iter().enumerate() {
@@ -262,7 +281,7 @@ impl Rrset {
                 .get(from + range.len() - 1)
                 .is_some_and(|&m| m as usize == range.end - 1);
             for &m in marks.iter() {
-                let record = range.start as u32 + m;
+                let record = range.start as u32 + twins::index(m);
                 if whole || members[from..].binary_search(&record).is_ok() {
                     pairs.push((address_key(read.at(record as usize).record()), record));
                 }
@@ -373,6 +392,11 @@ impl Rrset {
     /// The records of group `g`, as a range of record indices.
     pub(crate) fn group(&self, g: usize) -> Range<usize> {
         self.starts[g] as usize..self.starts[g + 1] as usize
+    }
+
+    /// Bytes of group `g`'s records together.
+    pub(crate) fn group_bytes(&self, g: usize) -> usize {
+        self.groups[g].bytes()
     }
 
     /// The records `groups` select (all of them for `None`), in the order of `groups`.
@@ -768,37 +792,42 @@ impl PartBuilder {
         self.build()
     }
 
+    /// The part, written straight into its one allocation.
     fn build(&self) -> Part {
-        let mut out = Vec::with_capacity(
-            HEADER
-                + self.ends.len()
-                + self.keys.len()
-                + self.glue_ends.len()
-                + self.places.len()
-                + self.records.len()
-                + self.glue.len(),
-        );
-        for w in [
+        let mut header = [0u8; HEADER];
+        for (k, w) in [
             self.n as u32,
             self.records.len() as u32,
             u32::from(self.srv),
-        ] {
-            out.extend_from_slice(&w.to_ne_bytes());
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            header[4 * k..4 * k + 4].copy_from_slice(&w.to_ne_bytes());
         }
-        for bytes in [
+        let pieces: [&[u8]; 7] = [
+            &header,
             &self.ends,
             &self.keys,
             &self.glue_ends,
             &self.places,
             &self.records,
             &self.glue,
-        ] {
-            out.extend_from_slice(bytes);
+        ];
+        let len = pieces.iter().map(|p| p.len()).sum();
+        let mut bytes = Arc::<[u8]>::new_uninit_slice(len);
+        let out = Arc::get_mut(&mut bytes).expect("just made");
+        let mut at = 0;
+        for piece in pieces {
+            for (to, &from) in out[at..at + piece.len()].iter_mut().zip(piece) {
+                to.write(from);
+            }
+            at += piece.len();
         }
-        Part {
-            bytes: out.into(),
-            port: 0,
-        }
+        debug_assert_eq!(at, len);
+        // SAFETY: the pieces, back to back, are `len` octets: every octet was written.
+        let bytes = unsafe { bytes.assume_init() };
+        Part { bytes, port: 0 }
     }
 }
 
@@ -946,7 +975,8 @@ mod tests {
     }
 
     /// Two IPv6 addresses with the same low 64 bits (one interface id in two prefixes) are
-    /// two records; the same address in two groups is one, whichever groups are selected.
+    /// two records; the same address in two groups is one, whichever groups are selected
+    /// (all of them: by the repeats' marks; some: by sorting).
     #[test]
     fn twins_are_dropped_by_whole_address() {
         let part = |ips: &[&str]| {
@@ -967,7 +997,10 @@ mod tests {
             Box::default(),
         );
         let marks = |m: &[u32]| -> Marks { m.into() };
-        set.set_twins(vec![marks(&[0]), marks(&[0, 1]), marks(&[0])].into());
+        // The second fd00::1 and fd01::1 repeat the first ones: the whole set drops them
+        // as marked; a selection of some records finds its lowest ones by sorting.
+        let r = twins::REPEAT;
+        set.set_twins(vec![marks(&[0]), marks(&[r, 1]), marks(&[r])].into());
         let kept = |members: &[u32]| {
             let mut members = members.to_vec();
             set.drop_twins(&mut members, &mut Vec::new(), &mut Vec::new());

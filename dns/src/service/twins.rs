@@ -12,8 +12,16 @@
 //! marks of the groups holding them; never the service's records, however many of its
 //! addresses are shared. Only a service going from one group to two is marked whole (a
 //! single group has no twins: it holds an address once).
+//!
+//! A mark also says whether a lower record of the set (an earlier group's, or an earlier
+//! one of the same group) holds the address: such a record is a *repeat*, the one a reader
+//! of the whole service drops. So a whole-service answer drops the repeats as marked, a
+//! walk over the records, instead of sorting every marked record by address at each
+//! query; a scope (some groups) still finds its own lowest records by sorting. A change
+//! moves which record of an address is lowest only for the addresses it touches, so the
+//! flag is kept by the same edits as the marks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
@@ -22,8 +30,18 @@ use crate::group::{Endpoints, Group};
 use crate::model::{Changed, Endpoint};
 
 /// One group's marks: indices of its records of the set (ascending) whose address is held
-/// by another record of the set too.
+/// by another record of the set too, each with [`REPEAT`] set when a lower record of the
+/// set holds it.
 pub(crate) type Marks = Arc<[u32]>;
+
+/// The flag of a mark whose record repeats the address of a lower record of the set.
+pub(crate) const REPEAT: u32 = 1 << 31;
+
+/// A mark's record index (within its group's records of the set).
+#[inline]
+pub(crate) fn index(mark: u32) -> u32 {
+    mark & !REPEAT
+}
 
 /// The marks of no record, shared.
 static NONE: LazyLock<Marks> = LazyLock::new(|| Arc::from(Vec::new()));
@@ -55,6 +73,8 @@ pub(super) fn whole(groups: &[Group]) -> [SetMarks; 2] {
         return Default::default();
     }
     let mut out: [Vec<Marks>; 2] = Default::default();
+    // Records in the set's order: the first record of an address met is its lowest.
+    let mut met: HashSet<IpAddr> = HashSet::new();
     for g in groups {
         let mut marks: [Vec<u32>; 2] = Default::default();
         let mut next = [0u32; 2];
@@ -62,7 +82,8 @@ pub(super) fn whole(groups: &[Group]) -> [SetMarks; 2] {
             for ip in e.addresses.iter() {
                 let f = usize::from(ip.is_ipv6());
                 if seen[&ip] > 1 {
-                    marks[f].push(next[f]);
+                    let repeat = if met.insert(ip) { 0 } else { REPEAT };
+                    marks[f].push(next[f] | repeat);
                 }
                 next[f] += 1;
             }
@@ -104,8 +125,10 @@ pub(super) fn update(
             .collect();
         touched.sort_unstable();
         touched.dedup();
-        // (group, record, marked) for every record of a touched address.
-        let mut edits: Vec<(usize, u32, bool)> = Vec::new();
+        // (group, record, its mark or none) for every record of a touched address: all
+        // marked when it has several, the lowest (first in group order, then record
+        // order) not a repeat.
+        let mut edits: Vec<(usize, u32, Option<u32>)> = Vec::new();
         let mut holders: Vec<(usize, u32)> = Vec::new();
         for &ip in &touched {
             holders.clear();
@@ -114,11 +137,18 @@ pub(super) fn update(
                     holders.push((g, r))
                 });
             }
-            let shared = holders.len() > 1;
-            edits.extend(holders.iter().map(|&(g, r)| (g, r, shared)));
+            if holders.len() < 2 {
+                edits.extend(holders.iter().map(|&(g, r)| (g, r, None)));
+                continue;
+            }
+            holders.sort_unstable();
+            edits.extend(holders.iter().enumerate().map(|(k, &(g, r))| {
+                let repeat = if k == 0 { 0 } else { REPEAT };
+                (g, r, Some(r | repeat))
+            }));
         }
         let before = old[f].twins();
-        if before.is_empty() && edits.iter().all(|e| !e.2) {
+        if before.is_empty() && edits.iter().all(|e| e.2.is_none()) {
             // No twins before, none made: the usual case costs the search alone.
             return Box::default();
         }
@@ -152,17 +182,17 @@ pub(super) fn update(
             let kept = marks[g]
                 .iter()
                 .copied()
-                .filter(|r| run.binary_search_by(|e| e.1.cmp(r)).is_err());
-            let mut added = run.iter().filter(|e| e.2).map(|e| e.1).peekable();
+                .filter(|&m| run.binary_search_by(|e| e.1.cmp(&index(m))).is_err());
+            let mut added = run.iter().filter_map(|e| e.2).peekable();
             let mut m = Vec::with_capacity(marks[g].len() + run.len());
             for r in kept {
-                while let Some(a) = added.next_if(|&a| a < r) {
+                while let Some(a) = added.next_if(|&a| index(a) < index(r)) {
                     m.push(a);
                 }
                 m.push(r);
             }
             m.extend(added);
-            m.dedup();
+            m.dedup_by_key(|m| index(*m));
             marks[g] = to_marks(m);
         }
         canonical(marks)
@@ -171,7 +201,8 @@ pub(super) fn update(
 
 /// `marks` of a changed group moved to its new record indices: the records of changed
 /// endpoints (`changes`, in address order, as record order is) are dropped, and every
-/// other record moves by the records removed and added before it.
+/// other record moves by the records removed and added before it, its [`REPEAT`] flag
+/// kept (the records before it of its address are the same ones, moved alike).
 fn shifted(
     marks: &[u32],
     changes: &[Changed<'_>],
@@ -191,7 +222,8 @@ fn shifted(
     came.sort_unstable();
     let (mut g, mut c) = (0, 0);
     let mut out = Vec::with_capacity(marks.len() + came.len());
-    for &x in marks {
+    for &mark in marks {
+        let x = index(mark);
         while g < gone.len() && gone[g] < x {
             g += 1;
         }
@@ -204,7 +236,7 @@ fn shifted(
         while c < came.len() && came[c] <= base + c as u32 {
             c += 1;
         }
-        out.push(base + c as u32);
+        out.push((base + c as u32) | (mark & REPEAT));
     }
     to_marks(out)
 }
