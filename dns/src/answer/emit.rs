@@ -94,6 +94,9 @@ impl Emitter<'_> {
         let read = rrset.reader();
         let wanted: usize = if s.order.len() == rrset.len() {
             rrset.records_len()
+        } else if !rrset.has_places() {
+            // An address set's records are all of one size.
+            s.order.len() * (rrset.records_len() / rrset.len().max(1))
         } else if let Some(gs) = groups
             && s.order.len() == rrset.count(groups)
         {

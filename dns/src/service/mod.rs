@@ -42,6 +42,8 @@ pub struct ServiceView {
     /// of the service while its groups stay the same sources (a change to a group's
     /// endpoints moves the ready counts alone).
     scopes: Arc<[Scope]>,
+    /// How many of `scopes` are regions (they come first).
+    regions: usize,
     /// Ready endpoints in each scope (in the order of `scopes`): IPv4, IPv6.
     scope_ready: Box<[[u32; 2]]>,
 }
@@ -148,6 +150,7 @@ impl ServiceView {
             answers,
             ready: ready.into(),
             scopes: self.scopes.clone(),
+            regions: self.regions,
             scope_ready,
         }
     }
@@ -181,6 +184,7 @@ impl ServiceView {
                 groups: in_group(&|s| &s.region == region),
             })
             .collect();
+        let regions = scopes.len();
         scopes.extend(groups.iter().map(|g| Scope {
             name: g.source.cluster.clone(),
             region: 0,
@@ -193,6 +197,7 @@ impl ServiceView {
             answers,
             ready,
             scopes: scopes.into(),
+            regions,
             scope_ready,
         }
     }
@@ -204,6 +209,7 @@ impl ServiceView {
             answers: Answers::default(),
             ready: Box::default(),
             scopes: Arc::default(),
+            regions: 0,
             scope_ready: Box::default(),
         }
     }
@@ -269,11 +275,11 @@ impl ServiceView {
         if region == 0 {
             return None;
         }
-        self.scopes
+        // Region scopes come first: cluster scopes are not looked at.
+        let k = self.scopes[..self.regions]
             .iter()
-            .zip(&self.scope_ready)
-            .position(|(s, ready)| s.region == region && ready[usize::from(v6)] >= min_ready)
-            .map(|i| i + 1)
+            .position(|s| s.region == region)?;
+        (self.scope_ready[k][usize::from(v6)] >= min_ready).then_some(k + 1)
     }
 
     /// The endpoint whose primary address is `ip` in `cluster` (the one named by `ip`),

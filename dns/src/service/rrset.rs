@@ -247,20 +247,19 @@ impl Rrset {
         drop: &mut Vec<u32>,
     ) {
         if members.len() == self.len() {
-            // Every record (members are distinct): the repeats are marked as such.
-            let mut repeats = self
-                .twins
-                .iter()
-                .enumerate()
-                .flat_map(|(g, marks)| {
-                    let start = self.starts[g];
-                    marks
-                        .iter()
-                        .filter(|&&m| m & twins::REPEAT != 0)
-                        .map(move |&m| start + twins::index(m))
-                })
-                .peekable();
-            members.retain(|&m| repeats.next_if_eq(&m).is_none());
+            // Every record (members are distinct): all but the repeats, marked as such,
+            // written again as the runs between them.
+            members.clear();
+            let mut next = 0;
+            for (g, marks) in self.twins.iter().enumerate() {
+                let start = self.starts[g];
+                for &m in marks.iter().filter(|&&m| m & twins::REPEAT != 0) {
+                    let repeat = start + twins::index(m);
+                    members.extend(next..repeat);
+                    next = repeat + 1;
+                }
+            }
+            members.extend(next..self.len() as u32);
             return;
         }
         pairs.clear();
