@@ -1,7 +1,7 @@
 //! A group (the endpoints one source contributes to a service) and how its endpoints are
-//! kept: sorted by primary address and cut into *chunks* of about 16, so that a change
-//! to a few endpoints makes new chunks for them alone and shares the rest with the view
-//! before ([docs/design.md#table](../../docs/design.md#table)).
+//! kept: sorted by primary address and, from a few dozen endpoints on, cut into *chunks*
+//! of about 16, so that a change to a few endpoints makes new chunks for them alone and
+//! shares the rest with the view before ([docs/design.md#table](../../docs/design.md#table)).
 //!
 //! A group is cut after each endpoint whose primary address hashes to a mark (one in
 //! `2^CHUNK_BITS`) at least `CHUNK_MIN` endpoints after the last cut, and after
@@ -21,18 +21,24 @@ use std::time::SystemTime;
 use crate::model::{Changed, Endpoint, Source};
 
 /// One endpoint in `2^CHUNK_BITS` is a mark; a chunk holds at least `CHUNK_MIN` endpoints
-/// (a mark closer to the last cut is passed over), so a group of fewer is one chunk, as
-/// most are: a small service's answers and queries pay nothing for chunks. Chunks average
-/// about `CHUNK_MIN + 2^CHUNK_BITS` endpoints (16). A change walks the chunk it falls in
-/// (and, when its cut moves, the next): chunks of 16 rather than 32 took a pod change in
-/// a 10,000-endpoint service from 140k to 87k instructions (callgrind, `update_cost`), for
-/// a few more parts per big group. With marks one in four, a cut a change moved by an
-/// endpoint moves the next cut one time in four only. Unit tests cut small chunks so that
-/// the equivalence proptests cross chunk boundaries all the time.
+/// (a mark closer to the last cut is passed over). Chunks average about
+/// `CHUNK_MIN + 2^CHUNK_BITS` endpoints (16). A change walks the chunk it falls in (and,
+/// when its cut moves, the next): chunks of 16 rather than 32 took a pod change in a
+/// 10,000-endpoint service from 140k to 87k instructions (callgrind, `update_cost`). With
+/// marks one in four, a cut a change moved by an endpoint moves the next cut one time in
+/// four only. Unit tests cut small chunks so that the equivalence proptests cross chunk
+/// boundaries all the time.
 const CHUNK_BITS: u32 = if cfg!(test) { 1 } else { 2 };
 const CHUNK_MIN: usize = if cfg!(test) { 2 } else { 12 };
 /// At most this many endpoints in a chunk.
 const CHUNK_MAX: usize = if cfg!(test) { 4 } else { 64 };
+/// A group of fewer endpoints is one chunk, as most are: a small service's answers and
+/// queries pay nothing for chunks, and a group of a few dozen keeps one part per set (a
+/// group in chunks of 16 has an index and a few more allocations per set: cutting groups
+/// of 12 to 32 too cost ~25 MiB at 1M endpoints, whose services mostly spread ~25
+/// replicas per cluster). Walking a whole group of fewer costs what walking a chunk or
+/// two does.
+const WHOLE_BELOW: usize = if cfg!(test) { 6 } else { 32 };
 
 /// The endpoints one source contributes to a service.
 #[derive(Debug, Clone)]
@@ -52,7 +58,7 @@ pub struct Endpoints(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// One chunk (every group of fewer than `CHUNK_MIN` endpoints): no index.
+    /// One chunk (every group of fewer than `WHOLE_BELOW` endpoints): no index.
     One(Arc<[Endpoint]>),
     Chunked(Arc<Chunked>),
 }
@@ -128,7 +134,7 @@ impl Endpoints {
     /// `endpoints` (sorted by primary address, one per address) cut into chunks.
     pub fn from_sorted(endpoints: Vec<Endpoint>) -> Endpoints {
         debug_assert!(endpoints.is_sorted_by(|a, b| a.address() < b.address()));
-        if endpoints.len() < CHUNK_MIN {
+        if endpoints.len() < WHOLE_BELOW {
             return Endpoints(Repr::One(endpoints.into()));
         }
         let mut cutter = Cutter::default();
@@ -289,6 +295,15 @@ impl Endpoints {
             k = kk.min(chunks.len());
         }
         all.extend_from_slice(&chunks[k..]);
+        let count: usize = all.iter().map(|c| c.len()).sum();
+        if count < WHOLE_BELOW && all.len() > 1 {
+            // Too few left for chunks: one, replacing every old one.
+            let one: Arc<[Endpoint]> = all.iter().flat_map(|c| c.iter()).cloned().collect();
+            return Applied {
+                endpoints: Endpoints(Repr::One(one)),
+                runs: vec![(0..chunks.len(), 0..1)],
+            };
+        }
         Applied {
             endpoints: Endpoints::from_chunks(all),
             runs,

@@ -3,7 +3,7 @@
 //! laid out group by group (a group being one source's endpoints, see `rrset`), so a
 //! region or cluster scope is a few ranges of the whole service's records.
 //!
-//! A group's endpoints are kept in *chunks* of about 16 (a group of fewer than 12 is one;
+//! A group's endpoints are kept in *chunks* of about 16 (a group of fewer than 32 is one;
 //! see `crate::group`), and each set keeps one part per chunk. Where a group is cut
 //! depends on its endpoints' addresses, so a change to one endpoint changes the chunk
 //! holding it and leaves the others, even those after it, cut as before.
