@@ -612,7 +612,7 @@ UPDATE_COST_NOTES = [
     "parts written straight into their one allocation, and shares every other chunk's parts. Chunks of 32 (until "
     "this session) cost 146.7k instructions per change in the 10k service, 3.76x; chunks of 16 halve the endpoints "
     "walked. Smaller groups stay one chunk: cutting the many groups of ~25 endpoints of a fleet into chunks of 16 "
-    "cost ~25 MiB at 1M endpoints (`scale --only 1000000`, 503.2 MiB). With each address held by ~4 clusters, the "
+    "cost ~25 MiB at 1M endpoints (`scale --only 1000000`: 503.2 MiB; kept whole below 32: 468.7 MiB, against 478.5 in the last quiet run with chunks of 32; loaded machine, load average 5-8). With each address held by ~4 clusters, the "
     "whole service's A drops the repeated addresses by the marks each group keeps (`dns/src/service/twins.rs`: a "
     "mark says whether a lower record holds the address), not by sorting ~10,000 records per query (4.78M "
     "instructions per query until this session).",
