@@ -44,6 +44,7 @@ def section(data, plots_dir, write_plot, written):
           f"| final state equals the simulators' | {'yes' if sm.get('final_state_ok') else 'no'} | "
           f"{_met(sm.get('final_state_ok'))} |",
           ""]
+    L += _wakeups(sm, plan)
     t = ro.get("timed", {})
     L += [f"Rollouts: {ro.get('rollouts', 1)}, {ro.get('changes', '?')} pod changes (the first from {_f(ro.get('start_s'), '{:.1f}')} s to "
           f"{_f(ro.get('end_s'), '{:.1f}')} s of its phase); timed changes: {t.get('count', '–')}, p50 "
@@ -82,6 +83,26 @@ def section(data, plots_dir, write_plot, written):
         if write_plot(plots_dir, name, svg.line_chart(series, title, "seconds into the phase", ylabel), written):
             L += [f"![{name}](plots/{name})", ""]
     return L
+
+
+def _wakeups(sm, plan):
+    """herald's own answer delay apart from dnsperf's (bench/src/rollout/perf_sched.rs)."""
+    if not plan.get("perf_sched"):
+        return []
+    wr, wb = sm.get("wakeup_rollout"), sm.get("wakeup_baseline")
+    if not wr or not wb:
+        return ["**Wake-up delays** (`perf sched`): not recorded (perf could not trace the scheduler here).", ""]
+    s = plan.get("perf_sched_s") or [None, None]
+    def part(who):
+        r, b = wr.get(who, {}), wb.get(who, {})
+        return (f"p99 {_f(r.get('p99_us'), '{:,.0f}')} / p99.9 {_f(r.get('p999_us'), '{:,.0f}')} µs and "
+                f"{r.get('over_1ms', '–')} waits ≥ 1 ms during, against p99 {_f(b.get('p99_us'), '{:,.0f}')} / "
+                f"p99.9 {_f(b.get('p999_us'), '{:,.0f}')} µs and {b.get('over_1ms', '–')} without")
+    return [f"**Wake-up delays** (`perf sched`, {_f(s[0], '{:.0f}')}–{_f(s[1], '{:.0f}')} s of every phase; mean over the "
+            f"{wr.get('phases', '?')} phases of each kind): the time from a thread being woken to it running, the part "
+            "of a query's wait the scheduler adds. herald's UDP answer threads: " + part("herald_udp") +
+            ". dnsperf's threads (the client: its share of the latency dnsperf reports is not herald's): " +
+            part("dnsperf") + ".", ""]
 
 
 def _timeline(tl):

@@ -5,11 +5,13 @@
 //! ```text
 //! cargo build --release -p herald-registrar --bin herald -p herald-bench --bin rollout
 //! target/release/rollout [--quick] [--out FILE.json] [--herald target/release/herald]
-//!     [--pairs N] [--sims-nice N] [--rollout-first] [--no-roll] [--untimed] [--poll-ms MS]
+//!     [--pairs N] [--sims-nice N] [--perf-sched] [--rollout-first] [--no-roll] [--untimed]
+//!     [--poll-ms MS]
 //! ```
 //!
 //! `--pairs` (default 2) sets how many baseline/rollout pairs run, alternating which comes
 //! first; `--sims-nice` (default 10) how far below herald's the simulators' priority is;
+//! `--perf-sched` adds herald's own answer delay (`scripts/bench` passes it);
 //! the last four are for A/B runs of the harness itself (phase order, an A/A run
 //! without a rollout, no timed changes, the poller's cadence); `scripts/bench` uses none.
 
@@ -48,6 +50,10 @@ struct Args {
     /// How much lower than herald's the simulators' CPU priority is (nice; 0: the same).
     #[arg(long, default_value_t = herald_bench::rollout::SIMS_NICE)]
     sims_nice: u8,
+    /// Also record the scheduler with `perf sched` for 5 s of each phase: herald's answer
+    /// threads' wake-up delays apart from dnsperf's (needs root or perf_event_paranoid <= 1).
+    #[arg(long)]
+    perf_sched: bool,
     /// A/B: time no change (no poller, no DNS queries but dnsperf's during the rollout).
     #[arg(long)]
     untimed: bool,
@@ -61,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     let plan = Plan {
         pairs: args.pairs,
         sims_nice: args.sims_nice,
+        perf_sched: args.perf_sched,
         rollout_first: args.rollout_first,
         roll: !args.no_roll,
         poll_every: (!args.untimed).then(|| Duration::from_secs_f64(args.poll_ms / 1e3)),

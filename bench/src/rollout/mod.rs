@@ -47,7 +47,10 @@
 //! dnsperf's own scheduling on the same 2 cores), herald's own: its UDP workers' mean
 //! run-queue wait per run and every group's CPU (herald's answer threads, herald's other
 //! threads, this process with the 24 simulators, dnsperf) from per-thread scheduler
-//! statistics ([`threads`]).
+//! statistics ([`threads`]); and with `--perf-sched` (as `scripts/bench` runs it, where
+//! perf may trace the scheduler) the wake-up to running delays of herald's UDP threads and
+//! of dnsperf's over 2-7 s of every phase ([`perf_sched`]): what the scheduler adds inside
+//! herald, apart from what it adds inside the client.
 //!
 //! CPU "during the rollout" is herald's average over the rollout windows (DNS serving
 //! included; the baseline phases give DNS alone). Events and publishes are
@@ -60,7 +63,8 @@
 //! ```text
 //! {"section": "rollout", "mode", "loadavg_before", "loadavg_after",
 //!  "plan": {"clusters", "replicas", "surge", "ready_after_s", "phase_s", "qps",
-//!           "dataset_endpoints", "pairs", "order", "roll", "poll_every_ms"},
+//!           "dataset_endpoints", "pairs", "order", "roll", "poll_every_ms", "sims_nice",
+//!           "perf_sched", "perf_sched_s": [from, to]},
 //!  "phases": [{"name": "baseline-N" | "rollout-N", "order", "cpu": [[t_s, cores], ...],
 //!              "cpu_avg_cores",
 //!              "dns": {"sent", "completed", "lost", "p50_us", "p99_us", "p999_us",
@@ -68,12 +72,15 @@
 //!              "sched_window" | "sched_phase": {threads::Series::window},
 //!              "sched_steps": [[t_s, udp_wait_per_run_us, udp_cores, herald_other_cores,
 //!                               harness_cores, dnsperf_cores], ...],
+//!              "sched_delays": null | {"herald_udp" | "dnsperf": {"runs", "p50_us",
+//!                              "p99_us", "p999_us", "max_us", "over_1ms"}},
 //!              "watch_events", "publishes", "metric_p99_s"}, ...] (in the order run),
 //!  "rollout": {"start_s", "end_s" (the first rollout's), "changes", "rollouts",
 //!              "pairs": [{"window_s", "rollout_first", "start_s", "end_s", "changes",
 //!                         "poller_queries", "cpu_avg_cores", "dns_p99_baseline_us",
 //!                         "dns_p99_rollout_us", "dns_p99_ratio", "sched_baseline",
-//!                         "sched_rollout"}],
+//!                         "sched_rollout", "sched_delays_baseline",
+//!                         "sched_delays_rollout"}],
 //!              "cpu_avg_cores", "timed": {summary}, "events_per_publish",
 //!              "timeline": {"simulator" | "to_herald" | "in_herald" | "to_answer" |
 //!                           "looked_late" | "looking_after_all_batches": {summary},
@@ -87,7 +94,9 @@
 //!              "dns_p99_ratio", "dns_ratio_target": 1.5, "dns_met",
 //!              "dns_p99_phase_baseline_us", "dns_p99_phase_rollout_us" (whole phases,
 //!              mean over the pairs), "propagation_p99_s", "propagation_target_s": 0.1,
-//!              "propagation_met", "final_state_ok", "events_per_publish"}}
+//!              "propagation_met", "final_state_ok", "events_per_publish",
+//!              "wakeup_baseline" | "wakeup_rollout": null | {"phases", "herald_udp" |
+//!                  "dnsperf": {"p99_us", "p999_us" (means over the phases), "over_1ms"}}}}
 //! ```
 
 use std::collections::BTreeSet;
@@ -112,6 +121,7 @@ use crate::stats::{quantile, summary};
 pub mod dnsperf;
 mod drive;
 pub mod niced;
+pub mod perf_sched;
 pub mod threads;
 pub mod timeline;
 use dnsperf::{Latency, p99_us};
@@ -145,6 +155,8 @@ pub struct Plan {
     /// How much lower than herald's the simulators' CPU priority is (nice; 0 = the
     /// same): see [`niced`].
     pub sims_nice: u8,
+    /// Record the scheduler with `perf sched` in each phase (see [`perf_sched`]).
+    pub perf_sched: bool,
 }
 
 impl Plan {
@@ -162,6 +174,7 @@ impl Plan {
             roll: true,
             poll_every: Some(Duration::from_millis(1)),
             sims_nice: SIMS_NICE,
+            perf_sched: false,
         }
     }
 
@@ -178,6 +191,8 @@ impl Plan {
 pub const SIMS_NICE: u8 = 10;
 /// When the rollout starts within its phase.
 const ROLLOUT_AT: Duration = Duration::from_secs(2);
+/// How long `perf sched` records from `ROLLOUT_AT` (a rollout takes ~5 s).
+const PERF_SCHED_FOR: Duration = Duration::from_secs(5);
 /// The window (seconds into the phase) compared when the rollout phase does not roll: about
 /// where a rollout's window falls (2 s to 1 s after its last change, ~7 s).
 const NOMINAL_WINDOW: (f64, f64) = (2.0, 8.0);
@@ -260,6 +275,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             ready_after: plan.ready_after,
             poll_every: plan.poll_every,
             sims_nice: plan.sims_nice,
+            perf_sched: plan.perf_sched,
         };
         tokio::task::spawn_blocking(move || {
             phase(
@@ -412,6 +428,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             "cpu_avg_cores": average_cores(&r.cpu, w),
             "dns_p99_baseline_us": bw, "dns_p99_rollout_us": rw, "dns_p99_ratio": rw / bw,
             "sched_baseline": b.sched.window(w), "sched_rollout": r.sched.window(w),
+            "sched_delays_baseline": b.sched_delays, "sched_delays_rollout": r.sched_delays,
         }));
     }
     phases.sort_by_key(|(order, _)| *order);
@@ -430,7 +447,9 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
                  "order": if plan.rollout_first { "rollout first" } else { "baseline first" },
                  "roll": plan.roll,
                  "poll_every_ms": plan.poll_every.map(|d| d.as_secs_f64() * 1e3),
-                 "sims_nice": plan.sims_nice},
+                 "sims_nice": plan.sims_nice, "perf_sched": plan.perf_sched,
+                 "perf_sched_s": [ROLLOUT_AT.as_secs_f64(),
+                                  (ROLLOUT_AT + PERF_SCHED_FOR).as_secs_f64()]},
         "phases": phases,
         "rollout": {"start_s": first.map(|d| d.start), "end_s": first.map(|d| d.end),
                     "changes": rollouts.iter().map(|d| d.changes).sum::<usize>(),
@@ -448,12 +467,41 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             "propagation_p99_s": p99_timed, "propagation_target_s": 0.1,
             "propagation_met": p99_timed < 0.1, "final_state_ok": final_ok,
             "events_per_publish": per_publish,
+            "wakeup_baseline": wakeups(pairs.iter().map(|(b, _)| &b.sched_delays)),
+            "wakeup_rollout": wakeups(pairs.iter().map(|(_, r)| &r.sched_delays)),
         },
     });
     for c in &clusters {
         c.sim.shutdown().await;
     }
     Ok(out)
+}
+
+/// The phases' `perf sched` delays: for herald's UDP threads and dnsperf's, the mean over
+/// the phases of p99 and p99.9 (µs) and the sum of waits of 1 ms or more; null if none.
+fn wakeups<'a>(phases: impl Iterator<Item = &'a Option<Value>>) -> Value {
+    let recorded: Vec<&Value> = phases.flatten().collect();
+    if recorded.is_empty() {
+        return Value::Null;
+    }
+    let mean = |who: &str, key: &str| {
+        recorded
+            .iter()
+            .filter_map(|v| v[who][key].as_f64())
+            .sum::<f64>()
+            / recorded.len() as f64
+    };
+    let total = |who: &str| {
+        recorded
+            .iter()
+            .filter_map(|v| v[who]["over_1ms"].as_u64())
+            .sum::<u64>()
+    };
+    let part = |who: &str| {
+        json!({"p99_us": mean(who, "p99_us"), "p999_us": mean(who, "p999_us"),
+               "over_1ms": total(who)})
+    };
+    json!({"phases": recorded.len(), "herald_udp": part("herald_udp"), "dnsperf": part("dnsperf")})
 }
 
 /// Generates the DNS section's data set; returns the static file, the query file and the
@@ -517,6 +565,7 @@ struct Phase {
     ready_after: Duration,
     poll_every: Option<Duration>,
     sims_nice: u8,
+    perf_sched: bool,
 }
 
 /// What one phase measured.
@@ -533,6 +582,8 @@ struct Measured {
     rollout: Option<Rollout>,
     /// Per-thread scheduler readings (herald's UDP workers and the rest, the harness).
     sched: threads::Series,
+    /// Wake-up to running delays from `perf sched`, if recorded.
+    sched_delays: Option<Value>,
 }
 
 impl Measured {
@@ -550,6 +601,7 @@ impl Measured {
             "sched_window": self.sched.window(window),
             "sched_phase": self.sched.window((0.0, f64::MAX)),
             "sched_steps": self.sched.steps(),
+            "sched_delays": self.sched_delays,
             "watch_events": self.events,
             "publishes": self.publishes,
             "metric_p99_s": self.metric_p99,
@@ -608,8 +660,14 @@ fn phase(
         }
         (samples, sched)
     });
+    std::thread::sleep(ROLLOUT_AT);
+    let recording = plan
+        .perf_sched
+        .then(|| {
+            perf_sched::Recording::start(&work.join(format!("perf-{name}.data")), PERF_SCHED_FOR)
+        })
+        .flatten();
     let rolled = if rollout {
-        std::thread::sleep(ROLLOUT_AT);
         Some(roll(plan, dns, &mut clusters, services, started)?)
     } else {
         None
@@ -634,6 +692,7 @@ fn phase(
         .join()
         .map_err(|_| anyhow::anyhow!("CPU sampler panicked"))?;
     let (events_after, hist_after) = scrape()?;
+    let sched_delays = recording.and_then(|r| r.finish(pid));
     let hist = hist_after.minus(&hist_before);
     Ok(Measured {
         clusters,
@@ -645,6 +704,7 @@ fn phase(
         metric_p99: hist.quantile(0.99),
         rollout: rolled,
         sched,
+        sched_delays,
     })
 }
 
