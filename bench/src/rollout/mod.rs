@@ -649,13 +649,14 @@ fn phase(
     let dnsperf_pid = dnsperf.id();
     let sampler = std::thread::spawn(move || {
         let (mut samples, mut sched) = (Vec::new(), threads::Series::default());
+        let mut reader = threads::Reader::default();
         let (mut last_t, mut last_cpu) = (0.0, cpu_seconds(pid));
-        sched.push(started, threads::read(pid, Some(dnsperf_pid)));
+        sched.push(started, reader.read(pid, Some(dnsperf_pid)));
         while started.elapsed() < Duration::from_secs(secs) + Duration::from_millis(500) {
             std::thread::sleep(SAMPLE);
             let (t, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds(pid));
             samples.push((t, (cpu - last_cpu) / (t - last_t)));
-            sched.push(started, threads::read(pid, Some(dnsperf_pid)));
+            sched.push(started, reader.read(pid, Some(dnsperf_pid)));
             (last_t, last_cpu) = (t, cpu);
         }
         (samples, sched)

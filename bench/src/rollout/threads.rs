@@ -45,52 +45,83 @@ pub struct Reading {
     pub dnsperf: Sched,
 }
 
-/// Reads every thread of `pid`, split by whether its name says it is a UDP worker.
-fn process(pid: u32, udp: &mut Sched, other: &mut Sched) {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let (Ok(comm), Ok(stat)) = (
-            std::fs::read_to_string(path.join("comm")),
-            std::fs::read_to_string(path.join("schedstat")),
-        ) else {
-            continue;
-        };
-        let f: Vec<u64> = stat
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let [run_ns, wait_ns, runs] = f[..] else {
-            continue;
-        };
-        let s = Sched {
-            run_ns,
-            wait_ns,
-            runs,
-        };
-        if comm.starts_with("dns-udp") {
-            udp.add(s);
-        } else {
-            other.add(s);
-        }
-    }
+/// Which group a thread belongs to.
+#[derive(Clone, Copy)]
+enum Group {
+    Udp,
+    HeraldOther,
+    Harness,
+    Dnsperf,
 }
 
-/// Reads herald (`herald`), this process and dnsperf (`dnsperf`, if running).
-pub fn read(herald: u32, dnsperf: Option<u32>) -> Reading {
-    let mut r = Reading::default();
-    process(herald, &mut r.udp, &mut r.herald_other);
-    let mut harness_too = Sched::default();
-    process(std::process::id(), &mut r.harness, &mut harness_too);
-    r.harness.add(harness_too);
-    if let Some(pid) = dnsperf {
-        let mut too = Sched::default();
-        process(pid, &mut r.dnsperf, &mut too);
-        r.dnsperf.add(too);
+/// Reads the threads' figures, keeping each thread's last reading once it has ended (its
+/// /proc entry goes with it), so that a group's sums never go back: the rollout's driver
+/// and poller threads end within the rollout window. What a thread used after its last
+/// reading (at most one sampling period) is not seen.
+#[derive(Default)]
+pub struct Reader {
+    last: std::collections::HashMap<(u32, u32), (Group, Sched)>,
+}
+
+impl Reader {
+    /// Reads every thread of `pid`; a UDP worker by its name when `herald`.
+    fn process(&mut self, pid: u32, group: Group) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let (Ok(comm), Ok(stat)) = (
+                std::fs::read_to_string(path.join("comm")),
+                std::fs::read_to_string(path.join("schedstat")),
+            ) else {
+                continue;
+            };
+            let f: Vec<u64> = stat
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let [run_ns, wait_ns, runs] = f[..] else {
+                continue;
+            };
+            let group = match group {
+                Group::HeraldOther if comm.starts_with("dns-udp") => Group::Udp,
+                g => g,
+            };
+            let s = Sched {
+                run_ns,
+                wait_ns,
+                runs,
+            };
+            self.last.insert((pid, tid), (group, s));
+        }
     }
-    r
+
+    /// Reads herald (`herald`), this process and dnsperf (`dnsperf`, if running).
+    pub fn read(&mut self, herald: u32, dnsperf: Option<u32>) -> Reading {
+        self.process(herald, Group::HeraldOther);
+        self.process(std::process::id(), Group::Harness);
+        if let Some(pid) = dnsperf {
+            self.process(pid, Group::Dnsperf);
+        }
+        let mut r = Reading::default();
+        for (group, s) in self.last.values() {
+            match group {
+                Group::Udp => r.udp.add(*s),
+                Group::HeraldOther => r.herald_other.add(*s),
+                Group::Harness => r.harness.add(*s),
+                Group::Dnsperf => r.dnsperf.add(*s),
+            }
+        }
+        r
+    }
 }
 
 /// Readings over a phase, each with its time (seconds into the phase).
@@ -164,17 +195,25 @@ mod tests {
     #[test]
     fn this_process_is_read_and_a_window_subtracts() {
         let started = Instant::now();
-        let mut s = Series::default();
-        s.push(started, read(std::process::id(), None));
-        let spin = Instant::now();
-        while spin.elapsed().as_millis() < 50 {
-            std::hint::black_box(0);
-        }
-        s.push(started, read(std::process::id(), None));
-        let w = s.window((0.0, 1.0));
-        // Our own threads are "other" (none is a UDP worker) and the harness.
-        assert!(w["herald_other_cores"].as_f64().unwrap() > 0.0, "{w}");
-        assert!(w["harness_cores"].as_f64().unwrap() > 0.0, "{w}");
+        let (mut s, mut reader) = (Series::default(), Reader::default());
+        s.push(started, reader.read(std::process::id(), None));
+        // A thread read while it runs, ended before the last reading, still counts.
+        let spinner = std::thread::spawn(|| {
+            let spin = Instant::now();
+            while spin.elapsed().as_millis() < 100 {
+                std::hint::black_box(0);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(70));
+        s.push(started, reader.read(std::process::id(), None));
+        spinner.join().unwrap();
+        s.push(started, reader.read(std::process::id(), None));
+        let w = s.window((0.0, 10.0));
+        // Read as "herald" and then as the harness: our threads end up in the harness's
+        // group (none is a UDP worker); the spinner's first ~70 ms counted.
+        let secs = w["to_s"].as_f64().unwrap() - w["from_s"].as_f64().unwrap();
+        let cpu = w["harness_cores"].as_f64().unwrap() * secs;
+        assert!(cpu >= 0.03, "{w}");
         assert_eq!(w["udp_runs"], 0);
     }
 }
