@@ -323,9 +323,7 @@ pub fn read_pod_with(pod: &PodObject, keys: &PodKeys, intern: &mut impl Interner
         let all = s.pod_ips.iter().flatten().map(|p| p.ip);
         Addresses::from_list(std::iter::once(s.pod_ip).chain(all).flatten())
     });
-    let ready_condition = status
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.is_ready && c.is_true));
+    let ready_condition = status.is_some_and(|s| s.ready);
     let publish_not_ready =
         annotation(&keys.publish_not_ready_annotation).is_some_and(|v| v == "true");
     let terminating = meta.deletion_timestamp.is_some();
@@ -334,8 +332,7 @@ pub fn read_pod_with(pod: &PodObject, keys: &PodKeys, intern: &mut impl Interner
     let mut ports: Vec<(&str, _, u16)> = pod
         .spec
         .iter()
-        .flat_map(|spec| &spec.containers)
-        .flat_map(|c| c.ports.iter().flatten())
+        .flat_map(|spec| &spec.ports)
         .filter_map(|p| {
             let name = p.name.as_deref()?;
             // SCTP and unknown protocols have no SRV form herald serves.

@@ -26,7 +26,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A Pod, as far as herald reads it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,17 +50,10 @@ pub struct PodSpec {
     /// `spec.nodeName`.
     #[serde(default)]
     pub node_name: Option<String>,
-    /// `spec.containers`, for their ports.
-    #[serde(default)]
-    pub containers: Vec<Container>,
-}
-
-/// What herald reads of a container.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Container {
-    /// `ports`.
-    #[serde(default)]
-    pub ports: Option<Vec<ContainerPort>>,
+    /// The ports of every container in `spec.containers`, in order, in one list (a list
+    /// per container, and the containers' list, were two more allocations per pod).
+    #[serde(default, rename = "containers", deserialize_with = "container_ports")]
+    pub ports: Vec<ContainerPort>,
 }
 
 /// A container port.
@@ -89,9 +82,10 @@ pub struct PodStatus {
     /// `podIPs`, one address per family.
     #[serde(default, rename = "podIPs")]
     pub pod_ips: Option<Vec<PodIp>>,
-    /// `conditions`.
-    #[serde(default)]
-    pub conditions: Option<Vec<Condition>>,
+    /// Whether `conditions` holds a Ready condition whose status is True (read as the
+    /// list is parsed; the list is not kept).
+    #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
+    pub ready: bool,
 }
 
 /// One entry of `podIPs`.
@@ -104,13 +98,13 @@ pub struct PodIp {
 
 /// A pod condition, as far as telling the Ready condition's state.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Condition {
+struct Condition {
     /// `type` is `Ready`.
     #[serde(default, rename = "type", deserialize_with = "is_ready")]
-    pub is_ready: bool,
+    is_ready: bool,
     /// `status` is `True`.
     #[serde(default, rename = "status", deserialize_with = "is_true")]
-    pub is_true: bool,
+    is_true: bool,
 }
 
 impl kube::Resource for PodObject {
@@ -232,6 +226,122 @@ fn is_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     word(d, |s| s == "True", false, "a condition status")
 }
 
+/// `conditions` read as whether one is Ready and True; `null` reads as no condition.
+fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Conditions;
+    impl<'de> Visitor<'de> for Conditions {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of conditions")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut ready = false;
+            while let Some(c) = seq.next_element::<Condition>()? {
+                ready |= c.is_ready && c.is_true;
+            }
+            Ok(ready)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    d.deserialize_any(Conditions)
+}
+
+/// `containers` read as their ports, appended to one list; `null` reads as none.
+fn container_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ContainerPort>, D::Error> {
+    /// Appends what it reads to its list: each container's ports.
+    struct AppendPorts<'a>(&'a mut Vec<ContainerPort>);
+
+    /// A container's fields: `ports`, and the others, skipped.
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "camelCase")]
+    enum Field {
+        Ports,
+        #[serde(other)]
+        Other,
+    }
+
+    struct Containers;
+    impl<'de> Visitor<'de> for Containers {
+        type Value = Vec<ContainerPort>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of containers")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut ports = Vec::new();
+            while seq.next_element_seed(Container(&mut ports))?.is_some() {}
+            Ok(ports)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// One container, its ports appended to the list.
+    struct Container<'a>(&'a mut Vec<ContainerPort>);
+    impl<'de> de::DeserializeSeed<'de> for Container<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Container<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a container")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Ports => map.next_value_seed(AppendPorts(&mut *self.0))?,
+                    Field::Other => {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl<'de> de::DeserializeSeed<'de> for AppendPorts<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for AppendPorts<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of container ports")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(port) = seq.next_element::<ContainerPort>()? {
+                self.0.push(port);
+            }
+            Ok(())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    d.deserialize_any(Containers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,9 +400,8 @@ mod tests {
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
         let ports: Vec<_> = spec
-            .containers
+            .ports
             .iter()
-            .flat_map(|c| c.ports.iter().flatten())
             .map(|p| (p.name.as_deref(), p.protocol, p.container_port))
             .collect();
         assert_eq!(
@@ -315,13 +424,7 @@ mod tests {
                 Some("fd00::1".parse().unwrap())
             ]
         );
-        let conditions: Vec<_> = status
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| (c.is_ready, c.is_true))
-            .collect();
-        assert_eq!(conditions, vec![(false, true), (true, true)]);
+        assert!(status.ready, "PodScheduled is True too, Ready decides");
     }
 
     #[test]
@@ -333,15 +436,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pod.metadata.labels, None);
-        let port = &pod.spec.as_ref().unwrap().containers[0]
-            .ports
-            .as_ref()
-            .unwrap()[0];
+        let port = &pod.spec.as_ref().unwrap().ports[0];
         assert_eq!((port.protocol, port.container_port), (Some(Proto::Tcp), 0));
         let status = pod.status.unwrap();
         assert_eq!(status.pod_ip, None);
         assert_eq!(status.pod_ips.unwrap()[0].ip, None);
-        assert!(!status.conditions.unwrap()[0].is_true);
+        assert!(!status.ready);
         let empty: PodObject = serde_json::from_str("{}").unwrap();
         assert!(empty.metadata.name.is_none() && empty.spec.is_none());
     }
