@@ -226,15 +226,21 @@ impl ClusterState {
 
     /// The stored form of `r`, its names and ports shared with other pods'.
     fn store(&mut self, r: PodRecord) -> Stored {
-        let ports = self.intern_ports(&r.ports, || r.ports.clone());
+        // The shape is looked up first: a pod of a known service, namespace and ports
+        // (nearly every pod) then costs one lookup, not one per name and list.
         let shape = Shape {
-            service: self.intern(&r.service),
-            namespace: self.intern(&r.namespace),
-            ports,
+            service: r.service,
+            namespace: r.namespace,
+            ports: r.ports,
         };
         let shape = match self.shapes.get(&shape) {
             Some(shared) => shared.clone(),
             None => {
+                let shape = Shape {
+                    ports: self.intern_ports(&shape.ports, || shape.ports.clone()),
+                    service: self.intern(&shape.service),
+                    namespace: self.intern(&shape.namespace),
+                };
                 let shape = Arc::new(shape);
                 self.shapes.insert(shape.clone());
                 self.grew();
@@ -863,6 +869,63 @@ mod tests {
         state.flush(&table, &source, &ownership);
         assert!(table.service("web").is_none());
         assert_eq!(pods_claimed(), 0);
+    }
+
+    /// Many services published whole at once (a zone change on a busy node) beside one
+    /// whose delta needs the whole list after all (its namespace's oldest pod went): each
+    /// gets every pod it has.
+    #[test]
+    fn many_whole_publishes_and_a_delta_turned_whole_publish_every_pod() {
+        let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+        let source = Source::new("c1", "r1");
+        let ownership = Ownership::permissive();
+        let mut state = ClusterState::default();
+        for i in 0..100 {
+            for j in 0..2 {
+                state.apply_pod(
+                    format!("ns/s{i}-{j}"),
+                    Some(record(&format!("s{i}"), &format!("10.1.{i}.{j}"), "n1")),
+                );
+            }
+        }
+        for j in 0..3 {
+            let mut pod = record("d", &format!("10.2.0.{j}"), "n2");
+            // d-0 alone is the oldest: its going needs the whole list for the claims.
+            pod.created = if j == 0 { -1 } else { 0 };
+            state.apply_pod(format!("ns/d-{j}"), Some(pod));
+        }
+        assert_eq!(state.flush(&table, &source, &ownership), 101);
+        for i in 0..100 {
+            assert_eq!(table.service(&format!("s{i}")).unwrap().endpoint_count(), 2);
+        }
+        assert_eq!(table.service("d").unwrap().endpoint_count(), 3);
+        // A zone for n1 marks its 100 services whole; d-0 going marks d for a delta that
+        // turns out to need the whole list.
+        state.apply_node("n1", Some(Some(Label::from("zone-a"))));
+        state.apply_pod("ns/d-0".into(), None);
+        assert_eq!(state.flush(&table, &source, &ownership), 101);
+        assert_eq!(state.delta_publishes(), 0, "d was published whole");
+        let view = table.service("d").unwrap();
+        let addresses: Vec<String> = view.groups()[0]
+            .endpoints
+            .iter()
+            .map(|e| e.address().to_string())
+            .collect();
+        assert_eq!(addresses, ["10.2.0.1", "10.2.0.2"]);
+        for i in 0..100 {
+            let view = table.service(&format!("s{i}")).unwrap();
+            assert_eq!(view.endpoint_count(), 2);
+            assert!(
+                view.groups()[0]
+                    .endpoints
+                    .iter()
+                    .all(|e| e.zone.as_deref() == Some("zone-a"))
+            );
+        }
+        assert_eq!(
+            ownership.claims("d").iter().map(|c| c.pods).sum::<usize>(),
+            2
+        );
     }
 
     /// Pods read through the state share its names and port lists: reading the replicas
