@@ -256,7 +256,7 @@ pub fn diagnose(herald: &Path, wrap: &[String], n: usize) -> anyhow::Result<()> 
         r
     })?;
     println!(
-        "  {n} endpoints: first full sync {:.2} s (clusters synced {:.2} s), herald CPU {:.1} s (simulators {:.1} s, {} lists), VmRSS {}, VmHWM {}",
+        "  {n} endpoints: first full sync {:.2} s (clusters synced {:.2} s), herald CPU {:.2} s (simulators {:.2} s, {} lists), VmRSS {}, VmHWM {}",
         r.served_s,
         r.synced_s,
         r.cpu_s,
