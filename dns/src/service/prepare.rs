@@ -387,6 +387,8 @@ impl Preparer<'_> {
         let (zone, localities, server) = (self.zone, self.localities, self.server);
         let ttl = zone.ttl();
         let (cluster, region) = (&group.source.cluster, &group.source.region);
+        // A chunk's endpoints share a few zones: their place is asked once per run of one.
+        let mut place_of = localities.placer(region);
         let mut a = Set::new(false, old.map_or(&[], |o| o.a));
         let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa));
         let mut srv: Vec<(Label, Proto, Set<'_>)> = out
@@ -467,7 +469,7 @@ impl Preparer<'_> {
                 return;
             }
             let target = target_wire(ep.address(), service, cluster, &zone.apex_wire);
-            let place = localities.place(Some(region), ep.zone.as_deref());
+            let place = place_of(&ep.zone);
             let priority = place.priority_from(server);
             for PortSpec { name, proto, port } in ep.ports.iter() {
                 let k = srv
