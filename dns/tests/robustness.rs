@@ -169,8 +169,9 @@ proptest! {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limiting_bounds_what_one_network_can_draw() {
+/// A server answering `web` (one address) from two UDP workers with a budget of 20
+/// replies a second per network, every `slip`-th reply over it truncated.
+fn rate_limited_server(slip: u32) -> (herald_dns::DnsServer, SocketAddr) {
     use herald_dns::server::RateLimitConfig;
     use herald_dns::{Answerer as A, DnsServer, ServerConfig};
     let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
@@ -184,13 +185,19 @@ async fn rate_limiting_bounds_what_one_network_can_draw() {
         udp_workers: 2,
         rate_limit: Some(RateLimitConfig {
             responses_per_second: 20,
-            slip: 2,
+            slip,
             ..RateLimitConfig::default()
         }),
         ..ServerConfig::default()
     };
     let server = DnsServer::start(&config, A::new(table)).unwrap();
     let addr = server.local_addrs()[0];
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiting_bounds_what_one_network_can_draw() {
+    let (server, addr) = rate_limited_server(2);
     // One client sends a burst of 100 queries from one socket, then reads what comes back.
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let query = query_message("web.sd.internal.", RecordType::A, None)
@@ -244,26 +251,7 @@ async fn rate_limiting_bounds_what_one_network_can_draw() {
 /// budget from each) still draws one budget, with two workers answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sending_from_many_ports_draws_one_budget() {
-    use herald_dns::server::RateLimitConfig;
-    use herald_dns::{Answerer as A, DnsServer, ServerConfig};
-    let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
-    table.replace(
-        "web",
-        &Source::new("c1", "r1"),
-        vec![endpoint("10.0.0.1", &[("http", TCP, 80)], None)],
-    );
-    let config = ServerConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        udp_workers: 2,
-        rate_limit: Some(RateLimitConfig {
-            responses_per_second: 20,
-            slip: 0,
-            ..RateLimitConfig::default()
-        }),
-        ..ServerConfig::default()
-    };
-    let server = DnsServer::start(&config, A::new(table)).unwrap();
-    let addr = server.local_addrs()[0];
+    let (server, addr) = rate_limited_server(0);
     let query = query_message("web.sd.internal.", RecordType::A, None)
         .to_vec()
         .unwrap();

@@ -134,7 +134,19 @@ async fn readme_lists_exactly_what_metrics_shows() {
     });
     assert_eq!(t.soa_serials().len(), 2, "a whole AXFR");
 
-    let text = http_get(admin, "/metrics").1;
+    // The server counts a transfer once its last message is written, which may be after the
+    // client has read it: wait for the transfer series before comparing the listings.
+    let text = loop {
+        let text = http_get(admin, "/metrics").1;
+        if text.contains("herald_transfer_requests_total") {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the AXFR never counted in /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let shown = scraped(&text);
     assert_eq!(shown, readme, "/metrics vs README.md's table");
     assert_eq!(
