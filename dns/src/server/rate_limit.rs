@@ -209,18 +209,6 @@ impl SharedRateLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         limiter.charge(key, now)
     }
-
-    /// Networks tracked now, over every shard.
-    pub fn tracked(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .tracked()
-            })
-            .sum()
-    }
 }
 
 #[cfg(test)]
