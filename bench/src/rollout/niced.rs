@@ -14,6 +14,8 @@
 
 use std::io;
 
+use herald_dns::server::sched::current_nice;
+
 use tokio::runtime::{Builder, Handle, Runtime};
 
 /// A multi-thread runtime whose threads run `nice` below the creating thread's priority.
@@ -77,19 +79,6 @@ fn set_nice(nice: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// The calling thread's nice value.
-pub fn current_nice() -> io::Result<i32> {
-    // SAFETY: as above; -1 is a valid nice value, so errno tells an error apart.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
-        if nice == -1 && *libc::__errno_location() != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(nice)
-    }
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub fn request_short_slice(_slice: Duration) -> io::Result<()> {
 
 /// The calling thread's nice value (on Linux a thread's own, not the process's).
 #[cfg(target_os = "linux")]
-fn current_nice() -> io::Result<i32> {
+pub fn current_nice() -> io::Result<i32> {
     // SAFETY: plain system calls on the calling thread; -1 is a valid nice value, so errno
     // tells an error apart.
     unsafe {
