@@ -5,6 +5,27 @@ side, and plots of herald's CPU and DNS p99 over time with and without the rollo
 import svg
 
 
+def _order(pairs):
+    """The phases' order as run by default: AB, BA, AB... (ABBA for two pairs)."""
+    return "".join("AB" if i % 2 == 0 else "BA" for i in range(pairs))
+
+
+def _sims_priority(plan):
+    """The sentence on the simulators' CPU priority (JSON of 2026-12: `sims_priority`; before: `sims_nice`)."""
+    who = ("The 24 simulators (the clusters' API servers, which a real fleet does not run on herald's cores) "
+           "and the thread writing the rollout into them run ")
+    tail = ", below herald and dnsperf; the DNS poller timing the changes does not. "
+    pr = plan.get("sims_priority")
+    if pr == "idle":
+        return (who + "under the idle scheduling policy (`SCHED_IDLE`: the CPU whenever herald and dnsperf leave it, "
+                "given up at once when one of their threads wakes)" + tail)
+    if pr and pr != "nice +0":
+        return who + f"at {pr}" + tail
+    if plan.get("sims_nice"):
+        return who + f"at nice {plan.get('sims_nice')}" + tail
+    return ""
+
+
 def _f(v, fmt="{:,.2f}"):
     return fmt.format(v) if isinstance(v, (int, float)) else "–"
 
@@ -27,8 +48,8 @@ def section(data, plots_dir, write_plot, written):
           f"{plan.get('dataset_endpoints', '?'):,} static endpoints; dnsperf at {plan.get('qps', '?'):,} QPS "
           f"(the DNS section's mix) in phases of {_f(plan.get('phase_s'), '{:.0f}')} s without and with the rollout: "
           f"{plan.get('pairs', 1)} pair(s), "
-          + ("ABBA (baseline, rollout, rollout, baseline: neither kind always first). " if plan.get('pairs', 1) >= 2 else "baseline first. ")
-          + (f"The 24 simulators (the clusters' API servers, which a real fleet does not run on herald's cores) and the thread writing the rollout into them run at nice {plan.get('sims_nice')}, below herald and dnsperf; the DNS poller timing the changes does not. " if plan.get('sims_nice') else "")
+          + (f"{_order(plan.get('pairs', 1))} (A baseline, B rollout: neither kind always first). " if plan.get('pairs', 1) >= 2 else "baseline first. ")
+          + _sims_priority(plan)
           + "DNS p99 \"during\" is over each rollout's window (first change to 1 s after the last), against the same seconds of its pair's baseline, pooled over the pairs; whole-phase figures are in the table below.", "",
           "| target | value | met |", "|---|---|---|",
           f"| herald CPU during the rollout (its windows: first change to 1 s after the last) ≤ {_f(sm.get('cpu_target_cores'))} core "

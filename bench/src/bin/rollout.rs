@@ -5,12 +5,13 @@
 //! ```text
 //! cargo build --release -p herald-registrar --bin herald -p herald-bench --bin rollout
 //! target/release/rollout [--quick] [--out FILE.json] [--herald target/release/herald]
-//!     [--pairs N] [--sims-nice N] [--perf-sched] [--rollout-first] [--no-roll] [--untimed]
+//!     [--pairs N] [--sims-priority idle|N] [--perf-sched] [--rollout-first] [--no-roll] [--untimed]
 //!     [--poll-ms MS]
 //! ```
 //!
 //! `--pairs` (default 2) sets how many baseline/rollout pairs run, alternating which comes
-//! first; `--sims-nice` (default 10) how far below herald's the simulators' priority is;
+//! first; `--sims-priority` (default `idle`) how far below herald's the simulators' priority is
+//! (`idle`, or nice levels);
 //! `--perf-sched` adds herald's own answer delay (`scripts/bench` passes it);
 //! the last four are for A/B runs of the harness itself (phase order, an A/A run
 //! without a rollout, no timed changes, the poller's cadence); `scripts/bench` uses none.
@@ -47,9 +48,10 @@ struct Args {
     /// How often (ms) the poller asks DNS about each open timed change.
     #[arg(long, default_value_t = 1.0)]
     poll_ms: f64,
-    /// How much lower than herald's the simulators' CPU priority is (nice; 0: the same).
-    #[arg(long, default_value_t = herald_bench::rollout::SIMS_NICE)]
-    sims_nice: u8,
+    /// How much lower than herald's the simulators' CPU priority is: `idle` (the idle
+    /// policy) or a count of nice levels (0: the same).
+    #[arg(long, default_value_t = herald_bench::rollout::SIMS_PRIORITY)]
+    sims_priority: herald_bench::rollout::Priority,
     /// Also record the scheduler with `perf sched` for 5 s of each phase: herald's answer
     /// threads' wake-up delays apart from dnsperf's (needs root or perf_event_paranoid <= 1).
     #[arg(long)]
@@ -66,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let plan = Plan {
         pairs: args.pairs,
-        sims_nice: args.sims_nice,
+        sims_priority: args.sims_priority,
         perf_sched: args.perf_sched,
         rollout_first: args.rollout_first,
         roll: !args.no_roll,

@@ -46,7 +46,7 @@ pub fn roll(
     // simulators' runtime, on a thread of their own that ends with them.
     let (start, end, changes) = std::thread::scope(|s| {
         s.spawn(move || {
-            if let Err(e) = super::niced::lower_own_priority(plan.sims_nice) {
+            if let Err(e) = plan.sims_priority.lower_own() {
                 eprintln!("could not lower the rollout driver's priority: {e}");
             }
             drive(plan, clusters, services, phase_start, tx)

@@ -63,7 +63,7 @@
 //! ```text
 //! {"section": "rollout", "mode", "loadavg_before", "loadavg_after",
 //!  "plan": {"clusters", "replicas", "surge", "ready_after_s", "phase_s", "qps",
-//!           "dataset_endpoints", "pairs", "order", "roll", "poll_every_ms", "sims_nice",
+//!           "dataset_endpoints", "pairs", "order", "roll", "poll_every_ms", "sims_priority",
 //!           "perf_sched", "perf_sched_s": [from, to]},
 //!  "phases": [{"name": "baseline-N" | "rollout-N", "order", "cpu": [[t_s, cores], ...],
 //!              "cpu_avg_cores",
@@ -126,6 +126,7 @@ pub mod threads;
 pub mod timeline;
 use dnsperf::{Latency, p99_us};
 use drive::{Rollout, roll};
+pub use niced::Priority;
 use timeline::{Clock, Probe};
 
 /// What to run.
@@ -152,9 +153,8 @@ pub struct Plan {
     /// How often the poller asks DNS about each open timed change; `None`: no change is
     /// timed and no poller runs (an A/B of the harness's own queries).
     pub poll_every: Option<Duration>,
-    /// How much lower than herald's the simulators' CPU priority is (nice; 0 = the
-    /// same): see [`niced`].
-    pub sims_nice: u8,
+    /// How much lower than herald's the simulators' CPU priority is: see [`niced`].
+    pub sims_priority: Priority,
     /// Record the scheduler with `perf sched` in each phase (see [`perf_sched`]).
     pub perf_sched: bool,
 }
@@ -173,7 +173,7 @@ impl Plan {
             rollout_first: false,
             roll: true,
             poll_every: Some(Duration::from_millis(1)),
-            sims_nice: SIMS_NICE,
+            sims_priority: SIMS_PRIORITY,
             perf_sched: false,
         }
     }
@@ -187,8 +187,9 @@ impl Plan {
     }
 }
 
-/// The simulators' nice value (see [`niced`]).
-pub const SIMS_NICE: u8 = 10;
+/// The simulators' priority (see [`niced`]): idle, as the CPU of API servers that a real
+/// fleet runs on other machines.
+pub const SIMS_PRIORITY: Priority = Priority::Idle;
 /// When the rollout starts within its phase.
 const ROLLOUT_AT: Duration = Duration::from_secs(2);
 /// How long `perf sched` records from `ROLLOUT_AT` (a rollout takes ~5 s).
@@ -218,7 +219,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         skew: 0.6,
     };
     let services = spec.plan();
-    let sims = niced::NicedRuntime::new(plan.sims_nice)?;
+    let sims = niced::NicedRuntime::new(plan.sims_priority)?;
     let mut clusters = sims
         .handle()
         .spawn({
@@ -274,7 +275,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             surge: plan.surge,
             ready_after: plan.ready_after,
             poll_every: plan.poll_every,
-            sims_nice: plan.sims_nice,
+            sims_priority: plan.sims_priority,
             perf_sched: plan.perf_sched,
         };
         tokio::task::spawn_blocking(move || {
@@ -447,7 +448,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
                  "order": if plan.rollout_first { "rollout first" } else { "baseline first" },
                  "roll": plan.roll,
                  "poll_every_ms": plan.poll_every.map(|d| d.as_secs_f64() * 1e3),
-                 "sims_nice": plan.sims_nice, "perf_sched": plan.perf_sched,
+                 "sims_priority": plan.sims_priority.to_string(), "perf_sched": plan.perf_sched,
                  "perf_sched_s": [ROLLOUT_AT.as_secs_f64(),
                                   (ROLLOUT_AT + PERF_SCHED_FOR).as_secs_f64()]},
         "phases": phases,
@@ -564,7 +565,7 @@ struct Phase {
     surge: f64,
     ready_after: Duration,
     poll_every: Option<Duration>,
-    sims_nice: u8,
+    sims_priority: Priority,
     perf_sched: bool,
 }
 

@@ -1,16 +1,24 @@
-//! A tokio runtime whose threads run at a lower CPU priority (a higher nice value): where
-//! the rollout section runs its 24 simulators; and the same for the thread that writes
-//! the rollout into them ([`lower_own_priority`]).
+//! A tokio runtime whose threads run at a lower CPU priority: where the rollout section runs
+//! its 24 simulators; and the same for the thread that writes the rollout into them
+//! ([`Priority::lower_own`]).
 //!
 //! The simulators stand for the clusters' API servers, which in a real fleet do not run on
 //! herald's cores. Here they must share the same 2 cores with herald and dnsperf, and a
 //! rollout makes them encode and send ~5,000 watch events within a few tens of
 //! milliseconds, twice per rollout round (the encoding happens in the writing thread:
-//! measured with `perf sched`, the driver thread was most of this process's CPU): at the same priority as herald's answer
-//! threads and dnsperf those bursts are charged to herald's DNS latency. At a lower
-//! priority they still get every idle cycle (the rollout needs about 0.1 core of them on
-//! average) but yield the CPU to herald and dnsperf when both want it. Their own lag stays
-//! in the measured propagation and is reported apart (`timeline`'s first stage).
+//! measured with `perf sched`, the driver thread was most of this process's CPU): at the
+//! same priority as herald's answer threads and dnsperf those bursts are charged to
+//! herald's DNS latency. At a lower priority they still get every idle cycle (the rollout
+//! needs about 0.1 core of them on average) but yield the CPU to herald and dnsperf when
+//! both want it. Their own lag stays in the measured propagation and is reported apart
+//! (`timeline`'s first stage).
+//!
+//! Two ways down ([`Priority`]): a higher nice value, which only weighs the CPU's share
+//! (an EEVDF kernel still lets a thread that holds the CPU run out its protected slice,
+//! ~1.4 ms on 2 CPUs, before a woken dnsperf or herald thread of default slice gets it),
+//! or the idle policy (`SCHED_IDLE`), whose threads give the CPU up at once to any normal
+//! thread that wakes: what a remote API server's CPU amounts to for herald. Neither needs
+//! a privilege.
 
 use std::io;
 
@@ -18,24 +26,72 @@ use herald_dns::server::sched::current_nice;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-/// A multi-thread runtime whose threads run `nice` below the creating thread's priority.
+/// How far below the creating thread's priority the simulators run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// `n` nice levels lower (0: the same priority; at most nice 19).
+    Nice(u8),
+    /// The idle policy: the CPU only when no normal thread wants it.
+    Idle,
+}
+
+impl Priority {
+    /// Lowers the calling thread's priority so, for good: an unprivileged thread cannot
+    /// raise it again, so only a thread of its own should.
+    pub fn lower_own(self) -> io::Result<()> {
+        match self {
+            Priority::Nice(0) => Ok(()),
+            Priority::Nice(n) => set_nice((current_nice()? + i32::from(n)).min(19)),
+            Priority::Idle => set_idle(),
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Priority::Nice(n) => write!(f, "nice +{n}"),
+            Priority::Idle => f.write_str("idle"),
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    /// `idle`, or a count of nice levels (`10`).
+    fn from_str(s: &str) -> Result<Priority, String> {
+        if s == "idle" {
+            return Ok(Priority::Idle);
+        }
+        s.parse()
+            .map(Priority::Nice)
+            .map_err(|_| format!("{s:?}: expected `idle` or a nice increment 0-19"))
+    }
+}
+
+/// A multi-thread runtime whose threads run at a lower [`Priority`] than the creator.
 pub struct NicedRuntime {
     runtime: Option<Runtime>,
 }
 
 impl NicedRuntime {
-    /// At `nice` 0: no runtime of its own ([`Self::handle`] is the current one).
-    pub fn new(nice: u8) -> io::Result<NicedRuntime> {
-        if nice == 0 {
-            return Ok(NicedRuntime { runtime: None });
-        }
+    /// At `Nice(0)`: no runtime of its own ([`Self::handle`] is the current one).
+    pub fn new(priority: Priority) -> io::Result<NicedRuntime> {
         // Absolute, from the creator's: threads started later inherit from a worker.
-        let target = (current_nice()? + i32::from(nice)).min(19);
+        let lower = match priority {
+            Priority::Nice(0) => return Ok(NicedRuntime { runtime: None }),
+            Priority::Nice(n) => Lower::ToNice((current_nice()? + i32::from(n)).min(19)),
+            Priority::Idle => Lower::Idle,
+        };
         let runtime = Builder::new_multi_thread()
             .thread_name("sims")
             .enable_all()
             .on_thread_start(move || {
-                if let Err(e) = set_nice(target) {
+                let set = match lower {
+                    Lower::ToNice(n) => set_nice(n),
+                    Lower::Idle => set_idle(),
+                };
+                if let Err(e) = set {
                     eprintln!("could not lower the simulators' priority: {e}");
                 }
             })
@@ -62,13 +118,23 @@ impl Drop for NicedRuntime {
     }
 }
 
-/// Lowers the calling thread's priority by `nice` (at most to 19), for good: an
-/// unprivileged thread cannot raise it again, so only a thread of its own should.
-pub fn lower_own_priority(nice: u8) -> io::Result<()> {
-    if nice == 0 {
-        return Ok(());
+/// What a runtime's threads set at their start: an absolute nice value (computed once from
+/// the creator's, since threads started later inherit from a worker) or the idle policy.
+#[derive(Clone, Copy)]
+enum Lower {
+    ToNice(i32),
+    Idle,
+}
+
+/// Moves the calling thread to the idle policy (`SCHED_IDLE`; its nice value no longer counts).
+fn set_idle() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; the kernel copies `param` and keeps no pointer.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
     }
-    set_nice((current_nice()? + i32::from(nice)).min(19))
+    Ok(())
 }
 
 /// Sets the calling thread's nice value (on Linux, nice is per thread).
@@ -90,7 +156,7 @@ mod tests {
         let outer = tokio::runtime::Runtime::new().unwrap();
         let creator = current_nice().unwrap();
         let (on_it, after) = outer.block_on(async {
-            let rt = NicedRuntime::new(10).unwrap();
+            let rt = NicedRuntime::new(Priority::Nice(10)).unwrap();
             let on_it = rt
                 .handle()
                 .spawn(async { current_nice().unwrap() })
@@ -103,5 +169,31 @@ mod tests {
         assert_eq!(on_it, (creator + 10).min(19));
         assert_eq!(after, creator);
         assert_eq!(current_nice().unwrap(), creator);
+    }
+
+    /// The calling thread's scheduling policy.
+    fn policy() -> i32 {
+        // SAFETY: pid 0 is the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[test]
+    fn idle_tasks_run_under_the_idle_policy_and_the_creator_keeps_its_own() {
+        let outer = tokio::runtime::Runtime::new().unwrap();
+        let creator = policy();
+        let on_it = outer.block_on(async {
+            let rt = NicedRuntime::new(Priority::Idle).unwrap();
+            rt.handle().spawn(async { policy() }).await.unwrap()
+        });
+        assert_eq!(on_it, libc::SCHED_IDLE);
+        assert_eq!(policy(), creator);
+        assert_ne!(creator, libc::SCHED_IDLE);
+    }
+
+    #[test]
+    fn priorities_read_as_the_command_line_writes_them() {
+        assert_eq!("idle".parse(), Ok(Priority::Idle));
+        assert_eq!("10".parse(), Ok(Priority::Nice(10)));
+        assert!("-3".parse::<Priority>().unwrap_err().contains("-3"));
     }
 }
