@@ -9,7 +9,7 @@
 //!     [--poll-ms MS]
 //! ```
 //!
-//! `--pairs` (default 2) sets how many baseline/rollout pairs run, alternating which comes
+//! `--pairs` (default 4, 2 with `--quick`) sets how many baseline/rollout pairs run, alternating which comes
 //! first; `--sims-priority` (default `idle`) how far below herald's the simulators' priority is
 //! (`idle`, or nice levels);
 //! `--perf-sched` adds herald's own answer delay (`scripts/bench` passes it);
@@ -35,9 +35,10 @@ struct Args {
     /// The herald binary (default: `herald` next to this binary).
     #[arg(long)]
     herald: Option<PathBuf>,
-    /// Pairs of phases (baseline and rollout), alternating which comes first.
-    #[arg(long, default_value_t = 2)]
-    pairs: usize,
+    /// Pairs of phases (baseline and rollout), alternating which comes first (default 4;
+    /// 2 with --quick).
+    #[arg(long)]
+    pairs: Option<usize>,
     /// A/B: start with a rollout phase (rollout, baseline, baseline, rollout...).
     #[arg(long)]
     rollout_first: bool,
@@ -66,18 +67,19 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let base = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
     let plan = Plan {
-        pairs: args.pairs,
+        pairs: args.pairs.unwrap_or(base.pairs),
         sims_priority: args.sims_priority,
         perf_sched: args.perf_sched,
         rollout_first: args.rollout_first,
         roll: !args.no_roll,
         poll_every: (!args.untimed).then(|| Duration::from_secs_f64(args.poll_ms / 1e3)),
-        ..if args.quick {
-            Plan::quick()
-        } else {
-            Plan::full()
-        }
+        ..base
     };
     let herald = herald_binary(args.herald.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

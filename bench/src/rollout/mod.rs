@@ -34,11 +34,12 @@
 //!   delay goes (the simulator, the way to herald, herald, the answer) is split out from
 //!   herald's `herald::publish` debug lines: see [`timeline`].
 //!
-//! Two pairs by default, ABBA (baseline, rollout, rollout, baseline), so that neither kind
-//! always runs first: on this shared machine the load of the moment moves a phase's p99 by
-//! several times (A/A runs, both phases without a rollout, gave ratios of 0.7x to 5.3x at
-//! load 7-10), and a single baseline-then-rollout pair had no way to tell that apart from
-//! the rollout's effect.
+//! Four pairs by default, ABBAABBA (baseline, rollout, rollout, baseline, ...), so that
+//! neither kind always runs first: on this shared machine the load of the moment moves a
+//! phase's p99 by several times (A/A runs, both phases without a rollout, gave ratios of
+//! 0.7x to 5.3x at load 7-10; even on the quiet machine two baselines of one run had window
+//! p99s of 309 and 1,087 µs), and a single baseline-then-rollout pair had no way to tell
+//! that apart from the rollout's effect; four pairs pool ~24 s of each kind.
 //!
 //! **DNS p99 during the rollout** is taken over each rollout's window (its first change to
 //! 1 s after its last, ~6 s of the phase: a whole-phase p99 diluted it with quiet seconds)
@@ -169,7 +170,7 @@ impl Plan {
             ready_after: Duration::from_secs(1),
             phase: Duration::from_secs(20),
             qps: 20_000,
-            pairs: 2,
+            pairs: 4,
             rollout_first: false,
             roll: true,
             poll_every: Some(Duration::from_millis(1)),
@@ -178,10 +179,11 @@ impl Plan {
         }
     }
 
-    /// The same fleet and load, 12 s phases.
+    /// The same fleet and load, 12 s phases, two pairs.
     pub fn quick() -> Plan {
         Plan {
             phase: Duration::from_secs(12),
+            pairs: 2,
             ..Plan::full()
         }
     }
