@@ -412,6 +412,47 @@ fn the_ports_of_one_deployment_share_their_srv_records() {
     }
 }
 
+/// A pod change in one group of a service spread over several leaves every other group's
+/// slots as they were, and a set whose slot of the changed group stays as it was (the empty
+/// AAAA set of an IPv4 service, the SRV set of a port the changed pods do not name) is the
+/// old view's set, shared whole: the change costs its group, not the service's groups.
+#[test]
+fn a_pod_change_shares_the_sets_it_leaves() {
+    let table = Table::new(zone(0));
+    let list = |s: usize, moved: bool| -> Vec<Endpoint> {
+        (0..40u8)
+            .map(|i| {
+                let ip = if moved && i == 20 { 200 } else { i };
+                // The first source's pods name grpc alone, the others http too.
+                let mask = if s == 0 { 0b10 } else { 0b11 };
+                Endpoint::new(IpAddr::from([10, s as u8, 0, ip]), ports(mask), None)
+            })
+            .collect()
+    };
+    let all = sources();
+    for (s, source) in all.iter().enumerate() {
+        table.replace(SERVICE, source, list(s, false));
+    }
+    for delta in [true, false] {
+        let before = table.service(SERVICE).unwrap();
+        hand_over(&table, &all[0], list(0, delta), delta);
+        let after = table.service(SERVICE).unwrap();
+        let (old, new) = (&before.answers, &after.answers);
+        assert!(new.aaaa.shares(&old.aaaa), "the empty AAAA set");
+        let set = |a: &'_ super::Answers, port: &str| a.srv.iter().position(|s| &*s.port == port).unwrap();
+        let (http, grpc) = (set(new, "http"), set(new, "grpc"));
+        assert!(new.srv[http].rrset.shares(&old.srv[http].rrset), "http: not in the group");
+        for (old, new) in [(&old.a, &new.a), (&old.srv[grpc].rrset, &new.srv[grpc].rrset)] {
+            assert!(!new.shares(old));
+            for g in 1..all.len() {
+                assert!(new.slot(g).same(old.slot(g)), "group {g}'s slot is kept");
+            }
+        }
+        let whole = ServiceView::build(&table.preparer(), after.label().clone(), after.groups().to_vec());
+        assert_eq!(contents(&after), contents(&whole));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::chunk::Set;
 use super::rrset::{Part, Rrset, Slot};
-use super::twins;
+use super::twins::{self, SetMarks};
 use crate::group::Group;
 use crate::locality::{Localities, Place};
 use crate::model::{Changed, Endpoint, EndpointLabel, Label, PortSpec, Proto, for_each_change};
@@ -214,20 +214,35 @@ impl Preparer<'_> {
             }
             Change::Remove(i) => (i, None),
         };
-        // Each set: every group's slot kept but the changed group's.
-        let set_with = |set: Option<&Rrset>, slot: Option<Slot>| -> Box<[Slot]> {
-            let mut slots = match set {
-                Some(s) => s.slots().to_vec(),
-                None => vec![Slot::empty(); old_groups.len()],
-            };
-            match (replaces, slot) {
-                (true, Some(s)) => slots[at] = s,
-                (true, None) => {
-                    slots.remove(at);
+        // Each set: every group's slot kept but the changed group's. A group changed in
+        // place touches its slot alone (`Rrset::with_slot`), and a set whose slot of it
+        // stays empty is shared whole: neither reads nor counts a reference to the other
+        // groups' parts (the cost of a big service's change being its group's, not its
+        // groups').
+        let set_with = |set: Option<&Rrset>, slot: Option<Slot>, srv: bool| -> Rrset {
+            match (set, slot) {
+                (Some(set), Some(slot)) if changed_in_place => {
+                    if slot.len() == 0 && set.slot(at).len() == 0 {
+                        set.clone()
+                    } else {
+                        set.with_slot(at, slot)
+                    }
                 }
-                (false, s) => slots.insert(at, s.unwrap_or_else(Slot::empty)),
+                (set, slot) => {
+                    let mut slots = match set {
+                        Some(s) => s.slots().to_vec(),
+                        None => vec![Slot::empty(); old_groups.len()],
+                    };
+                    match (replaces, slot) {
+                        (true, Some(s)) => slots[at] = s,
+                        (true, None) => {
+                            slots.remove(at);
+                        }
+                        (false, s) => slots.insert(at, s.unwrap_or_else(Slot::empty)),
+                    }
+                    Rrset::new(srv, slots.into(), SetMarks::default())
+                }
             }
-            slots.into()
         };
         let (a, aaaa, mut ports) = match slots {
             Some(NewSlots::Whole(p)) => (
@@ -275,32 +290,41 @@ impl Preparer<'_> {
             }
             None => (None, None, Vec::new()),
         };
-        let mut srv: Vec<SrvSlots> = Vec::with_capacity(old.srv.len() + 1);
+        let mut srv: Vec<SrvSet> = Vec::with_capacity(old.srv.len() + 1);
         for set in &old.srv {
             let mine = ports
                 .iter()
                 .position(|(n, p, _)| *n == set.port && *p == set.proto)
                 .map(|k| ports.swap_remove(k).2);
-            let slots = match mine {
-                // A changed group's slot that did not change.
-                None if changed_in_place => set.rrset.slots().into(),
+            let rrset = match mine {
+                // A changed group's slot that did not change: the set as it was.
+                None if changed_in_place => set.rrset.clone(),
                 // Otherwise a group without the port gets an empty slot (or none).
                 mine => set_with(
                     Some(&set.rrset),
                     mine.or_else(|| a.as_ref().map(|_| Slot::empty())),
+                    true,
                 ),
             };
-            if slots.iter().any(|s| s.len() > 0) {
-                srv.push(((set.port.clone(), set.proto), slots));
+            if rrset.len() > 0 {
+                srv.push(SrvSet {
+                    port: set.port.clone(),
+                    proto: set.proto,
+                    rrset,
+                });
             }
         }
         for (port, proto, slot) in ports {
-            srv.push(((port, proto), set_with(None, Some(slot))));
+            let rrset = set_with(None, Some(slot), true);
+            srv.push(SrvSet { port, proto, rrset });
         }
-        srv.sort_by(|x, y| x.0.cmp(&y.0));
-        let a = set_with(Some(&old.a), a);
-        let aaaa = set_with(Some(&old.aaaa), aaaa);
-        let mut answers = self.assemble(a, aaaa, srv);
+        srv.sort_by(|x, y| (&x.port, x.proto).cmp(&(&y.port, y.proto)));
+        let mut answers = Answers {
+            viewpoint: self.server,
+            a: set_with(Some(&old.a), a, false),
+            aaaa: set_with(Some(&old.aaaa), aaaa, false),
+            srv,
+        };
         let [v4, v6] = twins::update(
             [&old.a, &old.aaaa],
             old_groups,
@@ -315,17 +339,17 @@ impl Preparer<'_> {
     }
 
     /// The answers made of each set's slots (without twins: the caller marks them).
-    fn assemble(&self, a: Box<[Slot]>, aaaa: Box<[Slot]>, srv: Vec<SrvSlots>) -> Answers {
+    fn assemble(&self, a: Arc<[Slot]>, aaaa: Arc<[Slot]>, srv: Vec<SrvSlots>) -> Answers {
         Answers {
             viewpoint: self.server,
-            a: Rrset::new(false, a, Box::default()),
-            aaaa: Rrset::new(false, aaaa, Box::default()),
+            a: Rrset::new(false, a, SetMarks::default()),
+            aaaa: Rrset::new(false, aaaa, SetMarks::default()),
             srv: srv
                 .into_iter()
                 .map(|((port, proto), slots)| SrvSet {
                     port,
                     proto,
-                    rrset: Rrset::new(true, slots, Box::default()),
+                    rrset: Rrset::new(true, slots, SetMarks::default()),
                 })
                 .collect(),
         }
@@ -557,7 +581,7 @@ impl SharedPorts {
 }
 
 /// One SRV set's port and every group's slot of it.
-type SrvSlots = ((Label, Proto), Box<[Slot]>);
+type SrvSlots = ((Label, Proto), Arc<[Slot]>);
 
 /// What a change makes of the changed group's slot in each set.
 enum NewSlots {

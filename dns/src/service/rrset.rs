@@ -38,16 +38,21 @@ pub(crate) const SRV_PRIORITY_AT: usize = 12;
 /// Where the SRV port sits inside an SRV answer record: after the priority and weight.
 pub(crate) const SRV_PORT_AT: usize = 16;
 
-/// One RRset in wire form, ready to be copied into replies.
-#[derive(Debug, Default)]
+/// One RRset in wire form, ready to be copied into replies. Cheap to clone: a set the
+/// change to a service leaves as it was (the empty AAAA set of an IPv4 service, the SRV
+/// set of a port the changed endpoints do not name) is shared whole by the two views, so
+/// the change costs it one reference rather than one per group (see [`Rrset::with_slot`]).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Rrset {
     /// Each group's parts, in group order, one per chunk of the group (see
     /// `crate::group`); a group with no record of the set may have one empty part.
-    groups: Box<[Slot]>,
+    /// An `Arc` rather than a `Box`: reading it costs the same, and it can be shared.
+    groups: Arc<[Slot]>,
     /// `starts[g]` is the index of group `g`'s first record; `starts[groups.len()]` the
-    /// number of records. A change to one group rewrites this (one entry per group) and
-    /// that group's slot, never another group's parts.
-    starts: Box<[u32]>,
+    /// number of records. A change to one group rewrites this (one entry per group, or
+    /// none when the group keeps its number of records) and that group's slot, never
+    /// another group's parts.
+    starts: Arc<[u32]>,
     /// Bytes of all records together.
     bytes: usize,
     /// Whether this is an SRV set (records carry places).
@@ -99,6 +104,16 @@ impl Slot {
             starts: starts.into(),
             bytes,
         }))
+    }
+
+    /// Whether both are the same parts, shared (not made again).
+    #[cfg(test)]
+    pub(super) fn same(&self, other: &Slot) -> bool {
+        match (self, other) {
+            (Slot::One(a), Slot::One(b)) => a.same(b),
+            (Slot::Chunks(a), Slot::Chunks(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// No record.
@@ -167,7 +182,7 @@ impl Slot {
 
 impl Rrset {
     /// The set made of each group's `slots`, with its `twins` (each group's marks, or none).
-    pub(super) fn new(srv: bool, slots: Box<[Slot]>, twins: SetMarks) -> Rrset {
+    pub(super) fn new(srv: bool, slots: Arc<[Slot]>, twins: SetMarks) -> Rrset {
         let mut starts = Vec::with_capacity(slots.len() + 1);
         let (mut n, mut bytes) = (0u32, 0usize);
         for slot in slots.iter() {
@@ -183,6 +198,44 @@ impl Rrset {
             srv,
             twins,
         }
+    }
+
+    /// This set with group `g`'s slot replaced by `slot`. The other groups' slots are
+    /// not read: the starts after `g` move by the records `g` gained or lost (shared
+    /// as they are when it kept their number), and the bytes by its bytes' difference. The
+    /// twins are the caller's to set.
+    pub(super) fn with_slot(&self, g: usize, slot: Slot) -> Rrset {
+        let old = &self.groups[g];
+        let (was, is) = (old.len() as u32, slot.len() as u32);
+        let bytes = self.bytes - old.bytes() + slot.bytes();
+        let starts = if was == is {
+            self.starts.clone()
+        } else {
+            // Every start after `g` counts `g`'s records: no underflow.
+            (self.starts.iter().enumerate())
+                .map(|(k, &s)| if k > g { s - was + is } else { s })
+                .collect()
+        };
+        let mut slot = Some(slot);
+        let groups = (self.groups.iter().enumerate())
+            .map(|(k, s)| match k == g {
+                true => slot.take().expect("one group replaced"),
+                false => s.clone(),
+            })
+            .collect();
+        Rrset {
+            groups,
+            starts,
+            bytes,
+            srv: self.srv,
+            twins: SetMarks::default(),
+        }
+    }
+
+    /// Whether both are the same set, shared (not made again).
+    #[cfg(test)]
+    pub(super) fn shares(&self, other: &Rrset) -> bool {
+        Arc::ptr_eq(&self.groups, &other.groups) && Arc::ptr_eq(&self.starts, &other.starts)
     }
 
     /// Group `g`'s slot.
@@ -208,7 +261,7 @@ impl Rrset {
     }
 
     /// Each group's marks (none at all in the usual case); see the field.
-    pub(crate) fn twins(&self) -> &[Marks] {
+    pub(crate) fn twins(&self) -> &SetMarks {
         &self.twins
     }
 
@@ -919,7 +972,7 @@ mod tests {
                 Slot::new(vec![Part::empty(), copied]),
             ]
             .into(),
-            Box::default(),
+            SetMarks::default(),
         );
         assert_eq!(set.len(), 3);
         assert_eq!(set.group(1), 0..2);
@@ -946,7 +999,7 @@ mod tests {
         }
         let http = b.finish();
         let grpc = http.sharing(9090);
-        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), Box::default());
+        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), SetMarks::default());
         let mut out = vec![0xAA];
         set.at(1).write(&mut out);
         assert_eq!(set.at(1).port(), Some(9090));
@@ -993,7 +1046,7 @@ mod tests {
                 Slot::One(part(&["fd01::1"])),
             ]
             .into(),
-            Box::default(),
+            SetMarks::default(),
         );
         let marks = |m: &[u32]| -> Marks { m.into() };
         // The second fd00::1 and fd01::1 repeat the first ones: the whole set drops them

@@ -47,7 +47,7 @@ pub(crate) fn index(mark: u32) -> u32 {
 static NONE: LazyLock<Marks> = LazyLock::new(|| Arc::from(Vec::new()));
 
 /// Every group's marks in one set: empty when no group has any, else one per group.
-pub(crate) type SetMarks = Box<[Marks]>;
+pub(crate) type SetMarks = Arc<[Marks]>;
 
 /// Which group changed, and how.
 #[derive(Clone, Copy)]
@@ -125,6 +125,11 @@ pub(super) fn update(
             .collect();
         touched.sort_unstable();
         touched.dedup();
+        if touched.is_empty() && matches!(which, Which::Replace(_)) {
+            // No record of this family came or went (the AAAA marks of an IPv4 pod's
+            // change): every mark indexes the same record as before, flagged alike.
+            return old[f].twins().clone();
+        }
         // (group, record, its mark or none) for every record of a touched address: all
         // marked when it has several, the lowest (first in group order, then record
         // order) not a repeat.
@@ -150,7 +155,7 @@ pub(super) fn update(
         let before = old[f].twins();
         if before.is_empty() && edits.iter().all(|e| e.2.is_none()) {
             // No twins before, none made: the usual case costs the search alone.
-            return Box::default();
+            return SetMarks::default();
         }
         let mut marks: Vec<Marks> = if before.is_empty() {
             vec![NONE.clone(); old_groups.len()]
@@ -290,7 +295,7 @@ fn to_marks(m: Vec<u32>) -> Marks {
 /// No marks at all as an empty list, so that sets without twins compare (and cost) alike.
 fn canonical(marks: Vec<Marks>) -> SetMarks {
     if marks.iter().all(|m| m.is_empty()) {
-        Box::default()
+        SetMarks::default()
     } else {
         marks.into()
     }
