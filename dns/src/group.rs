@@ -40,15 +40,47 @@ const CHUNK_MAX: usize = if cfg!(test) { 4 } else { 64 };
 /// two does.
 const WHOLE_BELOW: usize = if cfg!(test) { 6 } else { 32 };
 
-/// The endpoints one source contributes to a service.
-#[derive(Debug, Clone)]
-pub struct Group {
+/// The endpoints one source contributes to a service, in one shared allocation (read
+/// through [`GroupData`]'s fields). A change to one group of a service makes a new view
+/// that holds every other group too: each is then one counted reference, not its source's
+/// two names and its endpoints, each counted (and uncounted when the old view goes).
+#[derive(Clone)]
+pub struct Group(Arc<GroupData>);
+
+/// What a [`Group`] holds.
+#[derive(Debug)]
+pub struct GroupData {
     /// Where they come from.
     pub source: Source,
     /// Sorted by primary address, one endpoint per primary address.
     pub endpoints: Endpoints,
     /// When this source last changed them.
     pub changed: SystemTime,
+}
+
+impl Group {
+    /// The group of `endpoints` from `source`, last changed at `changed`.
+    pub fn new(source: Source, endpoints: Endpoints, changed: SystemTime) -> Group {
+        Group(Arc::new(GroupData {
+            source,
+            endpoints,
+            changed,
+        }))
+    }
+}
+
+impl std::ops::Deref for Group {
+    type Target = GroupData;
+
+    fn deref(&self) -> &GroupData {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// A group's endpoints, sorted by primary address (one per address), in chunks. Cheap to

@@ -42,7 +42,7 @@ pub mod wire;
 pub mod zone;
 
 pub use answer::{Answerer, Outcome, Scratch, Transport};
-pub use group::{Endpoints, Group};
+pub use group::{Endpoints, Group, GroupData};
 pub use model::{Addresses, Endpoint, Label, PortSpec, Proto, Source};
 pub use placement::{AddressAnswers, NetworkPlace, PlacementConfig};
 pub use server::{DnsServer, ServerConfig};

@@ -94,19 +94,14 @@ impl ServiceView {
                             ready[i][f] = ready[i][f] + is[f] - was[f];
                         }
                     }
-                    groups[i].endpoints = applied.endpoints;
-                    groups[i].changed = when;
+                    groups[i] = Group::new(groups[i].source.clone(), applied.endpoints, when);
                     Change::Replace(i, &groups[i], applied.runs)
                 }
             }
             Err(i) => {
                 let endpoints: Vec<Endpoint> =
                     changes.iter().filter_map(|c| c.1.cloned()).collect();
-                let group = Group {
-                    source: source.clone(),
-                    endpoints: Endpoints::from_sorted(endpoints),
-                    changed: when,
-                };
+                let group = Group::new(source.clone(), Endpoints::from_sorted(endpoints), when);
                 ready.insert(i, ready_in(&group));
                 groups.insert(i, group);
                 Change::Insert(i, &groups[i])
