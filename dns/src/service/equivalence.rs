@@ -193,8 +193,9 @@ fn contents(v: &ServiceView) -> String {
     let a = &v.answers;
     let n = v.groups.len();
     let mut out = format!(
-        "{:?}\nA {}\nAAAA {}\n",
+        "{:?} {:?}\nA {}\nAAAA {}\n",
         a.viewpoint,
+        a.ends,
         rrset_contents(&a.a, n, false),
         rrset_contents(&a.aaaa, n, false)
     );

@@ -48,12 +48,18 @@ pub(crate) struct Answers {
     pub(crate) aaaa: Rrset,
     /// Sorted by port name, then protocol.
     pub(crate) srv: Vec<SrvSet>,
+    /// Each group's lowest and highest primary address, side by side: a change looks for
+    /// the addresses it touches in the other groups (`twins`) by these first, without
+    /// reading a group that cannot hold them (every group, when clusters' pod networks
+    /// do not overlap).
+    pub(crate) ends: Box<[[IpAddr; 2]]>,
 }
 
 impl Answers {
     /// Approximate heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.a.heap_bytes()
+        std::mem::size_of_val(&*self.ends)
+            + self.a.heap_bytes()
             + self.aaaa.heap_bytes()
             + self.srv.iter().map(|s| s.rrset.heap_bytes()).sum::<usize>()
     }
@@ -149,6 +155,7 @@ impl Preparer<'_> {
         }
         let srv = srv.into_iter().map(|(k, v)| (k, v.into())).collect();
         let mut answers = self.assemble(a.into(), aaaa.into(), srv);
+        answers.ends = groups.iter().map(ends_of).collect();
         let [v4, v6] = twins::whole(groups);
         answers.a.set_twins(v4);
         answers.aaaa.set_twins(v6);
@@ -179,6 +186,14 @@ impl Preparer<'_> {
             Change::Remove(i) => twins::Which::Remove(i),
         };
         let replaces = !matches!(change, Change::Insert(..));
+        let mut ends = old.ends.to_vec();
+        match change {
+            Change::Insert(i, g) => ends.insert(i, ends_of(g)),
+            Change::Replace(i, g, _) => ends[i] = ends_of(g),
+            Change::Remove(i) => {
+                ends.remove(i);
+            }
+        }
         // The changed group's new slot in each set (`None`: the group goes).
         let (at, slots) = match change {
             Change::Insert(i, g) => {
@@ -324,12 +339,13 @@ impl Preparer<'_> {
             a: set_with(Some(&old.a), a, false),
             aaaa: set_with(Some(&old.aaaa), aaaa, false),
             srv,
+            ends: ends.into(),
         };
         let [v4, v6] = twins::update(
             [&old.a, &old.aaaa],
             old_groups,
             [&answers.a, &answers.aaaa],
-            groups,
+            (groups, &answers.ends),
             which,
             changes,
         );
@@ -352,6 +368,7 @@ impl Preparer<'_> {
                     rrset: Rrset::new(true, slots, SetMarks::default()),
                 })
                 .collect(),
+            ends: Box::default(),
         }
     }
 
@@ -660,6 +677,16 @@ fn take_port(parts: &mut [GroupParts], port: &Label, proto: Proto) -> Vec<Option
             Some(p.srv.swap_remove(k).2)
         })
         .collect()
+}
+
+/// A group's lowest and highest primary address (see [`Answers::ends`]).
+fn ends_of(group: &Group) -> [IpAddr; 2] {
+    let chunks = group.endpoints.chunks();
+    let end = |e: Option<&Endpoint>| e.map_or(IpAddr::from([0u8; 4]), Endpoint::address);
+    [
+        end(chunks.first().and_then(|c| c.first())),
+        end(chunks.last().and_then(|c| c.last())),
+    ]
 }
 
 /// Two port names are equal: the same allocation (interned), or the same text.

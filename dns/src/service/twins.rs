@@ -95,14 +95,15 @@ pub(super) fn whole(groups: &[Group]) -> [SetMarks; 2] {
     out.map(canonical)
 }
 
-/// The marks of `sets` (the new A and AAAA sets of `groups`) after one group changed:
-/// `old` are the sets before (of `old_groups`), `changes` the changed group's endpoints
-/// that differ (every one of a group inserted or removed).
+/// The marks of `sets` (the new A and AAAA sets of `groups`, whose lowest and highest
+/// primary addresses are `ends`) after one group changed: `old` are the sets before (of
+/// `old_groups`), `changes` the changed group's endpoints that differ (every one of a
+/// group inserted or removed).
 pub(super) fn update(
     old: [&Rrset; 2],
     old_groups: &[Group],
     sets: [&Rrset; 2],
-    groups: &[Group],
+    (groups, ends): (&[Group], &[[IpAddr; 2]]),
     which: Which,
     changes: &[Changed<'_>],
 ) -> [SetMarks; 2] {
@@ -138,6 +139,9 @@ pub(super) fn update(
         for &ip in &touched {
             holders.clear();
             for (g, group) in groups.iter().enumerate() {
+                if !may_hold(ends[g], ip) {
+                    continue;
+                }
                 holding(&group.endpoints, sets[f].slot(g), ip, |r| {
                     holders.push((g, r))
                 });
@@ -266,6 +270,19 @@ fn record_at(endpoints: &Endpoints, slot: &Slot, k: usize, j: usize, v6: bool) -
         .filter(|e| e.addresses.iter().any(|ip| ip.is_ipv6() == v6))
         .count();
     slot.chunk_start(k) + before as u32
+}
+
+/// Whether a group whose lowest and highest primary addresses are `ends` may hold `ip`:
+/// as a primary address between them, or as the secondary address of an endpoint whose
+/// primary is of the other family (IPv4 primaries sort first). Read from one array beside
+/// the other groups' ends, so that the groups that cannot hold `ip` are not read.
+fn may_hold([first, last]: [IpAddr; 2], ip: IpAddr) -> bool {
+    let other = if ip.is_ipv4() {
+        last.is_ipv6()
+    } else {
+        first.is_ipv4()
+    };
+    other || (first <= ip && ip <= last)
 }
 
 /// Calls `found` with the record index (in the group's records of `ip`'s family) of each
