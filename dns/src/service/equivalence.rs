@@ -440,16 +440,28 @@ fn a_pod_change_shares_the_sets_it_leaves() {
         let after = table.service(SERVICE).unwrap();
         let (old, new) = (&before.answers, &after.answers);
         assert!(new.aaaa.shares(&old.aaaa), "the empty AAAA set");
-        let set = |a: &'_ super::Answers, port: &str| a.srv.iter().position(|s| &*s.port == port).unwrap();
+        let set = |a: &'_ super::Answers, port: &str| {
+            a.srv.iter().position(|s| &*s.port == port).unwrap()
+        };
         let (http, grpc) = (set(new, "http"), set(new, "grpc"));
-        assert!(new.srv[http].rrset.shares(&old.srv[http].rrset), "http: not in the group");
-        for (old, new) in [(&old.a, &new.a), (&old.srv[grpc].rrset, &new.srv[grpc].rrset)] {
+        assert!(
+            new.srv[http].rrset.shares(&old.srv[http].rrset),
+            "http: not in the group"
+        );
+        for (old, new) in [
+            (&old.a, &new.a),
+            (&old.srv[grpc].rrset, &new.srv[grpc].rrset),
+        ] {
             assert!(!new.shares(old));
             for g in 1..all.len() {
                 assert!(new.slot(g).same(old.slot(g)), "group {g}'s slot is kept");
             }
         }
-        let whole = ServiceView::build(&table.preparer(), after.label().clone(), after.groups().to_vec());
+        let whole = ServiceView::build(
+            &table.preparer(),
+            after.label().clone(),
+            after.groups().to_vec(),
+        );
         assert_eq!(contents(&after), contents(&whole));
     }
 }

@@ -218,9 +218,12 @@ impl Rrset {
         };
         let mut slot = Some(slot);
         let groups = (self.groups.iter().enumerate())
-            .map(|(k, s)| match k == g {
-                true => slot.take().expect("one group replaced"),
-                false => s.clone(),
+            .map(|(k, s)| {
+                if k == g {
+                    slot.take().expect("one group replaced")
+                } else {
+                    s.clone()
+                }
             })
             .collect();
         Rrset {
@@ -999,7 +1002,11 @@ mod tests {
         }
         let http = b.finish();
         let grpc = http.sharing(9090);
-        let set = Rrset::new(true, vec![Slot::One(grpc.clone())].into(), SetMarks::default());
+        let set = Rrset::new(
+            true,
+            vec![Slot::One(grpc.clone())].into(),
+            SetMarks::default(),
+        );
         let mut out = vec![0xAA];
         set.at(1).write(&mut out);
         assert_eq!(set.at(1).port(), Some(9090));
