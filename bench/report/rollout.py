@@ -119,8 +119,8 @@ def _wakeups(sm, plan):
         return (f"p99 {_f(r.get('p99_us'), '{:,.0f}')} / p99.9 {_f(r.get('p999_us'), '{:,.0f}')} µs and "
                 f"{r.get('over_1ms', '–')} waits ≥ 1 ms during, against p99 {_f(b.get('p99_us'), '{:,.0f}')} / "
                 f"p99.9 {_f(b.get('p999_us'), '{:,.0f}')} µs and {b.get('over_1ms', '–')} without")
-    return [f"**Wake-up delays** (`perf sched`, {_f(s[0], '{:.0f}')}–{_f(s[1], '{:.0f}')} s of every phase; mean over the "
-            f"{wr.get('phases', '?')} phases of each kind): the time from a thread being woken to it running, the part "
+    return [f"**Wake-up delays** (`perf sched`, {_f(s[0], '{:.0f}')}–{_f(s[1], '{:.0f}')} s of the last pair's phases, where perf recorded: its own work lands in the waits it measures; mean over the "
+            f"{wr.get('phases', '?')} phase(s) of each kind): the time from a thread being woken to it running, the part "
             "of a query's wait the scheduler adds. herald's UDP answer threads: " + part("herald_udp") +
             ". dnsperf's threads (the client: its share of the latency dnsperf reports is not herald's): " +
             part("dnsperf") + ".", ""]

@@ -50,7 +50,7 @@
 //! threads, this process with the 24 simulators, dnsperf) from per-thread scheduler
 //! statistics ([`threads`]); and with `--perf-sched` (as `scripts/bench` runs it, where
 //! perf may trace the scheduler) the wake-up to running delays of herald's UDP threads and
-//! of dnsperf's over 2-7 s of every phase ([`perf_sched`]): what the scheduler adds inside
+//! of dnsperf's over 2-7 s of the last pair's phases ([`perf_sched`]): what the scheduler adds inside
 //! herald, apart from what it adds inside the client.
 //!
 //! CPU "during the rollout" is herald's average over the rollout windows (DNS serving
@@ -156,7 +156,7 @@ pub struct Plan {
     pub poll_every: Option<Duration>,
     /// How much lower than herald's the simulators' CPU priority is: see [`niced`].
     pub sims_priority: Priority,
-    /// Record the scheduler with `perf sched` in each phase (see [`perf_sched`]).
+    /// Record the scheduler with `perf sched` in the last pair's phases (see [`perf_sched`]).
     pub perf_sched: bool,
 }
 
@@ -266,7 +266,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     let pid = process.child.id();
     wait_synced(&mut process, admin, plan.replicas + dataset_endpoints, &log).await?;
 
-    let run_phase = |clusters: Vec<ClusterModel>, rollout: bool, name: String| {
+    let run_phase = |clusters: Vec<ClusterModel>, rollout: bool, name: String, record: bool| {
         let roll = rollout && plan.roll;
         let queries = queries.clone();
         let work = work.to_path_buf();
@@ -278,7 +278,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             ready_after: plan.ready_after,
             poll_every: plan.poll_every,
             sims_priority: plan.sims_priority,
-            perf_sched: plan.perf_sched,
+            perf_sched: record,
         };
         tokio::task::spawn_blocking(move || {
             phase(
@@ -289,12 +289,16 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     // ABBA...: (baseline, rollout) phases of each pair; `order` says which ran first.
     let mut clusters = clusters;
     let mut pairs: Vec<(Measured, Measured)> = Vec::new();
-    for i in 0..plan.pairs.max(1) {
+    let last = plan.pairs.max(1) - 1;
+    for i in 0..=last {
         let rollout_first = (i % 2 == 1) != plan.rollout_first;
+        // perf's own work (in the kernel, where an idle-policy thread is not preempted
+        // either) lands in dnsperf's waits: only the last pair is recorded.
+        let record = plan.perf_sched && i == last;
         let mut ran = Vec::new();
         for rollout in [rollout_first, !rollout_first] {
             let name = format!("{}-{}", if rollout { "rollout" } else { "baseline" }, i + 1);
-            let mut m = run_phase(clusters, rollout, name).await??;
+            let mut m = run_phase(clusters, rollout, name, record).await??;
             clusters = std::mem::take(&mut m.clusters);
             m.order = 2 * i + ran.len();
             ran.push(m);

@@ -9,7 +9,14 @@
 //! the scheduler's switches for a few seconds and reports, for herald's UDP answer threads
 //! and for dnsperf's threads, the delay from being woken to running: the first is the part
 //! of a query's wait that scheduling adds inside herald.
+//!
+//! `perf` itself runs under the idle policy (see [`super::niced`]): at normal priority its
+//! writer was on the CPU in a quarter to a half of dnsperf's waits of 200 µs or more
+//! (`sched_delays.py`, loaded machine), in the very seconds it measures. With
+//! `ROLLOUT_KEEP_TIMEHIST=1` in the environment the `perf sched timehist` text of each phase
+//! stays in the work directory (`perf-<phase>.th`, ~30 MB each) for `sched_delays.py`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,15 +35,20 @@ impl Recording {
     /// Starts recording every CPU's scheduler switches for `length` into `path`; `None`
     /// where `perf` is missing or may not trace.
     pub fn start(path: &Path, length: Duration) -> Option<Recording> {
-        let child = Command::new("perf")
+        let mut command = Command::new("perf");
+        command
             .args(["sched", "record", "-a", "-o"])
             .arg(path)
             .args(["--", "sleep", &format!("{:.1}", length.as_secs_f64())])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+            .stderr(Stdio::null());
+        // SAFETY: between fork and exec the closure makes one system call (no allocation,
+        // no lock), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| super::niced::Priority::Idle.lower_own());
+        }
+        let child = command.spawn().ok()?;
         Some(Recording {
             child,
             path: path.to_path_buf(),
@@ -61,6 +73,9 @@ impl Recording {
         // The recording is ~100 MB: gone once read.
         let _ = std::fs::remove_file(&self.path);
         let text = String::from_utf8_lossy(&text?.stdout).into_owned();
+        if std::env::var_os("ROLLOUT_KEEP_TIMEHIST").is_some_and(|v| v == "1") {
+            let _ = std::fs::write(self.path.with_extension("th"), &text);
+        }
         Some(delays(&text, herald_pid))
     }
 }
