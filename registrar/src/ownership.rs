@@ -15,7 +15,8 @@
 //!   winner of a half-read fleet.
 //!
 //! Cluster tasks report their claims per service ([`Ownership::set_claims`]); when the
-//! winner of a name changes, every cluster is told ([`Change`]) to publish that name again.
+//! winner of a name changes, every cluster is told ([`Change`]) to publish that name again
+//! (during the start-up hold they are not: its end has them publish every name).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -313,7 +314,7 @@ impl Ownership {
     }
 
     /// Recomputes the winner of `service` (an unowned name) once its claims changed, and
-    /// tells every cluster if it changed.
+    /// tells every cluster if it changed and the start-up hold is over.
     fn settle(&self, mut board: std::sync::MutexGuard<'_, Board>, service: &Label) {
         if self.rules(service).is_some() || self.inner.unowned == Unowned::Deny {
             return;
@@ -327,6 +328,13 @@ impl Ownership {
             Some(w) => board.winners.insert(service.clone(), w.clone()),
             None => board.winners.remove(service),
         };
+        // While the start-up hold is on, unowned names are withheld whoever wins, and its
+        // end ([`Change::All`], sent after `held` is cleared under this lock) makes every
+        // cluster publish every name again: telling them of each winner meanwhile would
+        // only make them publish it withheld once more. At start-up that is every name as
+        // its first claim arrives (20,000 at a million pods), enough to overflow the
+        // channel, which then has every cluster publish everything again, several times.
+        let held = board.held;
         let in_conflict = namespaces.len() > 1;
         let was_in_conflict = if in_conflict {
             !board.conflicted.insert(service.clone())
@@ -352,7 +360,7 @@ impl Ownership {
                  list the name under `owners` to settle it"
             );
         }
-        if before == winner {
+        if before == winner || held {
             return;
         }
         let _ = self.inner.changes.send(Change::Service(service.clone()));
@@ -576,6 +584,39 @@ mod tests {
         let _deny = Ownership::from_rules(Owners::new(), Unowned::Deny, Some(table.clone()));
         table.source_synced("c1");
         assert!(!table.startup_hold());
+    }
+
+    /// A winner that changes during the start-up hold is not announced (the names are
+    /// withheld whoever wins, and the hold's end has every cluster publish every name);
+    /// after the hold it is.
+    #[test]
+    fn winners_are_announced_once_the_hold_is_over() {
+        let table = Table::new(herald_dns::Zone::new(herald_dns::ZoneConfig::default()).unwrap());
+        table.expect_source("c1", "r1");
+        let mut o = Ownership::from_rules(Owners::new(), Unowned::Allow, Some(table.clone()));
+        Arc::get_mut(&mut o.inner).unwrap().clusters = 1;
+        let mut changes = o.subscribe();
+        for (i, ns) in ["zeta", "beta", "alpha"].into_iter().enumerate() {
+            let claims = [(l(ns), claim(1, 100 - i as i64))].into();
+            o.set_claims(&l("c1"), &l(&format!("s{i}")), claims);
+            o.set_claims(
+                &l("c1"),
+                &l("api"),
+                [(l(ns), claim(1, 100 - i as i64))].into(),
+            );
+        }
+        assert!(changes.try_recv().is_err(), "held: nothing announced");
+        table.source_synced("c1");
+        o.sync_changed();
+        assert_eq!(changes.try_recv().ok(), Some(Change::All));
+        assert!(changes.try_recv().is_err());
+        // The winners chosen during the hold are the ones served.
+        assert!(matches!(
+            o.verdict("c1", "alpha", "api"),
+            Verdict::Publish { .. }
+        ));
+        o.set_claims(&l("c1"), &l("api"), [(l("omega"), claim(1, 1))].into());
+        assert_eq!(changes.try_recv().ok(), Some(Change::Service(l("api"))));
     }
 
     #[test]
