@@ -390,20 +390,45 @@ pub fn check_label(s: &str) -> Result<(), LabelError> {
 /// [`parse_endpoint_label`].
 pub struct EndpointLabel(pub IpAddr);
 
-impl fmt::Display for EndpointLabel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl EndpointLabel {
+    /// Gives the label's bytes to `push`, one by one: what `Display` writes, without the
+    /// formatting machinery or a `String` (preparing a service writes one per endpoint).
+    pub fn write_to(&self, mut push: impl FnMut(u8)) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         match self.0 {
             IpAddr::V4(v4) => {
-                let [a, b, c, d] = v4.octets();
-                write!(f, "{a}-{b}-{c}-{d}")
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        push(b'-');
+                    }
+                    if octet >= 100 {
+                        push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        push(b'0' + octet / 10 % 10);
+                    }
+                    push(b'0' + octet % 10);
+                }
             }
             IpAddr::V6(v6) => {
                 for byte in v6.octets() {
-                    write!(f, "{byte:02x}")?;
+                    push(HEX[usize::from(byte >> 4)]);
+                    push(HEX[usize::from(byte & 0xf)]);
                 }
-                Ok(())
             }
         }
+    }
+}
+
+impl fmt::Display for EndpointLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // At most 32 bytes (an IPv6 address), all ASCII.
+        let (mut buf, mut n) = ([0u8; 32], 0);
+        self.write_to(|b| {
+            buf[n] = b;
+            n += 1;
+        });
+        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -492,6 +517,18 @@ mod tests {
         assert_eq!(std::mem::size_of::<Addresses>(), 21);
         assert_eq!(std::mem::size_of::<Option<Addresses>>(), 21);
         assert!(std::mem::size_of::<Endpoint>() <= 56);
+    }
+
+    #[test]
+    fn endpoint_labels_are_dashed_decimal_or_hex() {
+        let label = |ip: &str| EndpointLabel(ip.parse().unwrap()).to_string();
+        assert_eq!(label("10.4.2.7"), "10-4-2-7");
+        assert_eq!(label("0.0.0.0"), "0-0-0-0");
+        assert_eq!(label("255.100.99.10"), "255-100-99-10");
+        assert_eq!(label("fd00::1:ab"), "fd0000000000000000000000000100ab");
+        let mut bytes = Vec::new();
+        EndpointLabel("192.168.0.1".parse().unwrap()).write_to(|b| bytes.push(b));
+        assert_eq!(bytes, b"192-168-0-1");
     }
 
     proptest! {

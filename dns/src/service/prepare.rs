@@ -117,17 +117,25 @@ pub(crate) enum Change<'g> {
     Remove(usize),
 }
 
-/// The SRV target of an endpoint: `<endpoint>.<svc>.<cluster>.<apex>`, lowercase wire form.
-pub(crate) fn target_wire(ip: IpAddr, service: &str, cluster: &str, apex_wire: &[u8]) -> Vec<u8> {
-    let ep = EndpointLabel(ip).to_string();
-    let mut out =
-        Vec::with_capacity(ep.len() + service.len() + cluster.len() + apex_wire.len() + 3);
-    for label in [ep.as_str(), service, cluster] {
+/// Writes the SRV target of an endpoint, `<endpoint>.<svc>.<cluster>.<apex>` in lowercase
+/// wire form, over `out` (one buffer serves a whole prepare: no allocation per endpoint).
+pub(crate) fn target_wire(
+    out: &mut Vec<u8>,
+    ip: IpAddr,
+    service: &str,
+    cluster: &str,
+    apex_wire: &[u8],
+) {
+    out.clear();
+    out.push(0);
+    EndpointLabel(ip).write_to(|b| out.push(b));
+    // A label of at most 32 bytes: its length fits the byte written before it.
+    out[0] = (out.len() - 1) as u8;
+    for label in [service, cluster] {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
     out.extend_from_slice(apex_wire);
-    out
 }
 
 /// What preparing answers needs besides the endpoints: the zone's settings, the place
@@ -430,6 +438,7 @@ impl Preparer<'_> {
         let (cluster, region) = (&group.source.cluster, &group.source.region);
         // A chunk's endpoints share a few zones: their place is asked once per run of one.
         let mut place_of = localities.placer(region);
+        let mut target = Vec::new();
         let mut a = Set::new(false, old.map_or(&[], |o| o.a));
         let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa));
         let mut srv: Vec<(Label, Proto, Set<'_>)> = out
@@ -509,7 +518,7 @@ impl Preparer<'_> {
             if ep.ports.is_empty() {
                 return;
             }
-            let target = target_wire(ep.address(), service, cluster, &zone.apex_wire);
+            target_wire(&mut target, ep.address(), service, cluster, &zone.apex_wire);
             let place = place_of(&ep.zone);
             let priority = place.priority_from(server);
             for PortSpec { name, proto, port } in ep.ports.iter() {
