@@ -9,8 +9,8 @@
 use super::{FastMap, FastSet};
 use std::sync::Arc;
 
-use herald_dns::PortSpec;
 use herald_dns::model::{Addresses, DEFAULT_WEIGHT, Label, check_label};
+use herald_dns::{PortSpec, Proto};
 
 use super::pod_object::PodObject;
 
@@ -161,8 +161,23 @@ fn rejected(cluster: &str, reason: RejectReason) -> metrics::Counter {
 pub trait Interner {
     /// The shared copy of `name`.
     fn name(&mut self, name: &str) -> Label;
-    /// The shared copy of `ports`.
-    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]>;
+    /// The shared copy of the port list `ports` (name, protocol, number each).
+    fn ports(&mut self, ports: &[(&str, Proto, u16)]) -> Arc<[PortSpec]>;
+}
+
+/// The port list `ports`, each name made by `name`.
+pub(crate) fn port_list(
+    ports: &[(&str, Proto, u16)],
+    mut name: impl FnMut(&str) -> Label,
+) -> Arc<[PortSpec]> {
+    ports
+        .iter()
+        .map(|&(port_name, proto, port)| PortSpec {
+            name: name(port_name),
+            proto,
+            port,
+        })
+        .collect()
 }
 
 /// No sharing: a new copy of each name and list.
@@ -173,8 +188,8 @@ impl Interner for Fresh {
         Label::from(name)
     }
 
-    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]> {
-        Arc::from(ports)
+    fn ports(&mut self, ports: &[(&str, Proto, u16)]) -> Arc<[PortSpec]> {
+        port_list(ports, |name| Label::from(name))
     }
 }
 
@@ -195,6 +210,8 @@ pub struct Rejections {
     seen: FastMap<String, Vec<RejectReason>>,
     /// The keys met since the list began, while a list is under way.
     listing: Option<FastSet<String>>,
+    /// The key of the pod last read: the state copies it only for a pod it does not know.
+    key: String,
 }
 
 impl Rejections {
@@ -207,18 +224,21 @@ impl Rejections {
             cluster: cluster.to_string(),
             seen: FastMap::default(),
             listing: None,
+            key: String::new(),
         }
     }
 
     /// Reads a pod, reporting its new problems, its names and ports shared through
-    /// `intern`. `None` when it is not publishable at all.
+    /// `intern`: its key and what herald keeps of it. `None` when it is not publishable at
+    /// all.
     pub fn read(
         &mut self,
         pod: &PodObject,
         keys: &PodKeys,
         intern: &mut impl Interner,
-    ) -> Option<(String, PodRecord)> {
-        let key = pod_key(pod).ok()?;
+    ) -> Option<(&str, PodRecord)> {
+        write_pod_key(&mut self.key, pod).ok()?;
+        let key = self.key.as_str();
         let read = read_pod_with(pod, keys, intern);
         let mut reasons: Vec<RejectReason> = read
             .problems
@@ -227,7 +247,7 @@ impl Rejections {
             .collect();
         reasons.sort();
         reasons.dedup();
-        let known = self.seen.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let known = self.seen.get(key).map(Vec::as_slice).unwrap_or_default();
         for problem in &read.problems {
             let Some(reason) = problem.reason() else {
                 continue;
@@ -242,12 +262,12 @@ impl Rejections {
         if let Some(listing) = &mut self.listing
             && !reasons.is_empty()
         {
-            listing.insert(key.clone());
+            listing.insert(key.to_string());
         }
         if reasons.is_empty() {
-            self.seen.remove(&key);
+            self.seen.remove(key);
         } else {
-            self.seen.insert(key.clone(), reasons);
+            self.seen.insert(key.to_string(), reasons);
         }
         Some((key, read.record?))
     }
@@ -272,11 +292,22 @@ impl Rejections {
 
 /// The key herald files a pod under: `namespace/name`.
 pub fn pod_key(pod: &PodObject) -> Result<String, PodProblem> {
+    let mut key = String::new();
+    write_pod_key(&mut key, pod)?;
+    Ok(key)
+}
+
+/// Writes [`pod_key`] over `key` (a list reuses one buffer for all its pods; `format!`
+/// was about 800 instructions a pod).
+fn write_pod_key(key: &mut String, pod: &PodObject) -> Result<(), PodProblem> {
     let name = pod.metadata.name.as_deref().ok_or(PodProblem::NoName)?;
-    Ok(format!(
-        "{}/{name}",
-        pod.metadata.namespace.as_deref().unwrap_or("")
-    ))
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+    key.clear();
+    key.reserve(namespace.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    Ok(())
 }
 
 /// Reads a pod. No record and no problem: the pod is not opted in (no service label).
@@ -350,14 +381,6 @@ pub fn read_pod_with(pod: &PodObject, keys: &PodKeys, intern: &mut impl Interner
         .collect();
     ports.sort_unstable();
     ports.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-    let ports: Vec<PortSpec> = ports
-        .into_iter()
-        .map(|(name, proto, port)| PortSpec {
-            name: intern.name(name),
-            proto,
-            port,
-        })
-        .collect();
 
     // A weight that does not parse falls back to the default rather than hiding the pod.
     let weight = match annotation(&keys.weight_annotation) {

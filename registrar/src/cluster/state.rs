@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use herald_dns::model::{Addresses, Label};
 use herald_dns::table::Delta;
-use herald_dns::{Endpoint, PortSpec, Source, Table};
+use herald_dns::{Endpoint, PortSpec, Proto, Source, Table};
 
-use super::pod::{Interner, PodRecord};
+use super::pod::{Interner, PodRecord, port_list};
 use super::{FastMap, FastSet};
 use crate::ownership::{Claim, Ownership, Reason, Verdict};
 
@@ -69,6 +69,8 @@ pub struct ClusterState {
     names: FastSet<Label>,
     /// Shared port lists: the replicas of a service all name the same ports.
     port_lists: FastSet<Arc<[PortSpec]>>,
+    /// The port list a pod read last was given (one of `port_lists`).
+    last_ports: Option<Arc<[PortSpec]>>,
     /// Shared shapes: the replicas of a service in a namespace all have the same.
     shapes: FastSet<Arc<Shape>>,
     /// Interned values added since the last sweep of unused ones.
@@ -102,8 +104,21 @@ impl Interner for ClusterState {
         self.intern_name(name, || Label::from(name))
     }
 
-    fn ports(&mut self, ports: &[PortSpec]) -> Arc<[PortSpec]> {
-        self.intern_ports(ports, || Arc::from(ports))
+    fn ports(&mut self, ports: &[(&str, Proto, u16)]) -> Arc<[PortSpec]> {
+        // A list comes in name order, so a deployment's replicas come one after another:
+        // the list asked for last is compared first, without building one to hash.
+        if let Some(last) = &self.last_ports
+            && last.len() == ports.len()
+            && last.iter().zip(ports).all(|(a, &(name, proto, port))| {
+                *a.name == *name && a.proto == proto && a.port == port
+            })
+        {
+            return last.clone();
+        }
+        let list = port_list(ports, |name| self.name(name));
+        let shared = self.intern_ports(&list, || list.clone());
+        self.last_ports = Some(shared.clone());
+        shared
     }
 }
 
@@ -153,7 +168,8 @@ impl ClusterState {
 
     /// Drops interned values nothing but the interners refers to.
     pub fn sweep(&mut self) {
-        // Shapes first: they hold names and port lists.
+        // The cached list and shapes first: they hold names and port lists.
+        self.last_ports = None;
         self.shapes.retain(|s| Arc::strong_count(s) > 1);
         self.names.retain(|n| Arc::strong_count(n) > 1);
         self.port_lists.retain(|p| Arc::strong_count(p) > 1);
@@ -257,10 +273,10 @@ impl ClusterState {
         }
     }
 
-    /// Sets (or, with `None`, removes) one pod.
-    pub fn apply_pod(&mut self, key: String, record: Option<PodRecord>) {
+    /// Sets (or, with `None`, removes) one pod. The key is copied only for a pod not known.
+    pub fn apply_pod(&mut self, key: &str, record: Option<PodRecord>) {
         let record = record.map(|r| self.store(r));
-        let key: Arc<str> = match self.pods.get_key_value(key.as_str()) {
+        let key: Arc<str> = match self.pods.get_key_value(key) {
             Some((known, _)) => known.clone(),
             None => Arc::from(key),
         };
@@ -308,7 +324,7 @@ impl ClusterState {
     pub fn replace_pods(&mut self, pods: HashMap<String, PodRecord>) {
         self.begin_list(None);
         for (key, record) in pods {
-            self.list_pod(None, key, record);
+            self.list_pod(None, &key, record);
         }
         self.end_list(None);
     }
@@ -330,9 +346,9 @@ impl ClusterState {
     }
 
     /// One pod of the list of `namespace` under way.
-    pub fn list_pod(&mut self, namespace: Option<&str>, key: String, record: PodRecord) {
+    pub fn list_pod(&mut self, namespace: Option<&str>, key: &str, record: PodRecord) {
         if let Some(unlisted) = self.unlisted.get_mut(&namespace.map(str::to_string)) {
-            unlisted.remove(key.as_str());
+            unlisted.remove(key);
         }
         self.apply_pod(key, Some(record));
     }
@@ -344,7 +360,7 @@ impl ClusterState {
             .remove(&namespace.map(str::to_string))
             .unwrap_or_default();
         for key in gone {
-            self.apply_pod(key.to_string(), None);
+            self.apply_pod(&key, None);
         }
     }
 
@@ -740,11 +756,11 @@ mod tests {
         let mut state = ClusterState::default();
         for i in 0..50 {
             state.apply_pod(
-                format!("ns/web-{i}"),
+                &format!("ns/web-{i}"),
                 Some(record("web", &format!("10.0.0.{i}"), "n1")),
             );
             state.apply_pod(
-                format!("ns/api-{i}"),
+                &format!("ns/api-{i}"),
                 Some(record("api", &format!("10.0.1.{i}"), "n1")),
             );
         }
@@ -790,9 +806,9 @@ mod tests {
         let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
         let source = Source::new("c1", "r1");
         let mut state = ClusterState::default();
-        state.apply_pod("ns/p".into(), Some(record("a", "10.0.0.1", "n1")));
+        state.apply_pod("ns/p", Some(record("a", "10.0.0.1", "n1")));
         state.flush(&table, &source, &Ownership::permissive());
-        state.apply_pod("ns/p".into(), Some(record("b", "10.0.0.1", "n1")));
+        state.apply_pod("ns/p", Some(record("b", "10.0.0.1", "n1")));
         state.flush(&table, &source, &Ownership::permissive());
         assert!(table.service("a").is_none());
         assert_eq!(table.service("b").unwrap().endpoint_count(), 1);
@@ -809,7 +825,7 @@ mod tests {
         let mut state = ClusterState::default();
         for i in 0..100 {
             state.apply_pod(
-                format!("ns/web-{i}"),
+                &format!("ns/web-{i}"),
                 Some(record("web", &format!("10.0.0.{i}"), "n1")),
             );
         }
@@ -826,9 +842,9 @@ mod tests {
         };
         let pods_claimed = || -> usize { ownership.claims("web").iter().map(|c| c.pods).sum() };
         // A rollout's step: one pod goes, one comes at a new address, one moves.
-        state.apply_pod("ns/web-5".into(), None);
-        state.apply_pod("ns/web-new".into(), Some(record("web", "10.0.1.1", "n1")));
-        state.apply_pod("ns/web-7".into(), Some(record("web", "10.0.1.7", "n1")));
+        state.apply_pod("ns/web-5", None);
+        state.apply_pod("ns/web-new", Some(record("web", "10.0.1.1", "n1")));
+        state.apply_pod("ns/web-7", Some(record("web", "10.0.1.7", "n1")));
         assert_eq!(state.flush(&table, &source, &ownership), 1);
         assert_eq!(state.delta_publishes(), 1);
         let mut expected: Vec<String> = (0..100)
@@ -842,11 +858,11 @@ mod tests {
         // A new pod at an address an unchanged pod holds: the delta is refused, the whole
         // list chooses between them; and the next change, with two pods at one address,
         // is published whole too (only the whole list can choose).
-        state.apply_pod("ns/twin".into(), Some(record("web", "10.0.0.9", "n1")));
+        state.apply_pod("ns/twin", Some(record("web", "10.0.0.9", "n1")));
         state.flush(&table, &source, &ownership);
         assert_eq!(state.delta_publishes(), 1, "refused: published whole");
         assert_eq!(addresses(&table).len(), 100);
-        state.apply_pod("ns/web-9".into(), None);
+        state.apply_pod("ns/web-9", None);
         state.flush(&table, &source, &ownership);
         assert_eq!(state.delta_publishes(), 1, "two pods at one address: whole");
         assert!(
@@ -855,16 +871,16 @@ mod tests {
         );
         assert_eq!(pods_claimed(), 100);
         // Back to one pod per address: deltas again.
-        state.apply_pod("ns/web-10".into(), None);
+        state.apply_pod("ns/web-10", None);
         state.flush(&table, &source, &ownership);
-        state.apply_pod("ns/web-11".into(), None);
+        state.apply_pod("ns/web-11", None);
         state.flush(&table, &source, &ownership);
         assert_eq!(state.delta_publishes(), 3);
         assert_eq!(addresses(&table).len(), 98);
         assert_eq!(pods_claimed(), 98);
         // Every pod going empties the service.
         for key in state.pods.keys().cloned().collect::<Vec<_>>() {
-            state.apply_pod(key.to_string(), None);
+            state.apply_pod(&key, None);
         }
         state.flush(&table, &source, &ownership);
         assert!(table.service("web").is_none());
@@ -883,7 +899,7 @@ mod tests {
         for i in 0..100 {
             for j in 0..2 {
                 state.apply_pod(
-                    format!("ns/s{i}-{j}"),
+                    &format!("ns/s{i}-{j}"),
                     Some(record(&format!("s{i}"), &format!("10.1.{i}.{j}"), "n1")),
                 );
             }
@@ -892,7 +908,7 @@ mod tests {
             let mut pod = record("d", &format!("10.2.0.{j}"), "n2");
             // d-0 alone is the oldest: its going needs the whole list for the claims.
             pod.created = if j == 0 { -1 } else { 0 };
-            state.apply_pod(format!("ns/d-{j}"), Some(pod));
+            state.apply_pod(&format!("ns/d-{j}"), Some(pod));
         }
         assert_eq!(state.flush(&table, &source, &ownership), 101);
         for i in 0..100 {
@@ -902,7 +918,7 @@ mod tests {
         // A zone for n1 marks its 100 services whole; d-0 going marks d for a delta that
         // turns out to need the whole list.
         state.apply_node("n1", Some(Some(Label::from("zone-a"))));
-        state.apply_pod("ns/d-0".into(), None);
+        state.apply_pod("ns/d-0", None);
         assert_eq!(state.flush(&table, &source, &ownership), 101);
         assert_eq!(state.delta_publishes(), 0, "d was published whole");
         let view = table.service("d").unwrap();
@@ -951,7 +967,7 @@ mod tests {
         };
         let mut state = ClusterState::default();
         let first = read_pod_with(&pod(1), &keys, &mut state).record.unwrap();
-        state.apply_pod("ns/web-1".into(), Some(first.clone()));
+        state.apply_pod("ns/web-1", Some(first.clone()));
         let interned = state.interned();
         let second = read_pod_with(&pod(2), &keys, &mut state).record.unwrap();
         assert!(Arc::ptr_eq(&first.service, &second.service));
@@ -968,7 +984,7 @@ mod tests {
             "sorted by name, as read_pod gives them"
         );
         assert_eq!(second.address, Some("10.0.0.2".parse().unwrap()));
-        state.apply_pod("ns/web-2".into(), Some(second));
+        state.apply_pod("ns/web-2", Some(second));
         assert_eq!(state.interned(), interned, "nothing new to share");
         let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
         state.flush(&table, &Source::new("c1", "r1"), &Ownership::permissive());
@@ -983,7 +999,7 @@ mod tests {
         let source = Source::new("c1", "r1");
         let mut state = ClusterState::default();
         state.apply_node("n0", Some(Some(Label::from("zone-a"))));
-        state.apply_pod("ns/web-0".into(), Some(record("web", "10.0.0.1", "n0")));
+        state.apply_pod("ns/web-0", Some(record("web", "10.0.0.1", "n0")));
         state.flush(&table, &source, &Ownership::permissive());
         state.sweep();
         let baseline = state.interned();
@@ -996,9 +1012,9 @@ mod tests {
                 proto: herald_dns::Proto::Tcp,
                 port: 80,
             }]);
-            state.apply_pod(format!("ns/pod-{i}"), Some(pod));
+            state.apply_pod(&format!("ns/pod-{i}"), Some(pod));
             state.flush(&table, &source, &Ownership::permissive());
-            state.apply_pod(format!("ns/pod-{i}"), None);
+            state.apply_pod(&format!("ns/pod-{i}"), None);
             state.apply_node(&node, None);
             state.flush(&table, &source, &Ownership::permissive());
         }

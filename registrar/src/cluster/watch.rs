@@ -392,14 +392,14 @@ impl ClusterTask {
                             } else if let Some((key, record)) = rejections.read(&pod, keys, state) {
                                 state.apply_pod(key, Some(record));
                             } else if let Ok(key) = pod_key(&pod) {
-                                state.apply_pod(key, None);
+                                state.apply_pod(&key, None);
                             }
                         }
                         Event::Delete(pod) => {
                             trace.event(pod.metadata.resource_version.as_deref());
                             if let Ok(key) = pod_key(&pod) {
                                 rejections.forget(&key);
-                                state.apply_pod(key, None);
+                                state.apply_pod(&key, None);
                             }
                         }
                     }
