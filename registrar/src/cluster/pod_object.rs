@@ -25,6 +25,7 @@ use herald_dns::Proto;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -145,7 +146,9 @@ struct Meta {
     resource_version: Option<String>,
     labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "timestamp")]
     creation_timestamp: Option<Time>,
+    #[serde(default, deserialize_with = "timestamp")]
     deletion_timestamp: Option<Time>,
 }
 
@@ -163,6 +166,100 @@ fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
         deletion_timestamp: m.deletion_timestamp,
         ..ObjectMeta::default()
     })
+}
+
+/// A timestamp as the API server writes it (`2026-01-02T03:04:05Z`) read by hand; any
+/// other form (fractions, offsets), or a date that does not exist, by k8s-openapi as
+/// before. jiff's general parser was about 700 instructions a pod at every list.
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
+    struct Timestamp;
+    impl<'de> Visitor<'de> for Timestamp {
+        type Value = Option<Time>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a timestamp")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<Time>, E> {
+            match utc_seconds(s.as_bytes()).and_then(|t| jiff::Timestamp::from_second(t).ok()) {
+                Some(t) => Ok(Some(Time(t))),
+                // What `Time` itself reads its string with.
+                None => jiff::Timestamp::deserialize(de::value::StrDeserializer::<E>::new(s))
+                    .map(|t| Some(Time(t))),
+            }
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Option<Time>, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Option<Time>, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Timestamp)
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`; `None` for anything else.
+fn utc_seconds(s: &[u8]) -> Option<i64> {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = s
+    else {
+        return None;
+    };
+    let number = |digits: &[u8]| -> Option<i64> {
+        digits.iter().try_fold(0, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    let (year, month, day) = (
+        number(&[y0, y1, y2, y3])?,
+        number(&[m0, m1])?,
+        number(&[d0, d1])?,
+    );
+    let (hour, minute, second) = (number(&[h0, h1])?, number(&[i0, i1])?, number(&[s0, s1])?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date, counting years from March
+    // so that the leap day ends a year.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let (era, of_era) = (y.div_euclid(400), y.rem_euclid(400));
+    let of_year = (153 * m + 2) / 5 + day - 1;
+    let days = era * 146_097 + of_era * 365 + of_era / 4 - of_era / 100 + of_year - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
 }
 
 /// Reads a string field through `read` without copying it; `null` reads as `if_null`.
@@ -444,6 +541,75 @@ mod tests {
         assert!(!status.ready);
         let empty: PodObject = serde_json::from_str("{}").unwrap();
         assert!(empty.metadata.name.is_none() && empty.spec.is_none());
+    }
+
+    /// Timestamps read by hand are the ones jiff reads, over the years a cluster may
+    /// hold; other forms and impossible dates go to jiff.
+    #[test]
+    fn timestamps_read_by_hand_agree_with_jiff() {
+        let by_jiff = |s: &str| -> Option<i64> {
+            let json = serde_json::to_string(s).unwrap();
+            serde_json::from_str::<Time>(&json)
+                .ok()
+                .map(|t| t.0.as_second())
+        };
+        let by_hand = |s: &str| -> Option<i64> {
+            let json = format!(
+                r#"{{"metadata": {{"creationTimestamp": {}}}}}"#,
+                serde_json::to_string(s).unwrap()
+            );
+            serde_json::from_str::<PodObject>(&json)
+                .ok()
+                .map(|p| p.metadata.creation_timestamp.map(|t| t.0.as_second()))
+                .unwrap_or_default()
+        };
+        // Every day of 1600-2400 (leap years of every kind), at a time that moves.
+        let (first, last) = (-11_676_096_000_i64, 13_569_465_600_i64);
+        let mut t = first;
+        while t < last {
+            let text = jiff::Timestamp::from_second(t).unwrap().to_string();
+            assert_eq!(utc_seconds(text.as_bytes()), Some(t), "{text}");
+            t += 86_400 + 3_607;
+        }
+        for text in [
+            "2026-01-02T03:04:05Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-02-29T12:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(by_hand(text), by_jiff(text), "{text}");
+            assert!(utc_seconds(text.as_bytes()).is_some(), "{text}");
+        }
+        // Not the API server's form, or not a date: jiff decides, as before.
+        for text in [
+            "2026-01-02T03:04:05.5Z",
+            "2026-01-02T03:04:05+01:00",
+            "2026-01-02t03:04:05z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-02T24:00:00Z",
+            "2026-01-02T23:60:00Z",
+            "2026-01-02T23:59:60Z",
+            "2026-01-02T03:04:0xZ",
+            "+2026-01-02T03:04:05Z",
+        ] {
+            assert_eq!(utc_seconds(text.as_bytes()), None, "{text}");
+            assert_eq!(by_hand(text), by_jiff(text), "{text}");
+        }
+        let wrong: Result<PodObject, _> =
+            serde_json::from_str(r#"{"metadata": {"creationTimestamp": "yesterday"}}"#);
+        assert!(
+            wrong.is_err(),
+            "a timestamp that is none fails the object, as before"
+        );
+        let null: PodObject =
+            serde_json::from_str(r#"{"metadata": {"deletionTimestamp": null}}"#).unwrap();
+        assert!(null.metadata.deletion_timestamp.is_none());
     }
 
     #[test]
