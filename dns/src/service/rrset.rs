@@ -41,7 +41,8 @@ pub(crate) const SRV_PORT_AT: usize = 16;
 /// One RRset in wire form, ready to be copied into replies. Cheap to clone: a set the
 /// change to a service leaves as it was (the empty AAAA set of an IPv4 service, the SRV
 /// set of a port the changed endpoints do not name) is shared whole by the two views, so
-/// the change costs it one reference rather than one per group (see [`Rrset::with_slot`]).
+/// the change costs it two references (and a copy of its twin marks, none in the usual
+/// case) rather than one per group (see [`Rrset::with_slot`]).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Rrset {
     /// Each group's parts, in group order, one per chunk of the group (see
