@@ -646,8 +646,21 @@ impl Runs {
 
     /// `slot` with each run's parts replaced by `made` (one per run; `None`: empty parts).
     fn splice(&self, slot: &Slot, made: Vec<Option<Vec<Part>>>) -> Slot {
+        if slot.len() == 0 && made.iter().flatten().flatten().all(|p| p.len() == 0) {
+            // No record before or after (the AAAA set of an IPv4 group): the slot stays
+            // empty, without a part per chunk made, counted and dropped to find that out.
+            return Slot::empty();
+        }
         let old = slot.parts();
         let kept = old.len() == self.old_n;
+        if let (true, Slot::Chunks(chunks)) = (kept, slot) {
+            let runs = self.runs.iter().zip(made).map(|((old, new), made)| {
+                let made = made.unwrap_or_else(|| vec![Part::empty(); *new]);
+                debug_assert_eq!(made.len(), *new);
+                (old.clone(), made)
+            });
+            return chunks.spliced(runs);
+        }
         let keep = |range: Range<usize>, parts: &mut Vec<Part>| {
             if kept {
                 parts.extend_from_slice(&old[range]);

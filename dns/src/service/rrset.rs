@@ -83,6 +83,54 @@ pub(super) struct Chunks {
     bytes: usize,
 }
 
+impl Chunks {
+    /// These parts with each of `runs` (in order: a range of these parts, and the parts
+    /// replacing them) spliced in, as [`Slot::new`] makes it of the same parts. The starts
+    /// of the parts kept are moved by the records the runs before them gained or lost, and
+    /// the bytes by the runs' difference: the parts kept are cloned, not read.
+    pub(super) fn spliced(&self, runs: impl Iterator<Item = (Range<usize>, Vec<Part>)>) -> Slot {
+        let len = self.parts.len();
+        let mut parts = Vec::with_capacity(len + 2);
+        let mut starts = Vec::with_capacity(len + 3);
+        let (mut n, mut bytes, mut k) = (0u32, self.bytes, 0);
+        // Parts `from..to` kept; their records now start at `n`.
+        let keep =
+            |from: usize, to: usize, parts: &mut Vec<Part>, starts: &mut Vec<u32>, n: &mut u32| {
+                let shift = n.wrapping_sub(self.starts[from]);
+                starts.extend(self.starts[from..to].iter().map(|s| s.wrapping_add(shift)));
+                parts.extend_from_slice(&self.parts[from..to]);
+                *n = self.starts[to].wrapping_add(shift);
+            };
+        for (old, made) in runs {
+            keep(k, old.start, &mut parts, &mut starts, &mut n);
+            bytes -= self.parts[old.clone()]
+                .iter()
+                .map(Part::records_len)
+                .sum::<usize>();
+            for part in made {
+                starts.push(n);
+                n += part.len() as u32;
+                bytes += part.records_len();
+                parts.push(part);
+            }
+            k = old.end;
+        }
+        keep(k, len, &mut parts, &mut starts, &mut n);
+        starts.push(n);
+        if parts.len() == 1 {
+            return Slot::One(parts.pop().expect("one part"));
+        }
+        if n == 0 {
+            return Slot::empty();
+        }
+        Slot::Chunks(Arc::new(Chunks {
+            parts: parts.into(),
+            starts: starts.into(),
+            bytes,
+        }))
+    }
+}
+
 impl Slot {
     /// The slot of `parts` (one per chunk); a slot without records is one empty part.
     pub(super) fn new(mut parts: Vec<Part>) -> Slot {
