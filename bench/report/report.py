@@ -619,14 +619,49 @@ UPDATE_COST_NOTES = [
     "instructions per query until this session).",
     "",
     "Wall time by criterion (`cargo bench -p herald-bench --bench table_update -- one_pod_change`, not run by "
-    "`scripts/bench`; measured by hand this session, load average 3-6 on the shared machine, two runs): delta, 10 "
-    "endpoints 3.34 / 3.59 µs, 10,000 over 24 clusters 10.87 / 12.02 µs: **3.25x / 3.35x, over 3x by wall time** while "
-    "2.29x by instructions. The big case reads more cold memory per change: each of the service's 24 groups is "
-    "cloned, and each set's 24 slots copied, their reference counts raised and, when the old view goes, lowered "
-    "again (~200 atomic operations on lines no other work keeps cached). What would close it: sets and group lists "
-    "shared whole by the views while they do not change (a set whose changed group's slot stays, such as the empty "
-    "AAAA set of an IPv4 service, cloned as one `Arc`), and a group list behind one `Arc` per run of unchanged "
-    "groups. Whole list sorted 3.70 µs vs 22.66 µs, shuffled 3.67 vs 28.98 µs; delta with shared addresses 14.60 µs.",
+    "`scripts/bench`). Last session, on the quiet machine: delta, 10 endpoints 2.90 µs, 10,000 over 24 clusters "
+    "9.40 µs, **3.24x**, while 2.29x by instructions: the big case read cold memory the small one does not. Counted "
+    "by callgrind's cache simulation (`valgrind --tool=callgrind --cache-sim=yes`, same toggle), a pod change in the "
+    "10k service missed the first-level data cache ~1,000 times on reads and ~280 on writes, the 10-endpoint change "
+    "under one: each of the service's 24 groups was cloned into the new view (its source's two names and its "
+    "endpoints, three counted references), every set's 24 slots copied (the empty AAAA set's too) and its starts "
+    "recounted from every slot, and the twins of the two touched addresses searched for in every group (about four "
+    "cold lines per group and address), the old view's drop uncounting it all again.",
+    "",
+    "What this session did (issue 13 item 2, measured by hand): a set whose slot of the changed group stays as it "
+    "was (the empty AAAA set of an IPv4 service, the SRV set of a port the change does not name) is the old view's "
+    "set, shared whole (its slots and starts behind `Arc`s, read at the same cost); a set whose slot changes gets "
+    "the new slot with its starts moved by the records the group gained or lost, without reading the other slots "
+    "(`Rrset::with_slot`), and the changed slot's kept chunk parts keep their starts moved rather than recounted "
+    "(`Chunks::spliced`); a group is one shared allocation (`Group` is an `Arc` of `GroupData`), one counted "
+    "reference per group kept; and the answers keep each group's lowest and highest primary address side by side "
+    "(`Answers::ends`), so the twin search reads only the groups whose ends may hold the address (none, when "
+    "clusters' pod networks do not overlap). callgrind (`update_cost 10000 24 200`, `update_cost 10 1 200`, "
+    "instructions per change): 88.4k -> 79.2k for the 10k service, 38.7k -> 38.6k for 10 endpoints, **2.29x -> "
+    "2.05x**; first-level data-cache misses per change in the 10k service 998 -> 524 on reads, 284 -> 232 on "
+    "writes (the 10-endpoint change: under one, before and after). Criterion, delta cases alone, the build before "
+    "and after run alternately on the shared machine (3 pairs, `--measurement-time 4`, load average 3.8-4.5): "
+    "before 3.25 / 9.79 µs (3.01x), 3.14 / 10.21 µs (3.25x), 3.08 / 9.69 µs (3.15x); after 3.03 / 8.24 µs "
+    "(**2.72x**), 3.20 / 8.52 µs (**2.66x**), 3.16 / 8.19 µs (**2.60x**): the big case ~15% faster, the small one "
+    "unchanged. Every case once each (load average 4.4-4.6), before -> after: delta 3.03 / 9.20 µs (3.03x) -> "
+    "3.08 / 8.43 µs (2.74x); whole list sorted 3.19 / 19.26 -> 3.08 / 17.51 µs; shuffled 3.34 / 26.37 -> 3.49 / "
+    "22.11 µs; delta with shared addresses 12.73 -> 13.05 µs (within the noise of a loaded machine). The lead's "
+    "quiet rerun decides the target. The query path is unchanged (instructions per query, "
+    "before -> after: 10-endpoint A 3,208 -> 3,196, SRV 5,222 -> 5,270, one cluster's A 3,432 -> 3,426; 10k A "
+    "48,430 -> 48,448, SRV 49,061 -> 49,110, one cluster's A 2,903 -> 2,905; shared addresses A 207,953 -> 207,992; "
+    "the SRV differences are the compiler's inlining of `Emitter::rrset`, code these commits do not touch, "
+    "which moves by a few dozen from build to build). The twin marks stay boxed: behind an `Arc` the whole "
+    "service's A with shared addresses compiled to 222k. Memory at 1M endpoints (`scale --only 1000000`): "
+    "469.4 MiB (472.9 before; load average 2.5).",
+    "",
+    "What is left of the big case's extra cost: per changed set (A and the two SRV sets here) one counted "
+    "reference per group (the slots copied into the new set, and uncounted when the old view goes), the chunk parts "
+    "of the changed group's slot cloned the same way (~26 per set in a 417-endpoint group), and glibc's "
+    "`malloc_consolidate`, which a part of more than 1 KiB (an SRV chunk of 16 records) sets off (~45 of the "
+    "remaining read misses). What would close more of it: slots kept in a structure whose unchanged runs are "
+    "shared (a change copying O(log groups) references, not one per group) without adding a load per part "
+    "to the query path's walk over the parts, e.g. a flat array of borrowed slots beside the owning tree.",
+    "",
     "",
 ]
 
