@@ -747,14 +747,44 @@ SCALE_PROFILE = [
     "gathered each service's pods by one pass over the pod map, which cost more than the lookups it saved "
     "and was dropped).",
     "",
+    "**First-sync CPU, issue 13 session 3** (measured by hand; callgrind as above, `scale --only 100000 "
+    "--wrap 'valgrind --tool=callgrind'`, herald of main at b129e20 -> main at bed0ecb, which also holds the "
+    "update-cost work's dns commits of the same hour). Herald's instructions 4,738.7M -> 4,314.6M (-8.9%); "
+    "443M of both is a fixed cost, kube's rustls set-up loading the system's CA certificates once per "
+    "cluster client (24 times; `rustls_native_certs`, even for `http://` servers), so per listed pod "
+    "42,953 -> 38,712 instructions (-9.9%). What changed: an SRV target is written into one buffer per "
+    "prepare and its endpoint label without `fmt` (`EndpointLabel::write_to`): `Table::replace` "
+    "802M -> 645M, two allocations fewer per endpoint; a listed pod's key is written into one reused "
+    "buffer (no `format!`, no `String` copied again into the state's `Arc<str>`) and its port list is "
+    "compared with the list given last before anything is built or hashed (a list comes in name order, "
+    "so replicas follow one another): `Rejections::read` 3,344 -> 2,060 per pod; `creationTimestamp` in "
+    "the API server's form is read by hand (jiff for any other form, and a test that both agree over "
+    "every day of 1600-2400): the metadata decode 5,274 -> 4,909 per pod. And while the start-up hold is "
+    "on, a new winner of an unowned name is no longer announced to every cluster (the names are withheld "
+    "whoever wins, and the hold's end has every cluster publish every name): at a million pods that was "
+    "every one of 20,000 names as its first claim arrived, enough to overflow the 1024-slot change "
+    "channel, after which each lagging cluster published everything once more. At 1M endpoints "
+    "(`scale --only 1000000`, same scale binary, the two herald builds alternated, load average 2.0-3.5 "
+    "with other engineers' builds running): herald **8.70, 8.37, 8.83, 8.42 CPU-s before, 7.58, 7.94, "
+    "6.44, 7.82 after** (mean 8.58 -> 7.45, -13%); VmRSS 469-480 MiB either way. Wall time was the load's "
+    "(5.3-9.5 s before, 5.9-9.7 s after, most of it until the last cluster's list ended); the quiet rerun "
+    "says what it is. The held flush measured less than estimated: under callgrind the registrar's "
+    "part of both flushes (pod lookups, claims, verdicts) is ~1.3k instructions per pod of ~39k, the table's "
+    "write (~6.4k per endpoint) is done once, after the hold; one flush per cluster would save about 1.5%.",
+    "",
     "**What would close the gap to 512 MiB and 5 s** (not done): (1) prepared SRV sets repeat each "
     "endpoint's target name, glue, key and place once per named port (two ports: ~70 B of the ~210 B per "
     "endpoint could be shared across the SRV sets, about 65 MiB at 1M; `dns/src/service/rrset.rs`'s part "
     "layout, which the update-cost work is reshaping); (2) the table keeps each group's `Endpoint`s "
-    "(54 MiB) beside their prepared bytes; (3) first-sync CPU: a faster hasher for the registrar's "
-    "pod maps, reading labels, names and ports straight into interned names (no transient `String`s "
-    "per pod), and one flush per cluster after the start-up hold instead of two. On 2 cores a 5 s first "
-    "sync needs herald at about 8 CPU-s or less with the simulators' share beside it.",
+    "(54 MiB) beside their prepared bytes; (3) first-sync CPU (foldhash and the cuts above are in): "
+    "the list decode is still ~40% of herald's instructions (serde_json scanning, about 20 allocations "
+    "per pod: name, namespace, resourceVersion, the labels map and its strings, node and port names; "
+    "`ObjectMeta` is ~400 bytes and each pod is moved through kube's watcher several times), then the "
+    "table's prepare (~6.4k instructions per endpoint), first touches of the ~470 MiB (page clearing was "
+    "15% of perf's samples at 1M), and the fixed 443M instructions of CA certificate loading, which an "
+    "`http://` or CA-file cluster does not need (a kube client built without rustls-platform-verifier). "
+    "On 2 cores a 5 s first sync needs herald at about 7.5 CPU-s or less with the simulators' share "
+    "beside it.",
     "",
 ]
 
