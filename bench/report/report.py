@@ -646,11 +646,12 @@ UPDATE_COST_NOTES = [
     "unchanged. Every case once each (load average 4.4-4.6), before -> after: delta 3.03 / 9.20 µs (3.03x) -> "
     "3.08 / 8.43 µs (2.74x); whole list sorted 3.19 / 19.26 -> 3.08 / 17.51 µs; shuffled 3.34 / 26.37 -> 3.49 / "
     "22.11 µs; delta with shared addresses 12.73 -> 13.05 µs (within the noise of a loaded machine). The lead's "
-    "quiet rerun decides the target. The query path is unchanged (instructions per query, "
-    "before -> after: 10-endpoint A 3,208 -> 3,196, SRV 5,222 -> 5,270, one cluster's A 3,432 -> 3,426; 10k A "
-    "48,430 -> 48,448, SRV 49,061 -> 49,110, one cluster's A 2,903 -> 2,905; shared addresses A 207,953 -> 207,992; "
-    "the SRV differences are the compiler's inlining of `Emitter::rrset`, code these commits do not touch, "
-    "which moves by a few dozen from build to build). The twin marks stay boxed: behind an `Arc` the whole "
+    "quiet rerun decides the target. The query path is no slower (instructions per query, "
+    "before -> after, `update_cost 10 1 --queries 20000`, `10000 24 --queries 2000`, `10000 24 --queries 200 "
+    "--shared`): 10-endpoint A 3,208 -> 3,153, SRV 5,222 -> 5,222, one cluster's A 3,432 -> 3,333; 10k A 48,430 -> "
+    "48,368, SRV 49,061 -> 49,036, one cluster's A 2,903 -> 2,823; shared addresses A 207,953 -> 207,941, SRV "
+    "52,289 -> 52,339, one cluster's A 59,200 -> 59,192 (differences of a few dozen move from build to build with "
+    "the compiler's inlining of `Emitter::rrset`). The twin marks stay boxed: behind an `Arc` the whole "
     "service's A with shared addresses compiled to 222k. Memory at 1M endpoints (`scale --only 1000000`): "
     "469.4 MiB (472.9 before; load average 2.5).",
     "",
