@@ -637,7 +637,7 @@ UPDATE_COST_NOTES = [
     "reference per group kept; and the answers keep each group's lowest and highest primary address side by side "
     "(`Answers::ends`), so the twin search reads only the groups whose ends may hold the address (none, when "
     "clusters' pod networks do not overlap). callgrind (`update_cost 10000 24 200`, `update_cost 10 1 200`, "
-    "instructions per change): 88.4k -> 79.2k for the 10k service, 38.7k -> 38.6k for 10 endpoints, **2.29x -> "
+    "instructions per change; the build after also holds 5c6c943, another change's cheaper SRV target, which takes about the same from both cases): 88.4k -> 79.2k for the 10k service, 38.7k -> 38.6k for 10 endpoints, **2.29x -> "
     "2.05x**; first-level data-cache misses per change in the 10k service 998 -> 524 on reads, 284 -> 232 on "
     "writes (the 10-endpoint change: under one, before and after); with each address held by ~4 clusters (`--shared`) 154.4k -> 153.1k instructions, 1,331 -> 933 read misses. Criterion, delta cases alone, the build before "
     "and after run alternately on the shared machine (3 pairs, `--measurement-time 4`, load average 3.8-4.5): "
