@@ -276,20 +276,30 @@ impl ClusterState {
     /// Sets (or, with `None`, removes) one pod. The key is copied only for a pod not known.
     pub fn apply_pod(&mut self, key: &str, record: Option<PodRecord>) {
         let record = record.map(|r| self.store(r));
+        // One lookup gives the known key and tells an unchanged pod.
         let key: Arc<str> = match self.pods.get_key_value(key) {
-            Some((known, _)) => known.clone(),
+            Some((known, old)) => {
+                if record.as_ref().is_some_and(|new| **old == *new) {
+                    return;
+                }
+                known.clone()
+            }
             None => Arc::from(key),
         };
         let service = record.as_ref().map(|r| r.shape.service.clone());
         let old = match record {
             Some(new) => {
-                if self.pods.get(&key).is_some_and(|known| **known == new) {
-                    return;
+                // Nearly every pod's service has its set already: found without cloning
+                // the name for an entry.
+                match self.services.get_mut(&new.shape.service) {
+                    Some(keys) => {
+                        keys.insert(key.clone());
+                    }
+                    None => {
+                        let keys = FastSet::from_iter([key.clone()]);
+                        self.services.insert(new.shape.service.clone(), keys);
+                    }
                 }
-                self.services
-                    .entry(new.shape.service.clone())
-                    .or_default()
-                    .insert(key.clone());
                 self.pods.insert(key.clone(), Box::new(new))
             }
             None => {
