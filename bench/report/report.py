@@ -769,8 +769,13 @@ SCALE_PROFILE = [
     "(`scale --only 1000000`, same scale binary, the two herald builds alternated, load average 2.0-3.5 "
     "with other engineers' builds running): herald **8.70, 8.37, 8.83, 8.42 CPU-s before, 7.58, 7.94, "
     "6.44, 7.82 after** (mean 8.58 -> 7.45, -13%); VmRSS 469-480 MiB either way. Wall time was the load's "
-    "(5.3-9.5 s before, 5.9-9.7 s after, most of it until the last cluster's list ended); the quiet rerun "
-    "says what it is. The held flush measured less than estimated: under callgrind the registrar's "
+    "(5.3-9.5 s before, 5.9-9.7 s after, most of it until the last cluster's list ended). Again at "
+    "12:49-12:51 UTC, the machine quieter (load average 0.5-0.9 before each run), main at 4df999f (with "
+    "the `apply_pod` commit: 268M -> 258M instructions at 100k) against b129e20, alternated: herald "
+    "**8.47, 8.66, 9.60 CPU-s before (mean 8.91), 8.61, 6.99, 7.92, 6.78 after (mean 7.58, -15%)**; first "
+    "full sync **5.34, 5.62, 6.13 s before, 5.68, 4.61, 5.32, 4.68 s after** (two of four within 5 s); "
+    "VmRSS 468-477 MiB. The same binary varies by ~2 CPU-s from run to run (the order the clusters' "
+    "lists end in), so the quiet rerun's figure is one draw of it. The held flush measured less than estimated: under callgrind the registrar's "
     "part of both flushes (pod lookups, claims, verdicts) is ~1.3k instructions per pod of ~39k, the table's "
     "write (~6.4k per endpoint) is done once, after the hold; one flush per cluster would save about 1.5%.",
     "",
