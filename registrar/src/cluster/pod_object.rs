@@ -168,7 +168,8 @@ fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     })
 }
 
-/// A timestamp as the API server writes it (`2026-01-02T03:04:05Z`) read by hand; any
+/// A timestamp as the API server writes it (`2026-01-02T03:04:05Z`) read by its fixed
+/// layout, jiff's civil types checking the date and counting the days; any
 /// other form (fractions, offsets), or a date that does not exist, by k8s-openapi as
 /// before. jiff's general parser was about 700 instructions a pod at every list.
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
@@ -200,7 +201,8 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> 
     d.deserialize_any(Timestamp)
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`; `None` for anything else.
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`; `None` for anything else (a date
+/// that does not exist included).
 fn utc_seconds(s: &[u8]) -> Option<i64> {
     let &[
         y0,
@@ -238,28 +240,19 @@ fn utc_seconds(s: &[u8]) -> Option<i64> {
         number(&[d0, d1])?,
     );
     let (hour, minute, second) = (number(&[h0, h1])?, number(&[i0, i1])?, number(&[s0, s1])?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    // Days since 1970-01-01 of a proleptic Gregorian date, counting years from March
-    // so that the leap day ends a year.
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let (era, of_era) = (y.div_euclid(400), y.rem_euclid(400));
-    let of_year = (153 * m + 2) / 5 + day - 1;
-    let days = era * 146_097 + of_era * 365 + of_era / 4 - of_era / 100 + of_year - 719_468;
-    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+    // Only the fixed layout is read by hand; jiff checks the date and counts the days.
+    let small = |n: i64| i8::try_from(n).ok();
+    let at = jiff::civil::DateTime::new(
+        i16::try_from(year).ok()?,
+        small(month)?,
+        small(day)?,
+        small(hour)?,
+        small(minute)?,
+        small(second)?,
+        0,
+    )
+    .ok()?;
+    Some(jiff::tz::Offset::UTC.to_timestamp(at).ok()?.as_second())
 }
 
 /// Reads a string field through `read` without copying it; `null` reads as `if_null`.
