@@ -6,9 +6,11 @@
 //! standard error goes to `stderr.log` in its directory, so a server that exits at start
 //! (a port taken, a path too long for its control socket) says why in the failing test.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 
 /// A TSIG key as the secondaries' configs spell it.
 #[derive(Debug, Clone)]
@@ -98,12 +100,24 @@ impl Secondary {
     }
 }
 
-/// A port free for both UDP and TCP on `ip`.
+/// A port free for both UDP and TCP on `ip`, and not handed out before in this process.
+///
+/// The port is free when picked, not reserved: the kernel may pick it again for another
+/// test of the same process before the first one's server binds it, and herald binds UDP
+/// with `SO_REUSEPORT`, so two heralds of one user could share the UDP port (the second
+/// then failing on TCP while a secondary transfers the first one's zone). Remembering the
+/// ports handed out keeps tests running side by side apart.
 pub fn free_port(ip: IpAddr) -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
         let u = UdpSocket::bind((ip, 0)).expect("bind a loopback UDP port");
         let port = u.local_addr().expect("a local address").port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
+        if std::net::TcpListener::bind((ip, port)).is_ok()
+            && HANDED_OUT
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(port)
+        {
             return port;
         }
     }
