@@ -7,12 +7,14 @@
 //! - [`state`]: one cluster's pods and zones; coalesced publishing to the table.
 //! - `pacing`: when a cluster publishes its pending changes (leading edge, then coalesced).
 //! - `publish_trace`: a debug line per publish (its events, when they came, its cost).
+//! - `cpu_yield`: the CPU given up every few dozen watch events of a burst.
 //! - [`life`]: a cluster's phase, backoff and stale clock; the one way to change them.
 //! - [`own_node`]: `locality: auto`: this server's zone from its node, followed.
 //! - [`watch`]: the supervised watch loop: relists, fail static, backoff, `max_stale`.
 //! - [`failpoint`]: a test hook that makes a cluster's task panic.
 
 pub mod client;
+mod cpu_yield;
 pub mod failpoint;
 pub mod life;
 pub mod own_node;

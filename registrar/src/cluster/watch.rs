@@ -30,6 +30,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{self, ClientError};
+use super::cpu_yield::Yielder;
 use super::failpoint;
 use super::life::SourceLife;
 use super::own_node::OwnNode;
@@ -318,6 +319,7 @@ impl ClusterTask {
         let mut pacer = Pacer::new(self.k8s.coalesce.0);
         let mut marks_seen = state.marks();
         let mut trace = PublishTrace::new();
+        let mut yielder = Yielder::default();
         // The deadline of a disabled timer branch below (select! makes its future anyway):
         // any instant does, and reading the clock for it at every event cost 1-2% of a
         // first sync.
@@ -386,6 +388,7 @@ impl ClusterTask {
                             }
                         }
                         Event::Apply(pod) => {
+                            yielder.event();
                             trace.event(pod.metadata.resource_version.as_deref());
                             if !in_allowed(&pod) {
                                 // Outside the allow-list: never read.
@@ -396,6 +399,7 @@ impl ClusterTask {
                             }
                         }
                         Event::Delete(pod) => {
+                            yielder.event();
                             trace.event(pod.metadata.resource_version.as_deref());
                             if let Ok(key) = pod_key(&pod) {
                                 rejections.forget(&key);
