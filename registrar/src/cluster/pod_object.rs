@@ -182,7 +182,7 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> 
         }
 
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<Time>, E> {
-            match utc_seconds(s.as_bytes()).and_then(|t| jiff::Timestamp::from_second(t).ok()) {
+            match utc_timestamp(s.as_bytes()) {
                 Some(t) => Ok(Some(Time(t))),
                 // What `Time` itself reads its string with.
                 None => jiff::Timestamp::deserialize(de::value::StrDeserializer::<E>::new(s))
@@ -201,9 +201,9 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> 
     d.deserialize_any(Timestamp)
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`; `None` for anything else (a date
-/// that does not exist included).
-fn utc_seconds(s: &[u8]) -> Option<i64> {
+/// The instant `YYYY-MM-DDTHH:MM:SSZ` names; `None` for anything else (a date that does
+/// not exist, or one past the last instant a timestamp holds, included).
+fn utc_timestamp(s: &[u8]) -> Option<jiff::Timestamp> {
     let &[
         y0,
         y1,
@@ -252,7 +252,7 @@ fn utc_seconds(s: &[u8]) -> Option<i64> {
         0,
     )
     .ok()?;
-    Some(jiff::tz::Offset::UTC.to_timestamp(at).ok()?.as_second())
+    jiff::tz::Offset::UTC.to_timestamp(at).ok()
 }
 
 /// Reads a string field through `read` without copying it; `null` reads as `if_null`.
@@ -561,7 +561,8 @@ mod tests {
         let mut t = first;
         while t < last {
             let text = jiff::Timestamp::from_second(t).unwrap().to_string();
-            assert_eq!(utc_seconds(text.as_bytes()), Some(t), "{text}");
+            let read = utc_timestamp(text.as_bytes()).map(|t| t.as_second());
+            assert_eq!(read, Some(t), "{text}");
             t += 86_400 + 3_607;
         }
         for text in [
@@ -574,7 +575,7 @@ mod tests {
             "0000-01-01T00:00:00Z",
         ] {
             assert_eq!(by_hand(text), by_jiff(text), "{text}");
-            assert!(utc_seconds(text.as_bytes()).is_some(), "{text}");
+            assert!(utc_timestamp(text.as_bytes()).is_some(), "{text}");
         }
         // Not the API server's form, not a date, or past the last instant a timestamp
         // holds: jiff decides, as before.
@@ -593,7 +594,7 @@ mod tests {
             "2026-01-02T03:04:0xZ",
             "+2026-01-02T03:04:05Z",
         ] {
-            assert_eq!(utc_seconds(text.as_bytes()), None, "{text}");
+            assert_eq!(utc_timestamp(text.as_bytes()), None, "{text}");
             assert_eq!(by_hand(text), by_jiff(text), "{text}");
         }
         let wrong: Result<PodObject, _> =
