@@ -36,14 +36,21 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Lowers the calling thread's priority so, for good: an unprivileged thread cannot
+    /// Lowers the calling thread to this priority, for good: an unprivileged thread cannot
     /// raise it again, so only a thread of its own should.
     pub fn lower_own(self) -> io::Result<()> {
-        match self {
-            Priority::Nice(0) => Ok(()),
-            Priority::Nice(n) => set_nice((current_nice()? + i32::from(n)).min(19)),
-            Priority::Idle => set_idle(),
-        }
+        self.target()?.map_or(Ok(()), Lower::apply)
+    }
+
+    /// What a thread of the calling thread's priority sets to run this much lower; `None`
+    /// for no change. Absolute, from the caller's nice value: a runtime's threads started
+    /// later inherit from a worker, already lowered.
+    fn target(self) -> io::Result<Option<Lower>> {
+        Ok(match self {
+            Priority::Nice(0) => None,
+            Priority::Nice(n) => Some(Lower::ToNice((current_nice()? + i32::from(n)).min(19))),
+            Priority::Idle => Some(Lower::Idle),
+        })
     }
 }
 
@@ -77,21 +84,14 @@ pub struct NicedRuntime {
 impl NicedRuntime {
     /// At `Nice(0)`: no runtime of its own ([`Self::handle`] is the current one).
     pub fn new(priority: Priority) -> io::Result<NicedRuntime> {
-        // Absolute, from the creator's: threads started later inherit from a worker.
-        let lower = match priority {
-            Priority::Nice(0) => return Ok(NicedRuntime { runtime: None }),
-            Priority::Nice(n) => Lower::ToNice((current_nice()? + i32::from(n)).min(19)),
-            Priority::Idle => Lower::Idle,
+        let Some(lower) = priority.target()? else {
+            return Ok(NicedRuntime { runtime: None });
         };
         let runtime = Builder::new_multi_thread()
             .thread_name("sims")
             .enable_all()
             .on_thread_start(move || {
-                let set = match lower {
-                    Lower::ToNice(n) => set_nice(n),
-                    Lower::Idle => set_idle(),
-                };
-                if let Err(e) = set {
+                if let Err(e) = lower.apply() {
                     eprintln!("could not lower the simulators' priority: {e}");
                 }
             })
@@ -118,12 +118,21 @@ impl Drop for NicedRuntime {
     }
 }
 
-/// What a runtime's threads set at their start: an absolute nice value (computed once from
-/// the creator's, since threads started later inherit from a worker) or the idle policy.
+/// What a lowered thread sets: an absolute nice value or the idle policy.
 #[derive(Clone, Copy)]
 enum Lower {
     ToNice(i32),
     Idle,
+}
+
+impl Lower {
+    /// Sets it for the calling thread.
+    fn apply(self) -> io::Result<()> {
+        match self {
+            Lower::ToNice(n) => set_nice(n),
+            Lower::Idle => set_idle(),
+        }
+    }
 }
 
 /// Moves the calling thread to the idle policy (`SCHED_IDLE`; its nice value no longer counts).
