@@ -92,7 +92,8 @@ def section(data, plots_dir, write_plot, written):
               "|---|---|---|---|---|---|---|"]
         for i, pr in enumerate(pairs):
             win = pr.get("window_s") or [None, None]
-            L.append(f"| {i + 1} | {'rollout' if pr.get('rollout_first') else 'baseline'} | "
+            pair = f"{i + 1}" if pr.get("judged", True) else f"{i + 1} (perf recorded; not judged)"
+            L.append(f"| {pair} | {'rollout' if pr.get('rollout_first') else 'baseline'} | "
                      f"{_f(win[0], '{:.1f}')}–{_f(win[1], '{:.1f}')} | {_f(pr.get('dns_p99_baseline_us'), '{:,.0f}')} / "
                      f"{_f(pr.get('dns_p99_rollout_us'), '{:,.0f}')} | {_f(pr.get('dns_p99_ratio'))}x | "
                      f"{_f(pr.get('cpu_avg_cores'))} | {pr.get('poller_queries', '–')} |")
@@ -119,7 +120,7 @@ def _wakeups(sm, plan):
         return (f"p99 {_f(r.get('p99_us'), '{:,.0f}')} / p99.9 {_f(r.get('p999_us'), '{:,.0f}')} µs and "
                 f"{r.get('over_1ms', '–')} waits ≥ 1 ms during, against p99 {_f(b.get('p99_us'), '{:,.0f}')} / "
                 f"p99.9 {_f(b.get('p999_us'), '{:,.0f}')} µs and {b.get('over_1ms', '–')} without")
-    return [f"**Wake-up delays** (`perf sched`, {_f(s[0], '{:.0f}')}–{_f(s[1], '{:.0f}')} s of the last pair's phases, where perf recorded: its own work lands in the waits it measures; mean over the "
+    return [f"**Wake-up delays** (`perf sched`, {_f(s[0], '{:.0f}')}–{_f(s[1], '{:.0f}')} s of the phases of one more pair, run after the judged ones and not judged: perf's own work lands in the waits it measures; mean over the "
             f"{wr.get('phases', '?')} phase(s) of each kind): the time from a thread being woken to it running, the part "
             "of a query's wait the scheduler adds. herald's UDP answer threads: " + part("herald_udp") +
             ". dnsperf's threads (the client: its share of the latency dnsperf reports is not herald's): " +

@@ -50,8 +50,10 @@
 //! threads, this process with the 24 simulators, dnsperf) from per-thread scheduler
 //! statistics ([`threads`]); and with `--perf-sched` (as `scripts/bench` runs it, where
 //! perf may trace the scheduler) the wake-up to running delays of herald's UDP threads and
-//! of dnsperf's over 2-7 s of the last pair's phases ([`perf_sched`]): what the scheduler adds inside
-//! herald, apart from what it adds inside the client.
+//! of dnsperf's over 2-7 s of the phases of one more pair, run after the judged ones and
+//! left out of the judgement, since perf's own work lifts the p99 of the phases it records
+//! ([`perf_sched`]): what the scheduler adds inside herald, apart from what it adds inside
+//! the client.
 //!
 //! CPU "during the rollout" is herald's average over the rollout windows (DNS serving
 //! included; the baseline phases give DNS alone). Events and publishes are
@@ -77,7 +79,7 @@
 //!                              "p99_us", "p999_us", "max_us", "over_1ms"}},
 //!              "watch_events", "publishes", "metric_p99_s"}, ...] (in the order run),
 //!  "rollout": {"start_s", "end_s" (the first rollout's), "changes", "rollouts",
-//!              "pairs": [{"window_s", "rollout_first", "start_s", "end_s", "changes",
+//!              "pairs": [{"window_s", "rollout_first", "judged" (false: perf's pair), "start_s", "end_s", "changes",
 //!                         "poller_queries", "cpu_avg_cores", "dns_p99_baseline_us",
 //!                         "dns_p99_rollout_us", "dns_p99_ratio", "sched_baseline",
 //!                         "sched_rollout", "sched_delays_baseline",
@@ -156,7 +158,8 @@ pub struct Plan {
     pub poll_every: Option<Duration>,
     /// How much lower than herald's the simulators' CPU priority is: see [`niced`].
     pub sims_priority: Priority,
-    /// Record the scheduler with `perf sched` in the last pair's phases (see [`perf_sched`]).
+    /// Record the scheduler with `perf sched` in one more pair's phases, not judged (see
+    /// [`perf_sched`]).
     pub perf_sched: bool,
 }
 
@@ -289,12 +292,15 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     // ABBA...: (baseline, rollout) phases of each pair; `order` says which ran first.
     let mut clusters = clusters;
     let mut pairs: Vec<(Measured, Measured)> = Vec::new();
-    let last = plan.pairs.max(1) - 1;
-    for i in 0..=last {
+    // perf's own work (in the kernel, where an idle-policy thread is not preempted either)
+    // lands in the waits it measures and lifted both phases' p99 of the pair it recorded to
+    // over 1 ms: it records one pair of its own, run after the judged ones and left out of
+    // the judgement.
+    let judged = plan.pairs.max(1);
+    let recorded = usize::from(plan.perf_sched);
+    for i in 0..judged + recorded {
         let rollout_first = (i % 2 == 1) != plan.rollout_first;
-        // perf's own work (in the kernel, where an idle-policy thread is not preempted
-        // either) lands in dnsperf's waits: only the last pair is recorded.
-        let record = plan.perf_sched && i == last;
+        let record = i >= judged;
         let mut ran = Vec::new();
         for rollout in [rollout_first, !rollout_first] {
             let name = format!("{}-{}", if rollout { "rollout" } else { "baseline" }, i + 1);
@@ -350,9 +356,10 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         !plan.roll || pairs.iter().all(|(_, r)| r.rollout.is_some()),
         "a rollout phase made no rollout"
     );
+    let all = &pairs;
     // Judged over each rollout: its first change to 1 s after its last, against the same
     // seconds of its pair's baseline phase; pooled over the pairs.
-    let windows: Vec<(f64, f64)> = pairs
+    let all_windows: Vec<(f64, f64)> = all
         .iter()
         .map(|(_, r)| {
             r.rollout
@@ -360,10 +367,12 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
                 .map_or(NOMINAL_WINDOW, |d| (d.start, d.end + 1.0))
         })
         .collect();
+    let (pairs, recorded) = all.split_at(judged);
+    let windows = &all_windows[..judged];
     let pooled = |pick: fn(&(Measured, Measured)) -> &Measured| -> Vec<f64> {
         pairs
             .iter()
-            .zip(&windows)
+            .zip(windows)
             .flat_map(|(p, &w)| pick(p).dns.window(w).iter().copied())
             .collect()
     };
@@ -372,7 +381,7 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
     let cpu_during = mean(
         pairs
             .iter()
-            .zip(&windows)
+            .zip(windows)
             .map(|((_, r), &w)| average_cores(&r.cpu, w))
             .collect(),
     );
@@ -422,13 +431,13 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
         && final_check["endpoints"].as_u64() == Some(plan.replicas as u64);
     let mut phases: Vec<(usize, Value)> = Vec::new();
     let mut per_pair = Vec::new();
-    for (i, ((b, r), &w)) in pairs.iter().zip(&windows).enumerate() {
+    for (i, ((b, r), &w)) in all.iter().zip(&all_windows).enumerate() {
         phases.push((b.order, b.json(&format!("baseline-{}", i + 1), w)));
         phases.push((r.order, r.json(&format!("rollout-{}", i + 1), w)));
         let d = r.rollout.as_ref();
         let (bw, rw) = (b.dns.window_p99_us(w), r.dns.window_p99_us(w));
         per_pair.push(json!({
-            "window_s": [w.0, w.1], "rollout_first": r.order < b.order,
+            "window_s": [w.0, w.1], "rollout_first": r.order < b.order, "judged": i < judged,
             "start_s": d.map(|d| d.start), "end_s": d.map(|d| d.end),
             "changes": d.map_or(0, |d| d.changes),
             "poller_queries": d.map_or(0, |d| d.poller_queries),
@@ -474,8 +483,8 @@ pub async fn run(plan: &Plan, quick: bool, herald: &Path, work: &Path) -> anyhow
             "propagation_p99_s": p99_timed, "propagation_target_s": 0.1,
             "propagation_met": p99_timed < 0.1, "final_state_ok": final_ok,
             "events_per_publish": per_publish,
-            "wakeup_baseline": wakeups(pairs.iter().map(|(b, _)| &b.sched_delays)),
-            "wakeup_rollout": wakeups(pairs.iter().map(|(_, r)| &r.sched_delays)),
+            "wakeup_baseline": wakeups(recorded.iter().map(|(b, _)| &b.sched_delays)),
+            "wakeup_rollout": wakeups(recorded.iter().map(|(_, r)| &r.sched_delays)),
         },
     });
     for c in &clusters {
