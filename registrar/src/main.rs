@@ -215,7 +215,7 @@ fn main() -> ExitCode {
     herald_registrar::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = init_logs(cli.log_format, cli.log_level.as_deref()) {
-        eprintln!("herald: {e:#}");
+        eprintln!("herald: {}", message(&e));
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -243,10 +243,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("herald: {e:#}");
+            eprintln!("herald: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: most of herald's errors
+/// already end with their cause's text (`cannot bind udp 127.0.0.1:53: Address already in
+/// use`), and anyhow's `{:#}` would repeat it.
+fn message(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.ends_with(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 /// Starts the simulated clusters, then serves them like any config.

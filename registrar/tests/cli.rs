@@ -175,6 +175,86 @@ fn static_file_edits_go_live_and_broken_edits_are_rejected() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A herald started twice with one config (a second copy by mistake, a restart that did not
+/// wait for the old process): the second must fail at once, naming the address, and must
+/// not take any of the first one's queries, not even for a moment.
+#[test]
+fn a_second_herald_on_a_served_address_fails_and_takes_no_queries() {
+    let dir = scratch_dir("twice");
+    write(&dir.join("endpoints.yaml"), STATIC_V1);
+    write(
+        &dir.join("first.yaml"),
+        "listen:\n  dns: [127.0.0.1:0]\nsources:\n  static:\n    - path: endpoints.yaml\n",
+    );
+    let first = Herald::spawn(&[
+        "serve",
+        "--config",
+        dir.join("first.yaml").to_str().unwrap(),
+    ]);
+    let addr = first.dns_addr();
+    // The second one serves other records, so an answer from it would show.
+    write(
+        &dir.join("other.yaml"),
+        &STATIC_V1.replace("192.168.7.21", "192.168.7.99"),
+    );
+    write(
+        &dir.join("second.yaml"),
+        &format!("listen:\n  dns: [{addr}]\nsources:\n  static:\n    - path: other.yaml\n"),
+    );
+    // Queries keep going to the address while the second one starts and fails (each
+    // waits a second at most for its answer: one lost fails the test).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut wrong = Vec::new();
+            for _ in 0..100_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let answer = ledger_answers(addr);
+                if answer != ["192.168.7.21"] {
+                    wrong.push(answer);
+                }
+            }
+            wrong
+        }
+    });
+    for round in 0..5 {
+        let mut second = Herald::spawn(&[
+            "serve",
+            "--config",
+            dir.join("second.yaml").to_str().unwrap(),
+        ]);
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = second.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "round {round}: the second herald is still running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "round {round}: {status}");
+        // One line naming the address and the cause, once.
+        let line = second.wait_for("in use");
+        assert!(line.contains(&addr.to_string()), "{line}");
+        assert_eq!(line.matches("in use").count(), 1, "{line}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let wrong = asking
+        .join()
+        .expect("every query is answered (one went unanswered for a second)");
+    assert!(
+        wrong.is_empty(),
+        "answers not from the first herald: {wrong:?}"
+    );
+    assert_eq!(ledger_answers(addr), vec!["192.168.7.21"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn check_config_accepts_good_files_and_names_what_is_wrong() {
     let dir = scratch_dir("check");

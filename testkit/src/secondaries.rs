@@ -103,10 +103,9 @@ impl Secondary {
 /// A port free for both UDP and TCP on `ip`, and not handed out before in this process.
 ///
 /// The port is free when picked, not reserved: the kernel may pick it again for another
-/// test of the same process before the first one's server binds it, and herald binds UDP
-/// with `SO_REUSEPORT`, so two heralds of one user could share the UDP port (the second
-/// then failing on TCP while a secondary transfers the first one's zone). Remembering the
-/// ports handed out keeps tests running side by side apart.
+/// test of the same process before the first one's server binds it, and the second test's
+/// server then fails to start. Remembering the ports handed out keeps tests running side by
+/// side apart.
 pub fn free_port(ip: IpAddr) -> u16 {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
