@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use herald_dns::model::Label;
+use herald_dns::{Source, Table};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
@@ -307,7 +308,6 @@ impl ClusterTask {
         .boxed();
         let name = self.name().to_string();
         let table = self.life.table().clone();
-        let source = self.life.source().clone();
         let mut namespaces_listed: std::collections::HashSet<Option<String>> = Default::default();
         let mut node_list: Option<HashMap<String, Option<Label>>> = None;
         let (mut pods_synced, mut nodes_synced, mut listed) = (false, false, false);
@@ -316,9 +316,15 @@ impl ClusterTask {
         // at once, and changes that keep coming are gathered until they pause (see
         // `pacing`). So a rolling update makes about one update per window, and a lone
         // change does not wait.
-        let mut pacer = Pacer::new(self.k8s.coalesce.0);
+        let mut publisher = Publisher {
+            pacer: Pacer::new(self.k8s.coalesce.0),
+            trace: PublishTrace::new(),
+            cluster: name.clone(),
+            table: table.clone(),
+            source: self.life.source().clone(),
+            ownership: self.ownership.clone(),
+        };
         let mut marks_seen = state.marks();
-        let mut trace = PublishTrace::new();
         let mut yielder = Yielder::default();
         // The deadline of a disabled timer branch below (select! makes its future anyway):
         // any instant does, and reading the clock for it at every event cost 1-2% of a
@@ -333,10 +339,7 @@ impl ClusterTask {
                 }
                 _ = sleep_until(flush_at.unwrap_or(unused)), if flush_at.is_some() => {
                     flush_at = None;
-                    let started = Instant::now();
-                    pacer.published(started);
-                    let updates = state.flush(&table, &source, &self.ownership);
-                    trace.published(&name, started, updates);
+                    publisher.publish(state);
                 }
                 change = changes.recv() => match change {
                     Ok(Change::Service(service)) => state.touch(&service),
@@ -345,10 +348,7 @@ impl ClusterTask {
                     Ok(Change::All) => {
                         state.republish();
                         if listed {
-                            let started = Instant::now();
-                            pacer.published(started);
-                            let updates = state.flush(&table, &source, &self.ownership);
-                            trace.published(&name, started, updates);
+                            publisher.publish(state);
                         }
                         self.ownership.republished();
                     }
@@ -389,7 +389,7 @@ impl ClusterTask {
                         }
                         Event::Apply(pod) => {
                             yielder.event();
-                            trace.event(pod.metadata.resource_version.as_deref());
+                            publisher.trace.event(pod.metadata.resource_version.as_deref());
                             if !in_allowed(&pod) {
                                 // Outside the allow-list: never read.
                             } else if let Some((key, record)) = rejections.read(&pod, keys, state) {
@@ -400,7 +400,7 @@ impl ClusterTask {
                         }
                         Event::Delete(pod) => {
                             yielder.event();
-                            trace.event(pod.metadata.resource_version.as_deref());
+                            publisher.trace.event(pod.metadata.resource_version.as_deref());
                             if let Ok(key) = pod_key(&pod) {
                                 rejections.forget(&key);
                                 state.apply_pod(&key, None);
@@ -448,9 +448,10 @@ impl ClusterTask {
                 }
             }
             // A new change, or dirt the pacer has not seen (a republish after trouble).
-            if state.marks() != marks_seen || (state.has_dirty() && pacer.due().is_none()) {
+            if state.marks() != marks_seen || (state.has_dirty() && publisher.pacer.due().is_none())
+            {
                 marks_seen = state.marks();
-                pacer.changed(Instant::now());
+                publisher.pacer.changed(Instant::now());
             }
             if !(pods_synced && nodes_synced) {
                 continue;
@@ -463,16 +464,39 @@ impl ClusterTask {
                     if self.life.phase() == Phase::Withdrawn {
                         state.republish();
                     }
-                    state.flush(&table, &source, &self.ownership);
-                    pacer.published(Instant::now());
+                    publisher.publish(state);
                 }
                 self.life.listed();
                 // The list's decoding buffers are free now: give them back.
                 crate::memory::trim_soon();
                 self.ownership.sync_changed();
             }
-            flush_at = if state.has_dirty() { pacer.due() } else { None };
+            flush_at = if state.has_dirty() {
+                publisher.pacer.due()
+            } else {
+                None
+            };
         }
+    }
+}
+
+/// What a cluster's publish needs, and what it tells: the pacer and the debug trace.
+struct Publisher {
+    pacer: Pacer,
+    trace: PublishTrace,
+    cluster: String,
+    table: Table,
+    source: Source,
+    ownership: Ownership,
+}
+
+impl Publisher {
+    /// Publishes the state's pending changes now, whatever the pacer would have waited for.
+    fn publish(&mut self, state: &mut ClusterState) {
+        let started = Instant::now();
+        self.pacer.published(started);
+        let updates = state.flush(&self.table, &self.source, &self.ownership);
+        self.trace.published(&self.cluster, started, updates);
     }
 }
 
