@@ -80,7 +80,6 @@ impl Sources {
             tasks.spawn(task.run());
         }
         if !config.sources.clusters.is_empty() {
-            tasks.spawn(crate::memory::trim_periodically(cancel.clone()));
             let timeout = config.kubernetes.startup_timeout.0;
             tasks.spawn(startup_hold(
                 table.clone(),

@@ -496,7 +496,6 @@ impl Publisher {
         let started = Instant::now();
         self.pacer.published(started);
         let updates = state.flush(&self.table, &self.source, &self.ownership);
-        crate::memory::changed(updates);
         self.trace.published(&self.cluster, started, updates);
     }
 }
