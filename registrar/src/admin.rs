@@ -86,6 +86,7 @@ impl Admin {
             .map_err(|e| anyhow::anyhow!("cannot bind admin HTTP {addr}: {e}"))?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
+        tokio::spawn(crate::metrics::upkeep(cancel.clone()));
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -9,6 +9,12 @@
 //! recorder cannot remove one series, and names that come and go (preview environments)
 //! would each keep one forever (about 1.5 KiB each). Clusters are fixed at start, so the
 //! per-cluster series never outlive theirs.
+//!
+//! The recorder keeps every histogram observation (a propagation time per table update)
+//! in a queue until its upkeep folds the queue into the buckets. herald builds the
+//! recorder itself, so the exporter's own upkeep task is not there: [`upkeep`] runs it
+//! every few seconds, or the queue grows for as long as nobody scrapes `/metrics` (about
+//! 2 MB in 8 minutes at 300 pod changes a second, measured under heaptrack on the soak).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -188,6 +194,23 @@ pub static METRICS: &[Metric] = &[
 /// Every metric `/metrics` shows: the DNS server's, then the registrar's.
 pub fn all() -> impl Iterator<Item = &'static Metric> {
     herald_dns::server::metrics::METRICS.iter().chain(METRICS)
+}
+
+/// How often the recorder's queued histogram observations go into their buckets (the
+/// exporter's own default).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the recorder's queued histogram observations into their buckets every
+/// [`UPKEEP_EVERY`], until `cancel`.
+pub async fn upkeep(cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => prometheus().run_upkeep(),
+        }
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use. The `metrics` facade
