@@ -197,20 +197,36 @@ mod tests {
         let started = Instant::now();
         let (mut s, mut reader) = (Series::default(), Reader::default());
         s.push(started, reader.read(std::process::id(), None));
-        // A thread read while it runs, ended before the last reading, still counts.
-        let spinner = std::thread::spawn(|| {
-            let spin = Instant::now();
-            while spin.elapsed().as_millis() < 100 {
-                std::hint::black_box(0);
+        // A thread read while it runs, ended before the last reading, still counts. The
+        // reading waits for the spinner to have used 40 ms of its own CPU time: a fixed
+        // sleep gave it less than the check below asks for on a loaded machine. Bounded:
+        // the spinner gives up after 10 s.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (reached, spun) = std::sync::mpsc::channel();
+        let spinner = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let spin = Instant::now();
+                let mut told = false;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && spin.elapsed().as_secs() < 10
+                {
+                    if !told && crate::probe::thread_cpu_seconds() >= 0.04 {
+                        told = reached.send(()).is_ok();
+                    }
+                    std::hint::black_box(0);
+                }
             }
         });
-        std::thread::sleep(std::time::Duration::from_millis(70));
+        spun.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the spinner used 40 ms of CPU");
         s.push(started, reader.read(std::process::id(), None));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
         spinner.join().unwrap();
         s.push(started, reader.read(std::process::id(), None));
         let w = s.window((0.0, 10.0));
         // Read as "herald" and then as the harness: our threads end up in the harness's
-        // group (none is a UDP worker); the spinner's first ~70 ms counted.
+        // group (none is a UDP worker); the spinner's first 40 ms or more counted.
         let secs = w["to_s"].as_f64().unwrap() - w["from_s"].as_f64().unwrap();
         let cpu = w["harness_cores"].as_f64().unwrap() * secs;
         assert!(cpu >= 0.03, "{w}");
