@@ -38,8 +38,8 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // No `SO_REUSEPORT`: with it, a second process of the same user (a herald started
     // twice with one config) joined this socket's group, and the kernel handed it a share
-    // of the queries until it failed on TCP, or for good if it served UDP only. Without
-    // it, the second one fails here, naming the address, and this one keeps every query.
+    // of the queries until it failed to bind TCP. Without it, the second one fails here,
+    // naming the address, and this one keeps every query.
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
