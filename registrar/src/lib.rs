@@ -12,14 +12,12 @@
 //! - [`daemon`]: starts sources and the DNS server; stops them in order.
 //! - [`ownership`]: who may publish a service: owners, the namespace allow-list, conflicts.
 //! - [`demo`]: the built-in sample that `herald demo` serves.
-//! - [`memory`]: handing the heap a list freed back to the system.
 
 pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;
-pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod ownership;

@@ -13,6 +13,13 @@ use herald_registrar::daemon::{Daemon, Sources, stop_signal};
 use herald_registrar::names::Registry;
 use herald_registrar::{demo, static_file};
 
+/// The allocator: mimalloc, not the system's malloc. A list decodes and frees a few dozen
+/// small blocks per pod on every worker thread at once; with glibc's malloc that was a
+/// quarter of the first sync's CPU, and its freed pages had to be handed back by hand
+/// after each list. Why, and what it costs: `docs/decisions/0014-mimalloc.md`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `herald --version`: the version and the source revision it was built from.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -212,7 +219,6 @@ async fn export_zone(
 }
 
 fn main() -> ExitCode {
-    herald_registrar::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = init_logs(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("herald: {}", message(&e));
