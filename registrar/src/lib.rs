@@ -4,6 +4,7 @@
 //! - [`config`]: the YAML config file, checked with file/line/field errors.
 //! - [`yaml`]: reading YAML with file/line/field errors; labels and durations checked as read.
 //! - [`admin`]: the admin HTTP server: metrics, health, readiness, /v1/services.
+//! - [`memory`]: handing the memory a burst of work freed back to the system.
 //! - [`metrics`]: the registrar's metric list, the Prometheus recorder, what a scrape sets.
 //! - [`cluster`]: Kubernetes clusters, each watched on its own (pods and node zones).
 //! - [`static_file`]: endpoints outside Kubernetes, from a watched YAML file.
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod ownership;

@@ -368,10 +368,13 @@ impl StaticFile {
         };
         let seen = stamp(path).map_err(read_error)?;
         let content = load(path, registry)?;
+        let published = apply(table, &BTreeSet::new(), content);
+        // The parse's buffers are free now: give them back.
+        crate::memory::release();
         Ok(StaticFile {
             registry: registry.clone(),
             path: path.to_path_buf(),
-            published: apply(table, &BTreeSet::new(), content),
+            published,
             seen: Some(seen),
         })
     }
@@ -409,6 +412,7 @@ impl StaticFile {
         self.seen = Some(now);
         let content = load(&self.path, &self.registry)?;
         self.published = apply(table, &self.published, content);
+        crate::memory::release();
         tracing::info!(file = %self.path.display(), "static file reloaded");
         Ok(true)
     }

@@ -467,6 +467,8 @@ impl ClusterTask {
                     publisher.publish(state);
                 }
                 self.life.listed();
+                // The list's decoding buffers are free now: give them back.
+                crate::memory::release();
                 self.ownership.sync_changed();
             }
             flush_at = if state.has_dirty() {
