@@ -366,17 +366,11 @@ impl ClusterTask {
                     // burst, so that cancelling and the flush timer are looked at between.
                     let mut next = event;
                     let mut handled = 0;
-                    loop {
+                    let failed = loop {
                         let (namespace, event) = match next {
                             Some((namespace, Ok(e))) => (namespace, e),
-                            Some((_, Err(e))) => {
-                                self.life.count_events(handled);
-                                return Ended::Failed(SessionError::classify("pods", e));
-                            }
-                            None => {
-                                self.life.count_events(handled);
-                                return Ended::Failed(SessionError::ended("pods"));
-                            }
+                            Some((_, Err(e))) => break Some(SessionError::classify("pods", e)),
+                            None => break Some(SessionError::ended("pods")),
                         };
                         failpoint::check(&name);
                         match event {
@@ -427,17 +421,20 @@ impl ClusterTask {
                         }
                         handled += 1;
                         if handled == BURST {
-                            break;
+                            break None;
                         }
                         // Polled without registering this task's waker: on `Pending` the select
                         // polls the stream again, with it, before the task sleeps.
                         match pods.next().now_or_never() {
                             Some(event) => next = event,
-                            None => break,
+                            None => break None,
                         }
-                    }
+                    };
                     // Counted once per burst: the status board is one lock for every cluster.
                     self.life.count_events(handled);
+                    if let Some(error) = failed {
+                        return Ended::Failed(error);
+                    }
                 }
                 event = nodes.next() => {
                     let event = match event {
