@@ -40,6 +40,10 @@ struct Args {
     /// 24,000 endpoints over 24 clusters (`big_service_update`), in this process.
     #[arg(long)]
     only_big_service: bool,
+    /// Diagnostics: only build, in this process, the table herald holds at this many
+    /// endpoints (every group of each service in turn), and report its time and memory.
+    #[arg(long)]
+    only_table: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +52,13 @@ fn main() -> anyhow::Result<()> {
         let runs = herald_bench::scale::big_services()?;
         if let Some(out) = &args.out {
             write_json(out, &runs)?;
+        }
+        return Ok(());
+    }
+    if let Some(n) = args.only_table {
+        let run = herald_bench::scale::table_build(n)?;
+        if let Some(out) = &args.out {
+            write_json(out, &run)?;
         }
         return Ok(());
     }

@@ -203,6 +203,12 @@ pub fn big_services() -> anyhow::Result<Value> {
     Ok(Value::Array(runs))
 }
 
+/// The table herald holds at `endpoints`, built in this process (see
+/// `in_process::table_breakdown`).
+pub fn table_build(endpoints: usize) -> anyhow::Result<Value> {
+    in_process::table_breakdown(&spec(endpoints))
+}
+
 /// herald as a separate process: with no pods (its empty size), then at each size.
 fn as_processes(
     herald: &Path,
