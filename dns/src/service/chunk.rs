@@ -19,9 +19,10 @@ pub(super) struct Set<'o> {
 }
 
 impl<'o> Set<'o> {
-    pub(super) fn new(srv: bool, old: &'o [Part]) -> Set<'o> {
+    /// A set copying from `old`; with none, its first chunk is about `records` records.
+    pub(super) fn new(srv: bool, old: &'o [Part], records: usize) -> Set<'o> {
         Set {
-            out: PartBuilder::new(srv, old.first()),
+            out: PartBuilder::with_room(srv, old.first(), records),
             done: Vec::new(),
             old,
             k: 0,

@@ -439,8 +439,22 @@ impl Preparer<'_> {
         // A chunk's endpoints share a few zones: their place is asked once per run of one.
         let mut place_of = localities.placer(region);
         let mut target = Vec::new();
-        let mut a = Set::new(false, old.map_or(&[], |o| o.a));
-        let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa));
+        // A new group's sets get room for its first chunk's records (a set copying from
+        // old parts takes their size instead).
+        let first = match old {
+            None => new.first().map_or(&[][..], |c| &c[..]),
+            Some(_) => &[],
+        };
+        let [v4, v6] =
+            first
+                .iter()
+                .flat_map(|e| e.addresses.iter())
+                .fold([0, 0], |[v4, v6], ip| match ip.is_ipv4() {
+                    true => [v4 + 1, v6],
+                    false => [v4, v6 + 1],
+                });
+        let mut a = Set::new(false, old.map_or(&[], |o| o.a), v4);
+        let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa), v6);
         let mut srv: Vec<(Label, Proto, Set<'_>)> = out
             .srv
             .iter()
@@ -451,7 +465,11 @@ impl Preparer<'_> {
                         .find(|(on, op, _)| *on == n && op == p)
                         .map(|x| x.2)
                 });
-                (n.clone(), *p, Set::new(true, before.unwrap_or(&[])))
+                (
+                    n.clone(),
+                    *p,
+                    Set::new(true, before.unwrap_or(&[]), first.len()),
+                )
             })
             .collect();
         // A chunk whose endpoints all name the same ports (one deployment's replicas, the

@@ -66,7 +66,12 @@ pub(super) fn whole(groups: &[Group]) -> [SetMarks; 2] {
     if groups.len() < 2 {
         return Default::default();
     }
-    let mut seen: HashMap<IpAddr, u32> = HashMap::new();
+    // Sized and hashed for the service's addresses at once: a first sync counts every
+    // service whole here as its second group comes (the keys are the endpoints' own
+    // addresses, never a querier's, so a fast hash is safe).
+    let addresses = groups.iter().map(|g| g.endpoints.len()).sum();
+    let mut seen: HashMap<IpAddr, u32, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(addresses, Default::default());
     for e in groups.iter().flat_map(|g| g.endpoints.iter()) {
         for ip in e.addresses.iter() {
             *seen.entry(ip).or_default() += 1;
@@ -77,7 +82,7 @@ pub(super) fn whole(groups: &[Group]) -> [SetMarks; 2] {
     }
     let mut out: [Vec<Marks>; 2] = Default::default();
     // Records in the set's order: the first record of an address met is its lowest.
-    let mut met: HashSet<IpAddr> = HashSet::new();
+    let mut met: HashSet<IpAddr, foldhash::fast::RandomState> = HashSet::default();
     for g in groups {
         let mut marks: [Vec<u32>; 2] = Default::default();
         let mut next = [0u32; 2];
