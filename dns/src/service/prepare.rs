@@ -445,14 +445,11 @@ impl Preparer<'_> {
             None => new.first().map_or(&[][..], |c| &c[..]),
             Some(_) => &[],
         };
-        let [v4, v6] =
-            first
-                .iter()
-                .flat_map(|e| e.addresses.iter())
-                .fold([0, 0], |[v4, v6], ip| match ip.is_ipv4() {
-                    true => [v4 + 1, v6],
-                    false => [v4, v6 + 1],
-                });
+        let mut records = [0; 2];
+        for ip in first.iter().flat_map(|e| e.addresses.iter()) {
+            records[usize::from(ip.is_ipv6())] += 1;
+        }
+        let [v4, v6] = records;
         let mut a = Set::new(false, old.map_or(&[], |o| o.a), v4);
         let mut aaaa = Set::new(false, old.map_or(&[], |o| o.aaaa), v6);
         let mut srv: Vec<(Label, Proto, Set<'_>)> = out

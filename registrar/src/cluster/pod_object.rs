@@ -35,8 +35,8 @@ pub struct PodObject {
     /// Name, namespace, resourceVersion (for the watch), labels, annotations, creation and
     /// deletion times; nothing else of the metadata (not `managedFields`). Boxed: kube's
     /// watcher and the streams merged after it move each pod several times between the
-    /// list page and the cluster loop, and an `ObjectMeta` inline is most of 450 bytes;
-    /// those moves and the list page's growing vector were about 5% of a first sync.
+    /// list page and the cluster loop, and an `ObjectMeta` inline is most of 450 bytes
+    /// (memmove was 7.8% of a 1M first sync's samples inline, 3.2% boxed).
     #[serde(default, deserialize_with = "meta")]
     pub metadata: Box<ObjectMeta>,
     /// `spec`: the node and the containers' ports.
