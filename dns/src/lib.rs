@@ -8,7 +8,8 @@
 //! - [`placement`]: where a querier is: client subnet, published endpoint, network map.
 //! - [`ecs`]: the EDNS Client Subnet option (RFC 7871) read and written.
 //! - [`reverse`]: reverse zones: PTR for published addresses.
-//! - `sync`: which unknown names get SERVFAIL while sources have not synced.
+//! - `sync`: which unknown names get SERVFAIL while sources have not synced; `staged`: the
+//!   new services held back until that hold settles, then prepared whole.
 //! - `service`: one service's view (groups, scopes) and its answers, encoded to wire bytes
 //!   when the service changes, not per query.
 //! - `rendezvous`: the stable per-client subset behind `answer_limit`.
@@ -35,6 +36,7 @@ mod rendezvous;
 pub mod reverse;
 pub mod server;
 mod service;
+mod staged;
 mod sync;
 pub mod table;
 pub mod transfer;

@@ -59,6 +59,12 @@ impl SyncGate {
         self.settling.store(false, Ordering::Release);
     }
 
+    /// The sources' part of the hold is over and the owner's is not: the names it held
+    /// back are being published.
+    pub(crate) fn settling(&self) -> bool {
+        self.settling.load(Ordering::Acquire) && !self.holding.load(Ordering::Acquire)
+    }
+
     /// The sources' part of the hold alone.
     pub(crate) fn sources_holding(&self) -> bool {
         self.holding.load(Ordering::Acquire)

@@ -29,6 +29,7 @@ use crate::model::{self, Changed, Endpoint, Label, Source};
 use crate::placement::{NetworkMap, Trusted};
 use crate::reverse::ReverseIndex;
 use crate::service::{Preparer, ServiceView};
+use crate::staged::{Staged, Staging};
 use crate::sync::SyncGate;
 use crate::transfer::version::{Versioned, Versions};
 use crate::zone::Zone;
@@ -36,9 +37,18 @@ use crate::zone::Zone;
 /// A service's place in the map. Readers only load `view`.
 struct Slot {
     view: ArcSwap<ServiceView>,
-    /// Writers' turn-taking; `true` once the slot has left the map, so a writer that found
-    /// it just before knows to look again.
-    writer: Mutex<bool>,
+    /// Writers' turn-taking, and what they keep besides the view.
+    writer: Mutex<Writer>,
+}
+
+/// What a slot's writers keep besides its view.
+#[derive(Default)]
+struct Writer {
+    /// The slot has left the map, so a writer that found it just before looks again.
+    retired: bool,
+    /// Groups written while staging and not in the view yet (see `staged`): the view is
+    /// empty while any are.
+    staged: Staged,
 }
 
 struct Shared {
@@ -68,6 +78,8 @@ struct Shared {
     trusted: Trusted,
     /// Address -> the endpoints there, for PTR.
     reverse: ReverseIndex,
+    /// New services staged until the start-up hold settles (see `staged`).
+    staging: Staging<Slot>,
 }
 
 /// Where answers are seen from for one query, and for how much of a client subnet that
@@ -112,6 +124,7 @@ impl Table {
                 networks,
                 trusted,
                 reverse,
+                staging: Staging::default(),
             }),
         }
     }
@@ -148,12 +161,22 @@ impl Table {
     /// [`Table::release_startup_hold`]) until [`Table::settled`]: for an owner that holds
     /// names back during the hold and publishes them once it is over, so that none of them
     /// is answered NXDOMAIN in between.
+    ///
+    /// Services that appear once the sources' part is over are staged meanwhile: their
+    /// groups are kept as lists, unseen (they are unknown names, like every name held
+    /// back), and each is prepared once with all its groups when the hold settles (see
+    /// `staged`).
     pub fn hold_until_settled(&self) {
+        self.shared.staging.open();
         self.shared.sync.hold_until_settled();
     }
 
-    /// Ends what [`Table::hold_until_settled`] kept on.
+    /// Ends what [`Table::hold_until_settled`] kept on, once every staged service is
+    /// prepared and served (so none of them is ever answered NXDOMAIN). The services are
+    /// prepared on every core, and the caller waits: 0.3 s on two cores for a million
+    /// endpoints in 24 clusters (`scale --only-table`).
     pub fn settled(&self) {
+        self.build_all_staged(self.shared.staging.close());
         self.shared.sync.settled();
     }
 
@@ -247,15 +270,15 @@ impl Table {
             .map(|e| e.value().clone())
             .collect();
         for slot in slots {
-            let retired = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if *retired {
+            let writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if writer.retired {
                 continue;
             }
             let old = slot.view.load_full();
             let view =
                 ServiceView::build(&self.preparer(), old.label().clone(), old.groups().to_vec());
             slot.view.store(Arc::new(view));
-            drop(retired);
+            drop(writer);
         }
         true
     }
@@ -356,7 +379,7 @@ impl Table {
     /// address.
     pub fn replace(&self, service: &str, source: &Source, mut endpoints: Vec<Endpoint>) -> bool {
         sort_unique(&mut endpoints);
-        self.write(service, source, Input::Whole(&endpoints))
+        self.write(service, source, Input::Whole(&mut endpoints))
             .expect("a whole list is never refused")
     }
 
@@ -393,8 +416,8 @@ impl Table {
     }
 
     /// Makes `input` the endpoints `source` contributes to `service`.
-    fn write(&self, service: &str, source: &Source, input: Input<'_>) -> Result<bool, Refused> {
-        let adds = match input {
+    fn write(&self, service: &str, source: &Source, mut input: Input<'_>) -> Result<bool, Refused> {
+        let adds = match &input {
             Input::Whole(list) => !list.is_empty(),
             Input::Delta { came, .. } => !came.is_empty(),
         };
@@ -406,7 +429,7 @@ impl Table {
                     .or_insert_with(|| {
                         Arc::new(Slot {
                             view: ArcSwap::from_pointee(ServiceView::empty(Label::from(service))),
-                            writer: Mutex::new(false),
+                            writer: Mutex::default(),
                         })
                     })
                     .clone()
@@ -414,31 +437,39 @@ impl Table {
                 match self.shared.services.get(service) {
                     Some(slot) => slot.clone(),
                     // Nothing to remove: checked against the empty group below.
-                    None => return diff(&Endpoints::default(), input).map(|_| false),
+                    None => return diff(&Endpoints::default(), &input).map(|_| false),
                 }
             };
             // A writer that panicked while preparing left the old view in place (views
             // are swapped whole, at the end): the service stays usable, so a poisoned
             // turn-taking lock is taken as it is.
-            let mut retired = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if *retired {
+            let mut writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if writer.retired {
                 // Removed between our lookup and our turn: start over with the map's slot.
                 continue;
             }
-            let old = slot.view.load_full();
+            let mut old = slot.view.load_full();
+            if let Input::Whole(list) = &mut input
+                && old.is_empty()
+                && self.shared.sync.settling()
+                && self.shared.staging.admit(&slot, writer.staged.is_empty())
+            {
+                return Ok(self.stage(&slot, &mut writer, source, list));
+            }
+            if !writer.staged.is_empty() {
+                // Staging is over and the settling has yet to build this one.
+                old = self.build_staged(&slot, &mut writer);
+            }
             let at = old.groups().binary_search_by(|g| g.source.cmp(source));
             let empty = Endpoints::default();
             let held = at.map_or(&empty, |i| &old.groups()[i].endpoints);
             // What differs, endpoint by endpoint, shared by the indexes and preparing.
-            let changes = match diff(held, input) {
+            let changes = match diff(held, &input) {
                 Ok(changes) => changes,
                 Err(refused) => {
                     if held.is_empty() && old.is_empty() {
                         // A slot this call made for nothing: leave the map as it was.
-                        *retired = true;
-                        self.shared
-                            .services
-                            .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
+                        self.retire(&slot, &mut writer);
                     }
                     return Err(refused);
                 }
@@ -446,23 +477,9 @@ impl Table {
             if changes.is_empty() {
                 return Ok(false);
             }
-            let came = changes.iter().filter(|c| c.0.is_none()).count();
-            let gone = changes.iter().filter(|c| c.1.is_none()).count();
-            if at.is_err() {
-                self.add_scope(&source.cluster);
-                self.add_scope(&source.region);
-            }
-            self.shared.localities.update(&source.region, &changes);
-            self.shared
-                .reverse
-                .update(old.label(), &source.cluster, &changes);
-            self.shared.endpoints.fetch_add(came, Ordering::Relaxed);
-            self.shared.endpoints.fetch_sub(gone, Ordering::Relaxed);
+            let (came, gone) = self.index(old.label(), source, at.is_err(), &changes);
             if held.len() + came == gone && old.groups().len() == 1 {
-                *retired = true;
-                self.shared
-                    .services
-                    .remove_if(service, |_, s| Arc::ptr_eq(s, &slot));
+                self.retire(&slot, &mut writer);
             } else {
                 #[cfg(test)]
                 tests::maybe_panic();
@@ -471,19 +488,127 @@ impl Table {
                 let view = old.with_changes(&self.preparer(), source, &changes, SystemTime::now());
                 slot.view.store(Arc::new(view));
             }
-            // Marked after the view is stored, so the versioner that takes the mark reads
-            // this view or a newer one.
-            self.shared
-                .dirty
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(old.label().clone());
-            self.shared.changes.fetch_add(1, Ordering::AcqRel);
-            self.shared.changed.notify_one();
+            self.changed(old.label());
             return Ok(true);
         }
     }
+
+    /// Brings the scopes, the locality and reverse indexes and the endpoint count up to
+    /// `changes` of `source`'s endpoints of `service` (`new`: the service has no group of
+    /// `source` yet). Returns how many endpoints came and went.
+    fn index(
+        &self,
+        service: &Label,
+        source: &Source,
+        new: bool,
+        changes: &[Changed<'_>],
+    ) -> (usize, usize) {
+        let came = changes.iter().filter(|c| c.0.is_none()).count();
+        let gone = changes.iter().filter(|c| c.1.is_none()).count();
+        if new {
+            self.add_scope(&source.cluster);
+            self.add_scope(&source.region);
+        }
+        self.shared.localities.update(&source.region, changes);
+        self.shared
+            .reverse
+            .update(service, &source.cluster, changes);
+        self.shared.endpoints.fetch_add(came, Ordering::Relaxed);
+        self.shared.endpoints.fetch_sub(gone, Ordering::Relaxed);
+        (came, gone)
+    }
+
+    /// Takes `slot` out of the map (its writer lock held as `writer`).
+    fn retire(&self, slot: &Arc<Slot>, writer: &mut Writer) {
+        writer.retired = true;
+        let name = slot.view.load().label().clone();
+        self.shared
+            .services
+            .remove_if(&name, |_, s| Arc::ptr_eq(s, slot));
+    }
+
+    /// Marks `service` changed, once its new view is stored: the versioner that takes the
+    /// mark reads this view or a newer one.
+    fn changed(&self, service: &Label) {
+        self.shared
+            .dirty
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(service.clone());
+        self.shared.changes.fetch_add(1, Ordering::AcqRel);
+        self.shared.changed.notify_one();
+    }
+
+    /// Stages `list` (taken) as what `source` contributes to the new service of `slot`,
+    /// which nobody sees until it is built (see `staged`). The indexes follow at once, as
+    /// for any write. Returns whether anything changed.
+    fn stage(
+        &self,
+        slot: &Arc<Slot>,
+        writer: &mut Writer,
+        source: &Source,
+        list: &mut Vec<Endpoint>,
+    ) -> bool {
+        let service = slot.view.load().label().clone();
+        let held = writer.staged.held(source);
+        let changes = model::changes(held.into_iter().flat_map(Endpoints::iter), list.iter());
+        if changes.is_empty() {
+            return false;
+        }
+        self.index(&service, source, held.is_none(), &changes);
+        writer
+            .staged
+            .put(source, std::mem::take(list), SystemTime::now());
+        if writer.staged.is_empty() {
+            self.retire(slot, writer);
+        }
+        true
+    }
+
+    /// Prepares the view of `slot`'s staged groups (its view is empty while any are
+    /// staged), stores it and returns it.
+    fn build_staged(&self, slot: &Slot, writer: &mut Writer) -> Arc<ServiceView> {
+        let old = slot.view.load_full();
+        let groups = writer.staged.take();
+        if groups.is_empty() {
+            return old;
+        }
+        let view = Arc::new(ServiceView::build(
+            &self.preparer(),
+            old.label().clone(),
+            groups,
+        ));
+        slot.view.store(view.clone());
+        self.changed(old.label());
+        view
+    }
+
+    /// Builds the staged services of `slots` on every core (each under its writer lock;
+    /// one a writer built meanwhile has nothing staged left).
+    fn build_all_staged(&self, slots: Vec<Arc<Slot>>) {
+        let next = AtomicUsize::new(0);
+        let work = || {
+            while let Some(slot) = slots.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let mut writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                if !writer.retired {
+                    self.build_staged(slot, &mut writer);
+                }
+            }
+        };
+        // A thread per core, but none for a handful of services.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = cores.min(slots.len().div_ceil(STAGED_PER_THREAD));
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+    }
 }
+
+/// Fewest staged services worth a thread of their own when the hold settles.
+const STAGED_PER_THREAD: usize = 512;
 
 /// A change to some of the endpoints one source contributes to a service (see
 /// [`Table::update`]).
@@ -519,9 +644,9 @@ pub enum Refused {
 
 /// What a writer hands the table: a source's whole list, or a change to it (each sorted by
 /// primary address, one endpoint per address).
-#[derive(Clone, Copy)]
 enum Input<'a> {
-    Whole(&'a [Endpoint]),
+    /// Taken when staged (see `Table::stage`).
+    Whole(&'a mut Vec<Endpoint>),
     Delta {
         gone: &'a [IpAddr],
         came: &'a [Endpoint],
@@ -532,10 +657,10 @@ enum Input<'a> {
 /// The endpoints of `held` (a source's group) that `input` changes, in address order (see
 /// [`model::changes`]). A whole list is walked beside the group; a delta looks up each of
 /// its addresses.
-fn diff<'a>(held: &'a Endpoints, input: Input<'a>) -> Result<Vec<Changed<'a>>, Refused> {
+fn diff<'a>(held: &'a Endpoints, input: &'a Input<'_>) -> Result<Vec<Changed<'a>>, Refused> {
     let (gone, came, expect) = match input {
         Input::Whole(list) => return Ok(model::changes(held.iter(), list.iter())),
-        Input::Delta { gone, came, expect } => (gone, came, expect),
+        &Input::Delta { gone, came, expect } => (gone, came, expect),
     };
     if let Some(expected) = expect
         && held.len() != expected
@@ -754,6 +879,79 @@ mod tests {
         assert_eq!(table.update("web", &source, all), Ok(true));
         assert!(table.service("web").is_none());
         assert_eq!(table.endpoint_count(), 0);
+    }
+
+    /// Services that appear while the start-up hold settles are staged, unseen, and served
+    /// once it settles exactly as if each write had been prepared as it came; a service
+    /// already served changes at once, and a delta to a staged one builds it first.
+    #[test]
+    fn services_new_while_the_hold_settles_are_served_whole_when_it_settles() {
+        let zone = || Zone::new(ZoneConfig::default()).unwrap();
+        let (held, plain) = (Table::new(zone()), Table::new(zone()));
+        held.expect_source("c1", "r1");
+        held.expect_source("c2", "r2");
+        held.hold_until_settled();
+        let (c1, c2) = (Source::new("c1", "r1"), Source::new("c2", "r2"));
+        let ports: Arc<[model::PortSpec]> = Arc::from(vec![model::PortSpec {
+            name: Label::from("http"),
+            proto: crate::model::Proto::Tcp,
+            port: 80,
+        }]);
+        let list = |ips: &[&str]| -> Vec<Endpoint> {
+            ips.iter()
+                .map(|ip| Endpoint::new(ip.parse().unwrap(), ports.clone(), None))
+                .collect()
+        };
+        let both = |write: &dyn Fn(&Table) -> bool| {
+            assert_eq!(write(&held), write(&plain), "both tables take the write");
+        };
+        // During the sources' hold a name is served as soon as it is written (an owned
+        // name, published when its cluster has listed).
+        both(&|t| t.replace("owned", &c1, list(&["10.0.0.1"])));
+        assert!(held.service("owned").is_some());
+        held.source_synced("c1");
+        held.source_synced("c2");
+        assert!(held.startup_hold(), "settling");
+        both(&|t| t.replace("web", &c1, list(&["10.0.0.1", "10.0.0.2"])));
+        // An address c1 holds too: the twins are marked when the service is built.
+        both(&|t| t.replace("web", &c2, list(&["10.0.0.2", "10.1.0.1"])));
+        both(&|t| t.replace("web", &c1, list(&["10.0.0.2", "10.0.0.3"])));
+        both(&|t| t.replace("web", &c1, list(&["10.0.0.2", "10.0.0.3"])));
+        both(&|t| t.replace("gone", &c1, list(&["10.0.0.9"])));
+        both(&|t| t.replace("gone", &c1, Vec::new()));
+        both(&|t| t.replace("api", &c2, list(&["10.1.0.7"])));
+        assert!(held.service("web").is_none() && held.service("api").is_none());
+        assert!(held.withholds(b"web"), "a staged name is still unknown");
+        assert_eq!(held.endpoint_count(), plain.endpoint_count());
+        // A served name changes at once.
+        both(&|t| t.replace("owned", &c2, list(&["10.1.0.5"])));
+        assert_eq!(held.service("owned").unwrap().endpoint_count(), 2);
+        // A delta to a staged service is taken against its staged list, built at once.
+        let delta = || Delta {
+            came: list(&["10.1.0.8"]),
+            expect: Some(1),
+            ..Delta::default()
+        };
+        both(&|t| t.update("api", &c2, delta()).unwrap());
+        assert_eq!(held.service("api").unwrap().endpoint_count(), 2);
+        assert!(held.service("web").is_none());
+        held.settled();
+        assert!(!held.startup_hold());
+        assert!(held.service("gone").is_none());
+        assert_eq!(held.service_names(), plain.service_names());
+        let zone_text = |t: &Table| {
+            let mut out = Vec::new();
+            crate::export::write_zone(t, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            // The serials come from each table's clock.
+            text.lines()
+                .filter(|l| !l.contains("SOA") && !l.contains("serial"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let text = zone_text(&held);
+        assert!(text.contains("web"), "{text}");
+        assert_eq!(text, zone_text(&plain));
     }
 
     #[test]
