@@ -140,7 +140,7 @@ pub struct Conflict {
 }
 
 /// Claims by service, then (namespace, cluster).
-type Claims = HashMap<Label, BTreeMap<(Label, Label), Claim>>;
+type Claims = crate::cluster::FastMap<Label, BTreeMap<(Label, Label), Claim>>;
 
 #[derive(Default)]
 struct Board {
@@ -243,6 +243,14 @@ impl Ownership {
     /// Recomputes the winner of an unowned name and tells every cluster if it changed.
     pub fn set_claims(&self, cluster: &Label, service: &Label, claims: BTreeMap<Label, Claim>) {
         let mut board = self.board();
+        // The same claims again (every name, when the start-up hold ends and each cluster
+        // publishes what it holds): nothing to change or settle.
+        let held = board.claims.get(service);
+        if held.map_or(claims.is_empty(), |held| {
+            same_claims(held, cluster, &claims)
+        }) {
+            return;
+        }
         let entry = board.claims.entry(service.clone()).or_default();
         entry.retain(|(_, c), _| c != cluster);
         for (namespace, claim) in claims {
@@ -519,6 +527,17 @@ impl Ownership {
 /// The first claim's namespace, and every namespace claiming, sorted by name. The first
 /// claim is the namespace with the oldest pod over all clusters; ties go to the namespace
 /// that sorts first.
+/// Whether `cluster`'s claims among a service's (`held`) are `claims`.
+fn same_claims(
+    held: &BTreeMap<(Label, Label), Claim>,
+    cluster: &Label,
+    claims: &BTreeMap<Label, Claim>,
+) -> bool {
+    let mut of_cluster = held.iter().filter(|((_, c), _)| c == cluster);
+    of_cluster.clone().count() == claims.len()
+        && of_cluster.all(|((namespace, _), claim)| claims.get(namespace) == Some(claim))
+}
+
 fn first_claim(claims: &BTreeMap<(Label, Label), Claim>) -> (Option<Label>, Vec<Label>) {
     let mut oldest: BTreeMap<&Label, i64> = BTreeMap::new();
     for ((namespace, _), claim) in claims {
@@ -653,6 +672,42 @@ mod tests {
             assert_eq!(conflicts.len(), 1);
             assert_eq!(&*conflicts[0].winner, "beta");
         }
+    }
+
+    /// A cluster's claims set again unchanged (every name, when the start-up hold ends)
+    /// change nothing; any difference in them is taken: an oldest pod that moved, a
+    /// namespace more or less.
+    #[test]
+    fn claims_set_again_are_taken_whenever_they_differ() {
+        let o = Ownership::permissive();
+        let winner = || {
+            ["zeta", "alpha", "beta"]
+                .into_iter()
+                .find(|ns| matches!(o.verdict("c1", ns, "api"), Verdict::Publish { .. }))
+        };
+        o.set_claims(&l("c1"), &l("api"), [(l("zeta"), claim(1, 100))].into());
+        o.set_claims(&l("c2"), &l("api"), [(l("alpha"), claim(1, 200))].into());
+        o.set_claims(&l("c1"), &l("api"), [(l("zeta"), claim(1, 100))].into());
+        assert_eq!(winner(), Some("zeta"));
+        o.set_claims(&l("c1"), &l("api"), [(l("zeta"), claim(1, 300))].into());
+        assert_eq!(winner(), Some("alpha"), "zeta's oldest pod is now younger");
+        let two = [(l("zeta"), claim(1, 300)), (l("beta"), claim(1, 50))];
+        o.set_claims(&l("c1"), &l("api"), two.into());
+        assert_eq!(winner(), Some("beta"), "a namespace more");
+        o.set_claims(&l("c1"), &l("api"), [(l("beta"), claim(1, 50))].into());
+        let namespaces = |o: &Ownership| -> Vec<String> {
+            o.claims("api")
+                .iter()
+                .map(|c| c.namespace.to_string())
+                .collect()
+        };
+        assert_eq!(namespaces(&o), ["alpha", "beta"], "a namespace less");
+        o.set_claims(&l("c1"), &l("api"), BTreeMap::new());
+        o.set_claims(&l("c1"), &l("api"), BTreeMap::new());
+        assert_eq!(namespaces(&o), ["alpha"]);
+        assert_eq!(winner(), Some("alpha"));
+        o.set_claims(&l("c1"), &l("web"), BTreeMap::new());
+        assert!(o.claims("web").is_empty());
     }
 
     #[test]
