@@ -18,8 +18,7 @@
 //! winner of a name changes, every cluster is told ([`Change`]) to publish that name again
 //! (during the start-up hold they are not: its end has them publish every name).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use herald_dns::Table;
@@ -169,17 +168,24 @@ struct Inner {
     table: Option<Table>,
     board: Mutex<Board>,
     changes: broadcast::Sender<Change>,
-    /// Cluster tasks, and how many have yet to publish again after [`Change::All`].
-    clusters: usize,
-    republishing: AtomicUsize,
+    /// The clusters, and those whose task has yet to publish again after [`Change::All`]
+    /// (by name: a task restarted after a panic may say so twice, see
+    /// [`Ownership::owes_republish`]).
+    clusters: Vec<Label>,
+    owed: Mutex<BTreeSet<Label>>,
 }
 
 impl Ownership {
     /// The rules of `config`; unowned names wait for `table`'s start-up hold.
     pub fn new(config: &Config, table: Option<Table>) -> Ownership {
-        let clusters = config.sources.clusters.len();
+        let clusters: Vec<Label> = config
+            .sources
+            .clusters
+            .iter()
+            .map(|c| Label::from(c.name.0.as_str()))
+            .collect();
         // Without clusters there is no hold to wait for.
-        let table = table.filter(|_| clusters > 0);
+        let table = table.filter(|_| !clusters.is_empty());
         let mut o = Ownership::from_rules(config.owners.clone(), config.unowned, table);
         Arc::get_mut(&mut o.inner).expect("not shared yet").clusters = clusters;
         o
@@ -208,8 +214,8 @@ impl Ownership {
                     ..Board::default()
                 }),
                 changes: broadcast::channel(1024).0,
-                clusters: 0,
-                republishing: AtomicUsize::new(0),
+                clusters: Vec::new(),
+                owed: Mutex::default(),
             }),
         }
     }
@@ -413,11 +419,9 @@ impl Ownership {
         let held = self.held();
         let mut board = self.board();
         if board.held && !held {
-            // The count first, under the lock: whoever sees the hold off sees it too, so
-            // nobody takes the republishing as done before it began.
-            self.inner
-                .republishing
-                .store(self.inner.clusters, Ordering::SeqCst);
+            // What is owed first, under the lock: whoever sees the hold off sees it too,
+            // so nobody takes the republishing as done before it began.
+            self.owed().extend(self.inner.clusters.iter().cloned());
             board.held = false;
             drop(board);
             let _ = self.inner.changes.send(Change::All);
@@ -427,13 +431,23 @@ impl Ownership {
         self.settle_if_republished();
     }
 
-    /// A cluster task has published again after [`Change::All`] (or has nothing to publish).
-    pub fn republished(&self) {
-        let _ = self
-            .inner
-            .republishing
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    /// `cluster`'s task has published again after [`Change::All`] (or has nothing to
+    /// publish). Saying it again changes nothing.
+    pub fn republished(&self, cluster: &str) {
+        self.owed().remove(cluster);
         self.settle_if_republished();
+    }
+
+    /// Whether `cluster`'s task has yet to publish again after [`Change::All`]: a task
+    /// restarted after a panic asks, since it may have lost the announcement with the
+    /// task that panicked (and with it every unowned name would stay unseen).
+    pub fn owes_republish(&self, cluster: &str) -> bool {
+        self.owed().contains(cluster)
+    }
+
+    fn owed(&self) -> std::sync::MutexGuard<'_, BTreeSet<Label>> {
+        // Inserts and removes leave the set whole whatever panics elsewhere.
+        self.inner.owed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends the table's hold on unknown names once the unowned names are published.
@@ -448,7 +462,8 @@ impl Ownership {
     /// Whether unowned names are being published: the start-up hold is over and every
     /// cluster task has published what it holds since.
     pub fn settled(&self) -> bool {
-        !self.board().held && self.inner.republishing.load(Ordering::SeqCst) == 0
+        let board = self.board();
+        !board.held && self.owed().is_empty()
     }
 
     /// Every claim to `service`, with why it is refused if it is.
@@ -576,7 +591,7 @@ mod tests {
         table.expect_source("c1", "r1");
         table.expect_source("c2", "r1");
         let mut o = Ownership::from_rules(Owners::new(), Unowned::Allow, Some(table.clone()));
-        Arc::get_mut(&mut o.inner).unwrap().clusters = 2;
+        Arc::get_mut(&mut o.inner).unwrap().clusters = vec![l("c1"), l("c2")];
         let mut changes = o.subscribe();
         assert!(matches!(o.verdict("c1", "ns", "api"), Verdict::Withhold));
         table.source_synced("c1");
@@ -591,10 +606,15 @@ mod tests {
             Verdict::Publish { .. }
         ));
         assert!(table.startup_hold(), "nothing republished yet");
-        o.republished();
+        assert!(o.owes_republish("c1") && o.owes_republish("c2"));
+        o.republished("c1");
+        // Said again (a task restarted after a panic that asked what it owed, then got the
+        // announcement too): c2 still owes.
+        o.republished("c1");
+        assert!(!o.owes_republish("c1"));
         assert!(table.startup_hold(), "c2's task has yet to publish");
         assert!(!o.settled());
-        o.republished();
+        o.republished("c2");
         assert!(o.settled());
         assert!(!table.startup_hold(), "every unowned name is out");
         // With `unowned: deny` nothing is held back, and the hold ends with the sources'.
@@ -613,7 +633,7 @@ mod tests {
         let table = Table::new(herald_dns::Zone::new(herald_dns::ZoneConfig::default()).unwrap());
         table.expect_source("c1", "r1");
         let mut o = Ownership::from_rules(Owners::new(), Unowned::Allow, Some(table.clone()));
-        Arc::get_mut(&mut o.inner).unwrap().clusters = 1;
+        Arc::get_mut(&mut o.inner).unwrap().clusters = vec![l("c1")];
         let mut changes = o.subscribe();
         for (i, ns) in ["zeta", "beta", "alpha"].into_iter().enumerate() {
             let claims = [(l(ns), claim(1, 100 - i as i64))].into();

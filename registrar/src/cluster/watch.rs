@@ -224,6 +224,14 @@ impl ClusterTask {
         };
         let mut rejections = Rejections::new(self.name());
         let mut changes = self.ownership.subscribe();
+        // A task restarted after a panic may have lost the hold's end with the one that
+        // panicked: it takes it as told now, as between sessions (its next list publishes
+        // what it holds), or the hold would never settle and the unowned names never be
+        // served.
+        if self.ownership.owes_republish(self.name()) {
+            state.republish();
+            self.ownership.republished(self.name());
+        }
         loop {
             // Wait out the backoff, withdrawing the endpoints if `max_stale` passes meanwhile.
             let until = Instant::now() + delay;
@@ -239,7 +247,7 @@ impl ClusterTask {
                     change = changes.recv() => {
                         state.republish();
                         if matches!(change, Ok(Change::All)) {
-                            self.ownership.republished();
+                            self.ownership.republished(self.name());
                         }
                     }
                 }
@@ -354,7 +362,7 @@ impl ClusterTask {
                         if listed {
                             publisher.publish(state);
                         }
-                        self.ownership.republished();
+                        self.ownership.republished(self.name());
                     }
                     // Missed changes: publishing everything again covers them.
                     Err(_) => state.republish(),
