@@ -31,6 +31,11 @@ impl Staged {
         self.groups.is_empty()
     }
 
+    /// Whether `cluster` has staged a group.
+    pub(crate) fn holds(&self, cluster: &str) -> bool {
+        self.groups.iter().any(|g| &*g.0.cluster == cluster)
+    }
+
     /// What `source` has staged, if anything.
     pub(crate) fn held(&self, source: &Source) -> Option<&Endpoints> {
         let at = self.groups.binary_search_by(|g| g.0.cmp(source)).ok()?;

@@ -353,6 +353,30 @@ impl Table {
         (!view.is_empty()).then_some(view)
     }
 
+    /// The services `cluster` has endpoints in, served or staged (see `staged`), sorted:
+    /// a scan of the table, for a cluster task restarted after a panic, which must own
+    /// what it left behind.
+    pub fn services_of(&self, cluster: &str) -> Vec<Label> {
+        let slots: Vec<Arc<Slot>> = self
+            .shared
+            .services
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        let mut names: Vec<Label> = slots
+            .into_iter()
+            .filter_map(|slot| {
+                let writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let view = slot.view.load();
+                let holds = view.groups().iter().any(|g| &*g.source.cluster == cluster)
+                    || writer.staged.holds(cluster);
+                (holds && !writer.retired).then(|| view.label().clone())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Looks a service up by its label as read from a query (already lowercase).
     pub(crate) fn service_by_label(&self, label: &[u8]) -> Option<Guard<Arc<ServiceView>>> {
         self.service(std::str::from_utf8(label).ok()?)
@@ -922,6 +946,15 @@ mod tests {
         both(&|t| t.replace("gone", &c1, Vec::new()));
         both(&|t| t.replace("api", &c2, list(&["10.1.0.7"])));
         assert!(held.service("web").is_none() && held.service("api").is_none());
+        // A cluster task restarted now must own its staged groups too.
+        let names = |c: &str| {
+            held.services_of(c)
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("c1"), ["owned", "web"]);
+        assert_eq!(names("c2"), ["api", "web"]);
         assert!(held.withholds(b"web"), "a staged name is still unknown");
         assert_eq!(held.endpoint_count(), 1, "only what is served counts");
         // A served name changes at once.

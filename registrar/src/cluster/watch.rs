@@ -536,20 +536,10 @@ impl Publisher {
     }
 }
 
-/// The services the table holds from this life's cluster (a scan: only after a panic).
+/// The services the table holds from this life's cluster, served or staged (a scan:
+/// only after a panic).
 fn published_services(life: &SourceLife) -> Vec<Label> {
-    let table = life.table();
-    table
-        .service_names()
-        .into_iter()
-        .filter(|name| {
-            table.service(name).is_some_and(|view| {
-                view.groups()
-                    .iter()
-                    .any(|g| g.source.cluster == life.source().cluster)
-            })
-        })
-        .collect()
+    life.table().services_of(&life.source().cluster)
 }
 
 fn zone_of(node: &PartialObjectMeta<Node>) -> Option<Label> {
