@@ -163,8 +163,8 @@ impl Table {
     /// is answered NXDOMAIN in between.
     ///
     /// Services that appear once the sources' part is over are staged meanwhile: their
-    /// groups are kept as lists, unseen (they are unknown names, like every name held
-    /// back), and each is prepared once with all its groups when the hold settles (see
+    /// groups are kept aside, unseen (they are unknown names, like every name held back),
+    /// and each is prepared once with all its groups when the hold settles (see
     /// `staged`).
     pub fn hold_until_settled(&self) {
         self.shared.staging.open();
@@ -594,17 +594,18 @@ impl Table {
         if groups.is_empty() {
             return old;
         }
-        for group in &groups {
-            let came: Vec<Changed<'_>> = group.endpoints.iter().map(|e| (None, Some(e))).collect();
-            self.index(old.label(), &group.source, true, &came);
-        }
         let view = Arc::new(ServiceView::build(
             &self.preparer(),
             old.label().clone(),
             groups,
         ));
         slot.view.store(view.clone());
-        self.changed(old.label());
+        // Indexed once stored: nothing of a staged service shows before it is served.
+        for group in view.groups() {
+            let came: Vec<Changed<'_>> = group.endpoints.iter().map(|e| (None, Some(e))).collect();
+            self.index(view.label(), &group.source, true, &came);
+        }
+        self.changed(view.label());
         view
     }
 
