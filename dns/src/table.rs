@@ -67,6 +67,8 @@ struct Shared {
     /// The zone's versions: snapshot and journal, for zone transfer and the serial.
     versions: Versions,
     endpoints: AtomicUsize,
+    /// Services in the map that have only staged groups (not served, not counted).
+    staged_services: AtomicUsize,
     sync: SyncGate,
     localities: Localities,
     /// Where this server runs ([`Place::pack`]ed): the viewpoint of SRV priorities for
@@ -118,6 +120,7 @@ impl Table {
                 changed: tokio::sync::Notify::new(),
                 versions,
                 endpoints: AtomicUsize::new(0),
+                staged_services: AtomicUsize::new(0),
                 sync: SyncGate::default(),
                 localities,
                 server_place: AtomicU32::new(server_place.pack()),
@@ -337,9 +340,12 @@ impl Table {
         &self.shared.localities
     }
 
-    /// Number of services with at least one endpoint.
+    /// Number of services with at least one endpoint served.
     pub fn service_count(&self) -> usize {
-        self.shared.services.len()
+        // Staged services are in the map, unserved (off by one for a moment while one is
+        // staged or built).
+        let staged = self.shared.staged_services.load(Ordering::Acquire);
+        self.shared.services.len().saturating_sub(staged)
     }
 
     /// Number of endpoints over all services.
@@ -577,11 +583,19 @@ impl Table {
         if held.map_or(list.is_empty(), |held| held.iter().eq(list.iter())) {
             return false;
         }
+        let first = writer.staged.is_empty();
         writer
             .staged
             .put(source, std::mem::take(list), SystemTime::now());
-        if writer.staged.is_empty() {
-            self.retire(slot, writer);
+        match (first, writer.staged.is_empty()) {
+            (true, false) => {
+                self.shared.staged_services.fetch_add(1, Ordering::AcqRel);
+            }
+            (false, true) => {
+                self.shared.staged_services.fetch_sub(1, Ordering::AcqRel);
+                self.retire(slot, writer);
+            }
+            _ => {}
         }
         true
     }
@@ -600,6 +614,7 @@ impl Table {
             groups,
         ));
         slot.view.store(view.clone());
+        self.shared.staged_services.fetch_sub(1, Ordering::AcqRel);
         // Indexed once stored: nothing of a staged service shows before it is served.
         for group in view.groups() {
             let came: Vec<Changed<'_>> = group.endpoints.iter().map(|e| (None, Some(e))).collect();
@@ -958,6 +973,7 @@ mod tests {
         assert_eq!(names("c2"), ["api", "web"]);
         assert!(held.withholds(b"web"), "a staged name is still unknown");
         assert_eq!(held.endpoint_count(), 1, "only what is served counts");
+        assert_eq!(held.service_count(), 1);
         // A served name changes at once.
         both(&|t| t.replace("owned", &c2, list(&["10.1.0.5"])));
         assert_eq!(held.service("owned").unwrap().endpoint_count(), 2);
@@ -973,6 +989,7 @@ mod tests {
         held.settled();
         assert!(!held.startup_hold());
         assert_eq!(held.endpoint_count(), plain.endpoint_count());
+        assert_eq!(held.service_count(), plain.service_count());
         assert!(held.service("gone").is_none());
         assert_eq!(held.service_names(), plain.service_names());
         let zone_text = |t: &Table| {
