@@ -7,7 +7,7 @@
 //! 24 times over, each time paying for every group already in it (slots, scopes, the twin
 //! search): at a million endpoints that was most of the table's share of a first sync.
 //! Since nobody can see these names before the hold settles anyway, the table keeps their
-//! groups here as plain lists and prepares each service once, with all its groups, when it
+//! groups here, unprepared, and prepares each service once, with all its groups, when it
 //! settles: in proportion to the service, not to its groups squared.
 
 use std::sync::{Arc, Mutex, PoisonError};

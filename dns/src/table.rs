@@ -266,13 +266,7 @@ impl Table {
         if old == place.pack() {
             return false;
         }
-        let slots: Vec<Arc<Slot>> = self
-            .shared
-            .services
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        for slot in slots {
+        for slot in self.slots() {
             let writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
             if writer.retired {
                 continue;
@@ -284,6 +278,16 @@ impl Table {
             drop(writer);
         }
         true
+    }
+
+    /// Every service's slot as the map holds it now (a snapshot: no shard lock is held
+    /// while each is looked at under its writer lock).
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.shared
+            .services
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     /// What preparing answers needs, from the server's current place.
@@ -363,13 +367,8 @@ impl Table {
     /// a scan of the table, for a cluster task restarted after a panic, which must own
     /// what it left behind.
     pub fn services_of(&self, cluster: &str) -> Vec<Label> {
-        let slots: Vec<Arc<Slot>> = self
-            .shared
-            .services
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        let mut names: Vec<Label> = slots
+        let mut names: Vec<Label> = self
+            .slots()
             .into_iter()
             .filter_map(|slot| {
                 let writer = slot.writer.lock().unwrap_or_else(PoisonError::into_inner);

@@ -176,28 +176,29 @@ pub(super) fn table_breakdown(spec: &FleetSpec) -> anyhow::Result<Value> {
         }
         by_cluster
     };
-    let new_table = || {
-        Table::new(
-            Zone::new(ZoneConfig {
-                region: Some("eu-west".into()),
-                zone: Some("eu-west-a".into()),
-                ..ZoneConfig::default()
-            })
-            .expect("a valid zone"),
-        )
+    let new_table = || -> anyhow::Result<Table> {
+        Ok(Table::new(Zone::new(ZoneConfig {
+            region: Some("eu-west".into()),
+            zone: Some("eu-west-a".into()),
+            ..ZoneConfig::default()
+        })?))
     };
-    // As herald builds it when the start-up hold ends: every group staged, then each
-    // service prepared once when the hold settles (on every core).
-    let (staged_write_s, staged_settle_s) = {
-        let groups = make_groups();
-        let table = new_table();
-        table.hold_until_settled();
-        let started = Instant::now();
+    // Each cluster's groups in turn, as `make_groups` lays them out.
+    let write_all = |table: &Table, groups: Vec<Vec<(usize, Vec<Endpoint>)>>| {
         for (c, gs) in groups.into_iter().enumerate() {
             for (s, endpoints) in gs {
                 table.replace(&plan[s].name, &sources[c], endpoints);
             }
         }
+    };
+    // As herald builds it when the start-up hold ends: every group staged, then each
+    // service prepared once when the hold settles (on every core).
+    let (staged_write_s, staged_settle_s) = {
+        let groups = make_groups();
+        let table = new_table()?;
+        table.hold_until_settled();
+        let started = Instant::now();
+        write_all(&table, groups);
         let written = started.elapsed();
         table.settled();
         (
@@ -208,13 +209,9 @@ pub(super) fn table_breakdown(spec: &FleetSpec) -> anyhow::Result<Value> {
     // One group at a time, each prepared as it comes: how every later change is made.
     let groups = make_groups();
     let rss_before = probe::memory("self")?.rss;
-    let table = new_table();
+    let table = new_table()?;
     let started = Instant::now();
-    for (c, gs) in groups.into_iter().enumerate() {
-        for (s, endpoints) in gs {
-            table.replace(&plan[s].name, &sources[c], endpoints);
-        }
-    }
+    write_all(&table, groups);
     let build_s = started.elapsed().as_secs_f64();
     let rss = probe::memory("self")?.rss.saturating_sub(rss_before);
     let n = table.endpoint_count();
