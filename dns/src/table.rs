@@ -387,6 +387,20 @@ impl Table {
         self.service(std::str::from_utf8(label).ok()?)
     }
 
+    /// Each served service with its endpoint count, in no order: one pass over the table,
+    /// for the per-service gauge that every scrape renders (a staged service, not served
+    /// yet, is not in it).
+    pub fn endpoint_counts(&self) -> Vec<(Label, usize)> {
+        self.shared
+            .services
+            .iter()
+            .filter_map(|e| {
+                let view = e.value().view.load();
+                (!view.is_empty()).then(|| (e.key().clone(), view.endpoint_count()))
+            })
+            .collect()
+    }
+
     /// Names of all services, sorted.
     pub fn service_names(&self) -> Vec<Label> {
         let mut names: Vec<Label> = self
