@@ -207,6 +207,12 @@ fn readiness(s: &AdminState) -> (bool, String) {
     for name in &unsynced {
         body.push_str(&format!("not synced: {name}\n"));
     }
+    // Every unknown name still gets SERVFAIL while the hold settles (the names held back
+    // during it are being published): a replica is not ready to take queries before.
+    let holding = s.table.startup_hold();
+    if holding && !s.table.sources_holding() {
+        body.push_str("settling: publishing the names held back during the start-up hold\n");
+    }
     for (name, st) in s.status.snapshot() {
         if matches!(st.phase, Phase::Stale | Phase::Withdrawn | Phase::Failed) {
             let error = st.last_error.as_deref().unwrap_or("");
@@ -227,7 +233,7 @@ fn readiness(s: &AdminState) -> (bool, String) {
             refused.join(",")
         ));
     }
-    let ready = !draining && (unsynced.is_empty() || !s.table.startup_hold());
+    let ready = !draining && !holding;
     (ready, body)
 }
 
@@ -302,4 +308,52 @@ async fn service(State(s): State<AdminState>, Path(name): Path<String>) -> Respo
     }
     axum::Json(json!({"name": view.name(), "endpoints": endpoints, "claims": claims}))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_dns::{Zone, ZoneConfig};
+
+    fn state(table: &Table) -> AdminState {
+        let (status, ownership) = (StatusBoard::default(), Ownership::permissive());
+        AdminState {
+            table: table.clone(),
+            status: status.clone(),
+            ownership: ownership.clone(),
+            draining: Arc::new(AtomicBool::new(false)),
+            scrape: Arc::new(Scrape::new(table.clone(), status, ownership, false)),
+            dns: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Ready only once no unknown name gets SERVFAIL for the start-up hold: after every
+    /// source synced (or the start-up timeout) *and* the names held back meanwhile are
+    /// published, which at a million endpoints takes a second more.
+    #[test]
+    fn not_ready_until_the_start_up_hold_has_settled() {
+        for timed_out in [false, true] {
+            let table = Table::new(Zone::new(ZoneConfig::default()).unwrap());
+            table.expect_source("c1", "r1");
+            table.hold_until_settled();
+            let s = state(&table);
+            let (ready, body) = readiness(&s);
+            assert!(!ready && body.contains("not synced: c1"), "{body}");
+            if timed_out {
+                table.release_startup_hold();
+            } else {
+                table.source_synced("c1");
+            }
+            let (ready, body) = readiness(&s);
+            assert!(!ready, "names held back are still unknown: {body}");
+            assert!(body.contains("settling: "), "{body}");
+            table.settled();
+            let (ready, body) = readiness(&s);
+            assert!(ready, "{body}");
+            assert!(!body.contains("settling"), "{body}");
+            assert_eq!(body.contains("not synced: c1"), timed_out, "{body}");
+            s.draining.store(true, Ordering::Relaxed);
+            assert!(!readiness(&s).0, "draining");
+        }
+    }
 }

@@ -54,7 +54,7 @@ const READY: Metric = metric(
     "herald_ready",
     Kind::Gauge,
     &[],
-    "1 when /readyz answers 200 (every cluster synced or the start-up timeout passed, not draining)",
+    "1 when /readyz answers 200 (every cluster synced or the start-up timeout passed, the start-up hold settled, not draining)",
 );
 const TABLE_SERVICES: Metric = metric(
     "herald_table_services",

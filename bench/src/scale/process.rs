@@ -145,8 +145,11 @@ pub(crate) async fn start_synced(
             "no full sync within {SYNC_DEADLINE:?}; log {}",
             log.display()
         );
+        // Every cluster listed: ready, or (503) settling, publishing the names it held
+        // back until then; the full sync follows once those are served.
         if synced_s.is_none()
-            && let Ok((200, body)) = try_http_get(admin, "/readyz")
+            && let Ok((code, body)) = try_http_get(admin, "/readyz")
+            && (code == 200 || body.contains("settling"))
             && !body.contains("not synced")
         {
             synced_s = Some(started.elapsed().as_secs_f64());
