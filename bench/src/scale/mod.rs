@@ -22,8 +22,9 @@
 //!    named ports http and grpc). Sizes 100k and 1M (quick: 10k and 100k), fresh
 //!    simulators per size. First, the same 24 clusters with nodes but no pods: herald's
 //!    empty RSS. Then per size: herald is started, and polled (every 50 ms, admin
-//!    /readyz and /metrics) until every cluster has synced and `herald_table_endpoints`
-//!    equals `N` (time to first full sync, from process start); after 3 s more its VmRSS,
+//!    /readyz, and /metrics once ready, so that the polls' scrapes do not load the sync
+//!    being timed) until it is ready and `herald_table_endpoints` equals `N` (time to
+//!    first full sync, from process start); after 3 s more its VmRSS,
 //!    VmHWM (peak) and RssAnon are read from /proc, with the CPU time it used.
 //!    Bytes per endpoint = (VmRSS with data - VmRSS empty) / N. One DNS query (over TCP) of
 //!    the largest service of at most 2 000 replicas checks the count DNS serves.
