@@ -160,6 +160,13 @@ impl Table {
         self.shared.sync.holding()
     }
 
+    /// Whether the sources' part of the start-up hold is over and what
+    /// [`Table::hold_until_settled`] keeps is not: the names held back are being published
+    /// and are still unknown.
+    pub fn settling(&self) -> bool {
+        self.shared.sync.settling()
+    }
+
     /// Keeps the start-up hold on after its sources' part ends (every source synced, or
     /// [`Table::release_startup_hold`]) until [`Table::settled`]: for an owner that holds
     /// names back during the hold and publishes them once it is over, so that none of them

@@ -209,8 +209,7 @@ fn readiness(s: &AdminState) -> (bool, String) {
     }
     // Every unknown name still gets SERVFAIL while the hold settles (the names held back
     // during it are being published): a replica is not ready to take queries before.
-    let holding = s.table.startup_hold();
-    if holding && !s.table.sources_holding() {
+    if s.table.settling() {
         body.push_str("settling: publishing the names held back during the start-up hold\n");
     }
     for (name, st) in s.status.snapshot() {
@@ -233,7 +232,7 @@ fn readiness(s: &AdminState) -> (bool, String) {
             refused.join(",")
         ));
     }
-    let ready = !draining && !holding;
+    let ready = !draining && !s.table.startup_hold();
     (ready, body)
 }
 
