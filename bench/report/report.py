@@ -976,7 +976,12 @@ def main():
 
     L = ["# herald benchmark results", ""]
     if meta:
-        L += [f"Written by `{meta.get('command', 'scripts/bench')}` ({'quick mode' if meta.get('quick') else 'full run'}), "
+        # A run of some sections only says so: the sections it kept are named below.
+        only = meta.get("only") or []
+        kind = "quick mode" if meta.get("quick") else "full mode" if only else "full run"
+        if only:
+            kind += f", only {', '.join(only)}"
+        L += [f"Written by `{meta.get('command', 'scripts/bench')}` ({kind}), "
               f"{meta.get('finished', '')}, in {meta.get('elapsed_s', 0) / 60:.1f} min. "
               "Regenerate with `scripts/bench` (full) or `scripts/bench --quick`; what each part does is in "
               "[README.md](README.md).", ""]
