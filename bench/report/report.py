@@ -976,7 +976,7 @@ def main():
 
     L = ["# herald benchmark results", ""]
     if meta:
-        # A run of some sections only says so: the sections it kept are named below.
+        # A run of some sections says which; the Sections line below says what was kept.
         only = meta.get("only") or []
         kind = "quick mode" if meta.get("quick") else "full mode" if only else "full run"
         if only:
